@@ -26,7 +26,7 @@ void fb_free(bx_framebuf *fb);
 /* Appends n bytes. Returns 0, or -1 when out of memory. */
 int fb_append(bx_framebuf *fb, const char *p, size_t n);
 
-/* Extracts the next complete frame. Returns 1 and points *line/*len at it
+/* Extracts the next complete frame. Returns 1 and points *line and *len at it
  * (valid until the next fb_* call; the byte after it is a NUL), 0 when more
  * bytes are needed, -1 when the pending frame is longer than fb->max
  * (the caller must treat the stream as broken). */
