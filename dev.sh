@@ -50,6 +50,9 @@ case "${1:-}" in
         build build-asan -DBIOXEN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             run_tests build-asan
+        echo "== fuzzing every parser the outside world reaches"
+        DEBS=(clang libclang-rt-14-dev); install_deps
+        tests/fuzz/run.sh "${BIOXEN_FUZZ_SECONDS:-45}"
         ;;
     build)
         install_deps
