@@ -1,0 +1,241 @@
+/* client.c - one client connection: frame reading, replies, back-pressure,
+ * and deferred freeing. Called by server.c (accept), router.c and vmproc.c
+ * (client_send), events.c. A client is freed only from the reaper event,
+ * never inside its own callbacks (client_close_soon). */
+#include "manager.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static int slot_alloc(uint32_t *slot)
+{
+    if (mgr->nfree) {
+        *slot = mgr->free_slots[--mgr->nfree];
+        return 0;
+    }
+    uint32_t n = mgr->nslots ? mgr->nslots * 2 : 64;
+    struct client **s = realloc(mgr->slots, n * sizeof *s);
+    if (!s)
+        return -1;
+    mgr->slots = s;
+    uint32_t *f = realloc(mgr->free_slots, n * sizeof *f);
+    if (!f)
+        return -1;
+    mgr->free_slots = f;
+    for (uint32_t i = n; i-- > mgr->nslots + 1;)
+        mgr->free_slots[mgr->nfree++] = i;
+    *slot = mgr->nslots;
+    for (uint32_t i = mgr->nslots; i < n; i++)
+        mgr->slots[i] = NULL;
+    mgr->nslots = n;
+    return 0;
+}
+
+void client_accept(struct manager *m, evutil_socket_t fd, int is_tcp)
+{
+    uint32_t slot;
+    struct client *c = calloc(1, sizeof *c);
+    if (!c || m->shutting_down || slot_alloc(&slot) < 0) {
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    c->bev = bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        mgr->free_slots[mgr->nfree++] = slot;
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    c->id = ((uint64_t)++m->gen << 32) | slot;
+    c->is_tcp = is_tcp;
+    c->authed = !is_tcp;
+    m->slots[slot] = c;
+    bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
+    bufferevent_disable(c->bev, EV_WRITE);   /* on by default; see flush.c */
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+struct client *client_find(uint64_t id)
+{
+    uint32_t slot = (uint32_t)id;
+    if (id == 0 || slot >= mgr->nslots)
+        return NULL;
+    struct client *c = mgr->slots[slot];
+    return c && c->id == id && !c->closing ? c : NULL;
+}
+
+/* Queue a frame; flush.c writes everything queued during this callback in
+ * one writev when it ends, so pipelined replies batch themselves. */
+static void client_write(struct client *c, const char *buf, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, buf, len);
+    flush_mark(c->bev, &c->dirty);
+    /* A client that does not read must not grow our memory without bound:
+     * stop reading its requests until its replies drain (le-proxy). */
+    if (!c->reading_paused && evbuffer_get_length(out) > MGR_OUT_HIGH) {
+        c->reading_paused = 1;
+        bufferevent_disable(c->bev, EV_READ);
+        bufferevent_setwatermark(c->bev, EV_WRITE, MGR_OUT_HIGH / 2, 0);
+        bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    }
+}
+
+void client_send(struct client *c, json_t *msg)
+{
+    size_t len;
+    if (!c || c->closing || !msg)
+        return;
+    char *buf = proto_dump(msg, &len);
+    if (buf) {
+        client_write(c, buf, len);
+        free(buf);
+    }
+}
+
+void client_send_new(struct client *c, json_t *msg)
+{
+    client_send(c, msg);
+    json_decref(msg);
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    if (c->reading_paused && !mgr->shutting_down) {
+        c->reading_paused = 0;
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        bufferevent_setcb(bev, client_read_cb, NULL, client_event_cb, c);
+        bufferevent_enable(bev, EV_READ);
+        client_read_cb(bev, c);     /* frames may already be waiting */
+    }
+}
+
+static void client_handle_line(struct client *c, const char *line, size_t len)
+{
+    char err[256];
+    json_t *req = proto_parse(line, len, err, sizeof err);
+    if (!req) {
+        client_send_new(c, proto_error_new(NULL, BX_E_BAD_REQUEST, "%s", err));
+        return;
+    }
+    router_dispatch(c, req);
+    json_decref(req);
+}
+
+/* One call handles every complete frame in the input. The length limit is
+ * checked before a whole line is in, so a peer cannot make us buffer more. */
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (!c->closing && !c->reading_paused) {
+        const char *line;
+        size_t len;
+        int rc = linebuf_next(in, &c->scanned, mgr->max_frame, &line, &len);
+        if (rc < 0) {
+            client_send_new(c, proto_error_new(NULL, BX_E_FRAME_TOO_LARGE,
+                            "frame longer than %zu bytes", mgr->max_frame));
+            client_close_soon(c);
+            break;
+        }
+        if (rc == 0)
+            break;
+        if (len > 0)
+            client_handle_line(c, line, len);
+        evbuffer_drain(in, len + 1);
+    }
+    flush_all();
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct client *c = arg;
+    /* EOF may be a half-close (socat): still flush what we owe. An error
+     * means nobody will read it. */
+    if (what & BEV_EVENT_ERROR)
+        evbuffer_drain(bufferevent_get_output(c->bev), (size_t)-1);
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        client_close_soon(c);
+}
+
+static void client_free(struct client *c)
+{
+    vmproc_disown(c);
+    events_unsubscribe(c);
+    mgr->slots[(uint32_t)c->id] = NULL;
+    mgr->free_slots[mgr->nfree++] = (uint32_t)c->id;
+    flush_forget(c->bev, &c->dirty);
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+/* Frees closing clients whose output has flushed (or whose peer is gone). */
+static void client_reaper_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd; (void)ev; (void)arg;
+    struct client **pp = &mgr->close_list;
+    while (*pp) {
+        struct client *c = *pp;
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+            *pp = c->close_next;
+            client_free(c);
+        } else {
+            pp = &c->close_next;
+        }
+    }
+    if (mgr->close_list) {      /* some still flushing: look again soon */
+        struct timeval tv = {0, 20000};
+        event_add(mgr->reaper, &tv);
+    }
+}
+
+/* Marks c closing: no more reads, its VMs are torn down and it is freed once
+ * its last frames are written (a FRAME_TOO_LARGE error must reach the peer). */
+void client_close_soon(struct client *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;         /* first: replies to the VMs torn down are dropped */
+    vmproc_disown(c);
+    bufferevent_disable(c->bev, EV_READ);
+    c->close_next = mgr->close_list;
+    mgr->close_list = c;
+    if (!mgr->reaper)
+        mgr->reaper = evtimer_new(mgr->base, client_reaper_cb, NULL);
+    event_active(mgr->reaper, EV_TIMEOUT, 0);
+}
+
+void client_stop_all(struct manager *m)
+{
+    for (uint32_t i = 0; i < m->nslots; i++)
+        if (m->slots[i])
+            bufferevent_disable(m->slots[i]->bev, EV_READ);
+}
+
+int client_all_flushed(struct manager *m)
+{
+    for (uint32_t i = 0; i < m->nslots; i++)
+        if (m->slots[i] && evbuffer_get_length(bufferevent_get_output(m->slots[i]->bev)))
+            return 0;
+    return 1;
+}
+
+void client_free_all(struct manager *m)
+{
+    for (uint32_t i = 0; i < m->nslots; i++)
+        if (m->slots[i])
+            client_free(m->slots[i]);
+    m->close_list = NULL;
+    if (m->reaper)
+        event_free(m->reaper);
+    m->reaper = NULL;
+    free(m->slots);
+    free(m->free_slots);
+}

@@ -1,0 +1,197 @@
+/* main.c - bioxen-manager: arguments, wiring of the event loop, signals and
+ * clean shutdown. Everything else is reached from the callbacks set here. */
+#include "manager.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frame.h"
+
+struct manager *mgr;
+
+static void signal_cb(evutil_socket_t sig, short ev, void *arg);
+static void stdin_cb(evutil_socket_t fd, short ev, void *arg);
+static void stop_tick_cb(evutil_socket_t fd, short ev, void *arg);
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: bioxen-manager --socket PATH [--tcp HOST:PORT --token-file FILE]\n"
+                    "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n");
+    exit(2);
+}
+
+/* --vmnode, else $BIOXEN_VMNODE, else bioxen-vmnode beside our executable,
+ * else ../vmnode/bioxen-vmnode (the layout of an in-tree build). */
+static const char *find_vmnode(const char *opt)
+{
+    static char path[PATH_MAX];
+    if (opt)
+        return opt;
+    if (getenv("BIOXEN_VMNODE") && *getenv("BIOXEN_VMNODE"))
+        return getenv("BIOXEN_VMNODE");
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 64);
+    if (n <= 0)
+        return "bioxen-vmnode";
+    path[n] = 0;
+    char *slash = strrchr(path, '/');
+    char *dir_end = slash ? slash + 1 : path;
+    strcpy(dir_end, "bioxen-vmnode");
+    if (access(path, X_OK) == 0)
+        return path;
+    strcpy(dir_end, "../vmnode/bioxen-vmnode");
+    if (access(path, X_OK) == 0)
+        return path;
+    strcpy(dir_end, "bioxen-vmnode");   /* report the documented place */
+    return path;
+}
+
+static char *read_token(const char *file)
+{
+    char buf[4096];
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return NULL;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = 0;
+    return n ? strdup(buf) : NULL;
+}
+
+static void parse_args(struct manager *m, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"socket", 1, 0, 's'}, {"tcp", 1, 0, 't'}, {"token-file", 1, 0, 'k'},
+        {"vmnode", 1, 0, 'v'}, {"exit-with-stdin", 0, 0, 'e'},
+        {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {0, 0, 0, 0}};
+    const char *vmnode = NULL, *token_file = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': m->socket_path = optarg; break;
+        case 't': m->tcp_addr = optarg; break;
+        case 'k': token_file = optarg; break;
+        case 'v': vmnode = optarg; break;
+        case 'e': m->exit_with_stdin = 1; break;
+        case 'f': m->max_frame = strtoull(optarg, NULL, 10); break;
+        case 'g': m->grace = strtod(optarg, NULL); break;
+        default: usage();
+        }
+    }
+    if (!m->socket_path || optind != argc || m->max_frame < 64 || m->grace < 0)
+        usage();
+    if (m->tcp_addr && !(token_file && (m->token = read_token(token_file)))) {
+        fprintf(stderr, "bioxen-manager: --tcp needs a non-empty --token-file\n");
+        exit(2);
+    }
+    m->vmnode_path = find_vmnode(vmnode);
+}
+
+static int wire_events(struct manager *m)
+{
+    m->sig_term = evsignal_new(m->base, SIGTERM, signal_cb, m);
+    m->sig_int = evsignal_new(m->base, SIGINT, signal_cb, m);
+    m->sig_chld = evsignal_new(m->base, SIGCHLD, vmproc_reap_cb, m);
+    m->stop_tick = evtimer_new(m->base, stop_tick_cb, m);
+    if (!m->sig_term || !m->sig_int || !m->sig_chld || !m->stop_tick ||
+        event_add(m->sig_term, NULL) || event_add(m->sig_int, NULL) ||
+        event_add(m->sig_chld, NULL))
+        return -1;
+    if (m->exit_with_stdin) {
+        m->stdin_ev = event_new(m->base, 0, EV_READ | EV_PERSIST, stdin_cb, m);
+        if (!m->stdin_ev || event_add(m->stdin_ev, NULL) < 0)
+            fprintf(stderr, "bioxen-manager: cannot watch stdin; --exit-with-stdin ignored\n");
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct manager m;
+    char err[512];
+    mgr = &m;
+    m.max_frame = BX_FRAME_MAX_DEFAULT;
+    m.grace = 0.5;
+    parse_args(&m, argc, argv);
+    signal(SIGPIPE, SIG_IGN);   /* a vanished peer is an EPIPE, not our death */
+    m.start_time = proto_now();
+    m.base = event_base_new();
+    if (!m.base || registry_init(&m) < 0 || wire_events(&m) < 0) {
+        fprintf(stderr, "bioxen-manager: cannot set up the event loop\n");
+        return 1;
+    }
+    if (server_listen(&m, err, sizeof err) < 0) {
+        fprintf(stderr, "bioxen-manager: %s\n", err);
+        return 1;
+    }
+    printf("READY %s\n", m.socket_path);
+    fflush(stdout);
+    event_base_dispatch(m.base);
+
+    manager_shutdown("event loop ended");   /* no-op after a clean stop */
+    client_free_all(&m);
+    vmproc_free_all(&m);
+    event_free(m.sig_term);
+    event_free(m.sig_int);
+    event_free(m.sig_chld);
+    event_free(m.stop_tick);
+    if (m.stdin_ev)
+        event_free(m.stdin_ev);
+    free(m.buckets);
+    free(m.token);
+    flush_free();
+    event_base_free(m.base);
+    return 0;
+}
+
+/* Answers every pending request SHUTTING_DOWN, kills every node, then lets
+ * the loop run until the nodes are reaped and replies flushed (or 3 s). */
+void manager_shutdown(const char *why)
+{
+    (void)why;
+    if (mgr->shutting_down)
+        return;
+    mgr->shutting_down = 1;
+    mgr->stop_deadline = proto_now() + 3.0;
+    server_close(mgr);
+    client_stop_all(mgr);
+    vmproc_kill_all(mgr);
+    if (mgr->stdin_ev)
+        event_del(mgr->stdin_ev);
+    event_active(mgr->stop_tick, EV_TIMEOUT, 0);
+}
+
+static void stop_tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd; (void)ev;
+    struct manager *m = arg;
+    if ((m->nnodes == 0 && client_all_flushed(m)) || proto_now() > m->stop_deadline) {
+        event_base_loopbreak(m->base);
+        return;
+    }
+    struct timeval tv = {0, 10000};
+    event_add(m->stop_tick, &tv);
+}
+
+static void signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+    (void)sig; (void)ev; (void)arg;
+    manager_shutdown("signal");
+}
+
+/* The embedding process holds our stdin: its EOF means it is gone. */
+static void stdin_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)ev; (void)arg;
+    char buf[256];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        manager_shutdown("stdin closed");
+}

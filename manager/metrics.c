@@ -1,0 +1,69 @@
+/* metrics.c - execution counters and the duration ring behind "metrics".
+ * Called by vmproc.c for every exec/call reply and by router.c for the op. */
+#include "manager.h"
+
+#include <stdlib.h>
+
+void metrics_record(json_t *reply)
+{
+    struct metrics *m = &mgr->m;
+    json_t *res = json_object_get(reply, "result");
+    m->executions++;
+    if (!json_is_object(res)) {
+        m->errors++;
+        res = json_object_get(reply, "error");
+    }
+    json_t *mem = json_object_get(res, "mem_bytes");
+    if (json_is_integer(mem) && json_integer_value(mem) > m->peak_mem)
+        m->peak_mem = json_integer_value(mem);
+    json_t *dur = json_object_get(res, "duration_ms");
+    if (!json_is_number(dur))
+        return;
+    double ms = json_number_value(dur);
+    if (m->ring_len == MGR_METRICS_RING)
+        m->sum_ms -= m->ring[m->ring_pos];
+    else
+        m->ring_len++;
+    m->ring[m->ring_pos] = ms;
+    m->ring_pos = (m->ring_pos + 1) % MGR_METRICS_RING;
+    m->sum_ms += ms;
+    if (m->ring_len == 1 || ms < m->min_ms)
+        m->min_ms = ms;
+    if (ms > m->max_ms)
+        m->max_ms = ms;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Percentiles over the last MGR_METRICS_RING durations; sorted on demand
+ * because metrics is rare and executes are not. */
+json_t *metrics_report(void)
+{
+    struct metrics *m = &mgr->m;
+    double p50 = 0, p99 = 0, avg = 0;
+    if (m->ring_len) {
+        double *s = malloc(m->ring_len * sizeof *s);
+        if (s) {
+            for (size_t i = 0; i < m->ring_len; i++)
+                s[i] = m->ring[i];
+            qsort(s, m->ring_len, sizeof *s, cmp_double);
+            p50 = s[(m->ring_len - 1) / 2];
+            p99 = s[(size_t)((m->ring_len - 1) * 0.99)];
+            free(s);
+        }
+        avg = m->sum_ms / m->ring_len;
+    }
+    return json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f}",
+                     "vms", (json_int_t)mgr->nvms,
+                     "executions", (json_int_t)m->executions,
+                     "errors", (json_int_t)m->errors,
+                     "error_rate", m->executions ? (double)m->errors / m->executions : 0.0,
+                     "avg_ms", avg, "min_ms", m->min_ms, "max_ms", m->max_ms,
+                     "p50_ms", p50, "p99_ms", p99,
+                     "peak_mem_bytes", m->peak_mem,
+                     "uptime_s", proto_now() - mgr->start_time);
+}

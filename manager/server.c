@@ -1,0 +1,93 @@
+/* server.c - the listeners: the Unix socket (always) and TCP (only with a
+ * token). Called by main.c; accepted connections go to client_accept(). */
+#include "manager.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    (void)sa; (void)salen;
+    struct manager *m = arg;
+    client_accept(m, fd, l == m->tcp_l);
+}
+
+static int listen_unix(struct manager *m, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct stat st;
+    if (strlen(m->socket_path) >= sizeof sun.sun_path) {
+        snprintf(err, errlen, "socket path too long: %s", m->socket_path);
+        return -1;
+    }
+    strcpy(sun.sun_path, m->socket_path);
+    /* A stale socket from a dead manager would make bind fail; only ever
+     * remove a socket, never a file someone else put there. */
+    if (stat(m->socket_path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(m->socket_path);
+    mode_t old = umask(0077);   /* owner-only: the socket runs arbitrary code */
+    m->unix_l = evconnlistener_new_bind(m->base, accept_cb, m,
+                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128,
+                    (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (!m->unix_l) {
+        snprintf(err, errlen, "listen on %s: %s", m->socket_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int listen_tcp(struct manager *m, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(m->tcp_addr, ':');
+    if (!colon || (size_t)(colon - m->tcp_addr) >= sizeof host) {
+        snprintf(err, errlen, "--tcp wants HOST:PORT, got %s", m->tcp_addr);
+        return -1;
+    }
+    memcpy(host, m->tcp_addr, colon - m->tcp_addr);
+    host[colon - m->tcp_addr] = 0;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+    int rc = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (rc) {
+        snprintf(err, errlen, "--tcp %s: %s", m->tcp_addr, gai_strerror(rc));
+        return -1;
+    }
+    m->tcp_l = evconnlistener_new_bind(m->base, accept_cb, m,
+                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
+                    128, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (!m->tcp_l) {
+        snprintf(err, errlen, "listen on %s: %s", m->tcp_addr, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int server_listen(struct manager *m, char *err, size_t errlen)
+{
+    if (listen_unix(m, err, errlen) < 0)
+        return -1;
+    if (m->tcp_addr && listen_tcp(m, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+/* Stops accepting; the socket file goes so nobody connects to a dead path. */
+void server_close(struct manager *m)
+{
+    if (m->unix_l) {
+        evconnlistener_free(m->unix_l);
+        unlink(m->socket_path);
+    }
+    if (m->tcp_l)
+        evconnlistener_free(m->tcp_l);
+    m->unix_l = m->tcp_l = NULL;
+}

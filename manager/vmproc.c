@@ -1,0 +1,600 @@
+/* vmproc.c - a VM's node process: spawn, socketpair channel, FIFO of
+ * in-flight requests, head deadline, kill, reap and restart.
+ * Called by router.c (create/send/destroy), client.c (disown), main.c (reap
+ * and shutdown). Owns struct vm (freed in vm_free) and struct node (freed
+ * once it is reaped, its channel closed and no VM holds it). */
+#include "manager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define PID_BUCKETS 256
+#define NODE_START_TIMEOUT 10.0     /* seconds a node gets to answer init */
+
+static void node_read_cb(struct bufferevent *bev, void *arg);
+static void node_event_cb(struct bufferevent *bev, short what, void *arg);
+static void deadline_cb(evutil_socket_t fd, short ev, void *arg);
+static void vm_restart(struct vm *vm, enum bx_err reason);
+
+/* ---- pid table ---------------------------------------------------------- */
+
+static struct node **pid_slot(pid_t pid)
+{
+    if (!mgr->pids)
+        mgr->pids = calloc(PID_BUCKETS, sizeof *mgr->pids);
+    struct node **pp = &mgr->pids[(unsigned)pid % PID_BUCKETS];
+    while (*pp && (*pp)->pid != pid)
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+/* Frees the node once nothing can reach it any more: reaped, channel gone,
+ * no VM. Safe to call at any point; it does nothing until all three hold. */
+static void node_release(struct node *n)
+{
+    if (!n->reaped || n->chan || n->vm || n->busy)
+        return;
+    struct node **pp = pid_slot(n->pid);
+    if (*pp == n)
+        *pp = n->hnext;
+    mgr->nnodes--;
+    free(n);
+}
+
+static void node_close_chan(struct node *n)
+{
+    if (n->chan) {
+        flush_forget(n->chan, &n->dirty);
+        bufferevent_free(n->chan);  /* deferred by libevent if in its callback */
+        n->chan = NULL;
+    }
+}
+
+/* The VM lets go of its node: SIGKILL, close the channel; the reaper frees it. */
+static void node_detach(struct node *n)
+{
+    if (!n)
+        return;
+    if (!n->reaped)
+        kill(n->pid, SIGKILL);
+    node_close_chan(n);
+    if (n->vm && n->vm->node == n)
+        n->vm->node = NULL;
+    n->vm = NULL;
+    node_release(n);
+}
+
+/* ---- spawning ----------------------------------------------------------- */
+
+static int node_spawn_process(int child_fd, pid_t *pid, char *err, size_t errlen)
+{
+    char parent[32];
+    snprintf(parent, sizeof parent, "%d", (int)getpid());
+    char *argv[] = {(char *)mgr->vmnode_path, "--fd", "3", "--parent", parent, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t def, none;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, child_fd, 3);
+    posix_spawnattr_init(&at);
+    sigemptyset(&none);
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);   /* we ignore it; the node should not inherit that */
+    posix_spawnattr_setsigdefault(&at, &def);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    int rc = posix_spawn(pid, mgr->vmnode_path, &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc != 0)
+        snprintf(err, errlen, "spawn %s: %s", mgr->vmnode_path, strerror(rc));
+    return rc ? -1 : 0;
+}
+
+/* Starts a node for vm and queues its init frame (answered to client_id's
+ * orig_id when the node is ready). Returns 0, or -1 with err filled. */
+static int node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id,
+                      char *err, size_t errlen)
+{
+    int sv[2];
+    pid_t pid;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        snprintf(err, errlen, "socketpair: %s", strerror(errno));
+        return -1;
+    }
+    if (sv[1] == 3) {   /* dup2(3, 3) would leave FD_CLOEXEC set */
+        int d = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
+        close(sv[1]);
+        sv[1] = d;
+    }
+    int rc = sv[1] < 0 ? -1 : node_spawn_process(sv[1], &pid, err, errlen);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    if (rc < 0) {
+        if (sv[1] < 0)
+            snprintf(err, errlen, "fcntl: %s", strerror(errno));
+        close(sv[0]);
+        return -1;
+    }
+    struct node *n = calloc(1, sizeof *n);
+    evutil_make_socket_nonblocking(sv[0]);
+    n->chan = n ? bufferevent_socket_new(mgr->base, sv[0], BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (!n || !n->chan) {
+        kill(pid, SIGKILL);     /* reaped and ignored: it is not in the table */
+        close(sv[0]);
+        free(n);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    n->pid = pid;
+    n->vm = vm;
+    struct node **pp = pid_slot(pid);
+    n->hnext = *pp;
+    *pp = n;
+    mgr->nnodes++;
+    bufferevent_setcb(n->chan, node_read_cb, NULL, node_event_cb, n);
+    bufferevent_disable(n->chan, EV_WRITE);  /* on by default; see flush.c */
+    bufferevent_enable(n->chan, EV_READ);
+    vm->node = n;
+    vm->state = VM_STARTING;
+    json_t *init = json_deep_copy(vm->init);
+    json_object_set_new(init, "op", json_string("init"));
+    vmproc_send(vm, init, client_id, orig_id, PEND_INIT, NODE_START_TIMEOUT);
+    json_decref(init);
+    return 0;
+}
+
+/* ---- VM lifetime -------------------------------------------------------- */
+
+static double limit_num(json_t *limits, const char *key)
+{
+    json_t *v = json_object_get(limits, key);
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
+                         json_t *orig_id, char *err, size_t errlen)
+{
+    struct vm *vm = calloc(1, sizeof *vm);
+    if (!vm) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(vm->name, sizeof vm->name, "%s", name);
+    vm->init = json_incref(init);
+    json_t *limits = json_object_get(init, "limits");
+    vm->timeout = limit_num(limits, "timeout");
+    vm->instruction_limit = (json_int_t)limit_num(limits, "instruction_limit");
+    vm->cpu_limit = limit_num(limits, "cpu_limit");
+    vm->persistent = json_is_true(json_object_get(init, "persistent"));
+    vm->networked = json_is_true(json_object_get(init, "networked"));
+    json_object_del(init, "persistent");
+    vm->deadline = evtimer_new(mgr->base, deadline_cb, vm);
+    vm->next_id = 1;
+    if (!vm->deadline || node_spawn(vm, owner->id, orig_id, err, errlen) < 0) {
+        if (vm->deadline)
+            event_free(vm->deadline);
+        json_decref(vm->init);
+        free(vm);
+        return NULL;
+    }
+    vm->owner_id = owner->id;
+    vm->own_next = owner->vms;
+    if (owner->vms)
+        owner->vms->own_prev = vm;
+    owner->vms = vm;
+    registry_add(vm);
+    return vm;
+}
+
+static void vm_unlink_owner(struct vm *vm)
+{
+    struct client *c = vm->owner_id ? mgr->slots[(uint32_t)vm->owner_id] : NULL;
+    if (c && c->id != vm->owner_id)
+        c = NULL;
+    if (vm->own_prev)
+        vm->own_prev->own_next = vm->own_next;
+    else if (c && c->vms == vm)
+        c->vms = vm->own_next;
+    if (vm->own_next)
+        vm->own_next->own_prev = vm->own_prev;
+    vm->own_prev = vm->own_next = NULL;
+    vm->owner_id = 0;
+}
+
+static void pending_free(struct pending *p)
+{
+    json_decref(p->orig_id);
+    free(p);
+}
+
+static void pending_answer(struct pending *p, json_t *reply)
+{
+    struct client *c = client_find(p->client_id);
+    if (c && reply)
+        client_send(c, reply);
+    json_decref(reply);
+}
+
+/* Answers every pending request: the head with head_code, the rest with
+ * VM_CRASHED; "restarted" tells the client whether the VM lives on fresh. */
+static size_t vm_fail_pending(struct vm *vm, enum bx_err head_code,
+                              const char *msg, int restarted)
+{
+    size_t n = 0;
+    evtimer_del(vm->deadline);
+    for (struct pending *p = vm->head, *next; p; p = next, n++) {
+        next = p->next;
+        enum bx_err code = p == vm->head ? head_code : BX_E_VM_CRASHED;
+        json_t *r = proto_error_new(p->orig_id, code, "%s", msg);
+        if (restarted)
+            json_object_set_new(json_object_get(r, "error"), "restarted", json_true());
+        pending_answer(p, r);
+        pending_free(p);
+    }
+    vm->head = vm->tail = NULL;
+    vm->npending = 0;
+    return n;
+}
+
+void vmproc_destroy(struct vm *vm, enum bx_err code, const char *why)
+{
+    vm_fail_pending(vm, code, why, 0);
+    node_detach(vm->node);
+    registry_remove(vm);
+    vm_unlink_owner(vm);
+    event_free(vm->deadline);
+    json_decref(vm->init);
+    free(vm);
+}
+
+void vmproc_disown(struct client *c)
+{
+    struct vm *vm = c->vms, *next;
+    c->vms = NULL;
+    for (; vm; vm = next) {
+        next = vm->own_next;
+        vm->own_prev = vm->own_next = NULL;
+        vm->owner_id = 0;
+        if (!vm->persistent)
+            vmproc_destroy(vm, BX_E_VM_CRASHED, "VM destroyed: its owner disconnected");
+    }
+}
+
+void vmproc_kill_all(struct manager *m)
+{
+    size_t n;
+    struct vm **all = registry_all(&n);
+    for (size_t i = 0; all && i < n; i++)
+        vmproc_destroy(all[i], BX_E_SHUTTING_DOWN, "manager is shutting down");
+    free(all);
+    (void)m;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void deadline_arm(struct vm *vm)
+{
+    struct pending *h = vm->head;
+    if (h && h->timeout > 0) {
+        double t = h->timeout + mgr->grace;
+        struct timeval tv = {(time_t)t, (suseconds_t)((t - (time_t)t) * 1e6)};
+        evtimer_add(vm->deadline, &tv);
+    } else {
+        evtimer_del(vm->deadline);
+    }
+}
+
+void vmproc_send_raw(struct vm *vm, json_t *msg)
+{
+    size_t len;
+    char *buf = vm->node && vm->node->chan ? proto_dump(msg, &len) : NULL;
+    if (buf) {
+        bufferevent_write(vm->node->chan, buf, len);
+        flush_mark(vm->node->chan, &vm->node->dirty);
+        free(buf);
+    }
+}
+
+int vmproc_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
+                enum pend_kind kind, double timeout)
+{
+    struct pending *p = malloc(sizeof *p);
+    if (!p)
+        return -1;
+    p->next = NULL;
+    p->node_id = vm->next_id++;
+    p->client_id = client_id;
+    p->orig_id = json_incref(orig_id);
+    p->kind = kind;
+    p->timeout = timeout;
+    json_object_set_new(req, "id", json_integer((json_int_t)p->node_id));
+    vmproc_send_raw(vm, req);
+    if (vm->tail)
+        vm->tail->next = p;
+    else
+        vm->head = p;
+    vm->tail = p;
+    if (vm->npending++ == 0)
+        deadline_arm(vm);
+    return 0;
+}
+
+/* ---- node frames -------------------------------------------------------- */
+
+/* The node broke the protocol: kill it; the reap path reports the crash. */
+static void node_died(struct node *n);
+static void node_broken(struct node *n)
+{
+    if (!n->reaped)
+        kill(n->pid, SIGKILL);
+    node_close_chan(n);
+    if (n->reaped && n->vm)     /* no SIGCHLD will come again: account now */
+        node_died(n);
+}
+
+static void reply_events(struct vm *vm, struct pending *p, json_t *msg)
+{
+    json_t *e = json_object_get(msg, "error");
+    const char *code = json_string_value(json_object_get(e, "code"));
+    json_t *limits = json_object_get(vm->init, "limits");
+    if (p->kind == PEND_EXEC)
+        metrics_record(msg);
+    if (!code)
+        return;
+    if (strcmp(code, "TIMEOUT") == 0)
+        events_emit(vm, "TIMEOUT", json_pack("{s:f, s:b}", "timeout", p->timeout, "killed", 0));
+    else if (strcmp(code, "MEMORY_LIMIT") == 0)
+        events_emit(vm, "MEM_KILL", json_pack("{s:O?}", "limit", json_object_get(limits, "memory_limit")));
+    else if (strcmp(code, "INSTRUCTION_LIMIT") == 0)
+        events_emit(vm, "INSTRUCTION_LIMIT", json_pack("{s:I}", "limit", (json_int_t)vm->instruction_limit));
+}
+
+static void init_reply(struct vm *vm, struct pending *p, json_t *msg)
+{
+    struct client *c = client_find(p->client_id);
+    if (json_object_get(msg, "error")) {
+        json_object_set(msg, "id", p->orig_id);
+        if (c)
+            client_send(c, msg);
+        else
+            events_emit(vm, "VM_CRASH", json_pack("{s:s}", "reason", "node init failed"));
+        vmproc_destroy(vm, BX_E_VM_CRASHED, "VM failed to start");
+        return;
+    }
+    vm->state = VM_READY;
+    if (c)
+        client_send_new(c, proto_reply_new(p->orig_id,
+                        json_pack("{s:s, s:i}", "name", vm->name, "pid", (int)vm->node->pid)));
+}
+
+/* A reply must answer the FIFO head: the node runs requests in order. */
+static void node_reply(struct node *n, json_t *msg)
+{
+    struct vm *vm = n->vm;
+    struct pending *p = vm->head;
+    json_t *id = json_object_get(msg, "id");
+    if (!p || !json_is_integer(id) || (uint64_t)json_integer_value(id) != p->node_id) {
+        fprintf(stderr, "bioxen-manager: node %d of %s sent an unexpected reply\n",
+                (int)n->pid, vm->name);
+        node_broken(n);
+        return;
+    }
+    vm->head = p->next;
+    if (!vm->head)
+        vm->tail = NULL;
+    vm->npending--;
+    deadline_arm(vm);
+    if (p->kind == PEND_INIT) {
+        init_reply(vm, p, msg);
+    } else {
+        json_object_set(msg, "id", p->orig_id);
+        client_send(client_find(p->client_id), msg);  /* the reply, then its event */
+        reply_events(vm, p, msg);
+    }
+    pending_free(p);
+}
+
+static void node_callback(struct vm *vm, json_t *msg)
+{
+    struct client *owner = client_find(vm->owner_id);
+    if (owner) {
+        json_object_set_new(msg, "vm", json_string(vm->name));
+        client_send(owner, msg);
+        return;
+    }
+    json_t *r = json_pack("{s:s, s:O, s:s}", "op", "cb_result", "callback",
+                          json_object_get(msg, "callback"), "error", "callback owner is gone");
+    vmproc_send_raw(vm, r);
+    json_decref(r);
+}
+
+static void node_frame(struct node *n, const char *line, size_t len)
+{
+    char err[256];
+    json_t *msg = proto_parse(line, len, err, sizeof err);
+    if (!msg) {
+        fprintf(stderr, "bioxen-manager: node %d: %s\n", (int)n->pid, err);
+        node_broken(n);
+        return;
+    }
+    if (json_object_get(msg, "callback")) {
+        node_callback(n->vm, msg);
+    } else if (json_is_string(json_object_get(msg, "event"))) {
+        json_object_set_new(msg, "vm", json_string(n->vm->name));
+        json_object_set_new(msg, "ts", json_real(proto_now()));
+        events_emit_json(n->vm, json_incref(msg));
+    } else {
+        node_reply(n, msg);
+    }
+    json_decref(msg);
+}
+
+static void node_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct node *n = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    n->busy = 1;    /* keeps n alive while a frame tears its VM down */
+    /* Each frame may end this node (a bad frame, a failed init): stop then. */
+    while (n->vm && n->chan) {
+        const char *line;
+        size_t len;
+        int rc = linebuf_next(in, &n->scanned, mgr->max_frame, &line, &len);
+        if (rc < 0) {
+            fprintf(stderr, "bioxen-manager: node %d sent an oversized frame\n", (int)n->pid);
+            node_broken(n);
+            break;
+        }
+        if (rc == 0)
+            break;
+        if (len > 0)
+            node_frame(n, line, len);
+        if (n->chan)
+            evbuffer_drain(in, len + 1);
+    }
+    n->busy = 0;
+    node_release(n);
+    flush_all();
+}
+
+/* ---- death -------------------------------------------------------------- */
+
+static int died_of_cpu_limit(struct vm *vm, struct node *n)
+{
+    if (!WIFSIGNALED(n->status))
+        return 0;
+    int sig = WTERMSIG(n->status);
+    return sig == SIGXCPU ||
+           (sig == SIGKILL && vm->cpu_limit > 0 && n->cpu_s >= vm->cpu_limit - 0.05);
+}
+
+/* Both the channel EOF and the exit status are in: account for the death. */
+static void node_died(struct node *n)
+{
+    struct vm *vm = n->vm;
+    n->vm = NULL;
+    vm->node = NULL;
+    if (died_of_cpu_limit(vm, n)) {
+        node_release(n);
+        vm_restart(vm, BX_E_CPU_LIMIT);
+        return;
+    }
+    char msg[128];
+    json_t *sig = json_null(), *st = json_null();
+    if (WIFSIGNALED(n->status)) {
+        snprintf(msg, sizeof msg, "VM node died of signal %d", WTERMSIG(n->status));
+        sig = json_integer(WTERMSIG(n->status));
+    } else {
+        snprintf(msg, sizeof msg, "VM node exited with status %d", WEXITSTATUS(n->status));
+        st = json_integer(WEXITSTATUS(n->status));
+    }
+    node_release(n);
+    size_t pending = vm->npending;
+    events_emit(vm, "VM_CRASH", json_pack("{s:o, s:o, s:I}", "signal", sig, "status", st,
+                                          "pending", (json_int_t)pending));
+    vmproc_destroy(vm, BX_E_VM_CRASHED, msg);
+}
+
+static void node_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct node *n = arg;
+    (void)bev;
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    node_close_chan(n);
+    if (!n->vm)
+        node_release(n);
+    else if (n->reaped)
+        node_died(n);
+    else
+        kill(n->pid, SIGKILL);  /* a node that hung up is finished; make sure */
+}
+
+void vmproc_reap_cb(evutil_socket_t sig, short ev, void *arg)
+{
+    (void)sig; (void)ev; (void)arg;
+    int status;
+    struct rusage ru;
+    pid_t pid;
+    while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+        struct node *n = *pid_slot(pid);
+        if (!n)
+            continue;
+        n->reaped = 1;
+        n->status = status;
+        n->cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+                   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+        /* The channel may still hold its last frames: EOF finishes the job. */
+        if (!n->vm)
+            node_release(n);
+        else if (!n->chan)
+            node_died(n);
+    }
+}
+
+/* ---- kills and restarts ------------------------------------------------- */
+
+static void vm_restart(struct vm *vm, enum bx_err reason)
+{
+    char msg[160], err[256];
+    int timeout = reason == BX_E_TIMEOUT;
+    double t = vm->head ? vm->head->timeout : vm->timeout;
+    if (timeout)
+        snprintf(msg, sizeof msg, "wall timeout of %gs exceeded; the VM was killed and restarted", t);
+    else
+        snprintf(msg, sizeof msg, "CPU limit of %gs exceeded; the VM was killed and restarted",
+                 vm->cpu_limit);
+    vm_fail_pending(vm, reason, msg, 1);
+    node_detach(vm->node);
+    if (timeout)
+        events_emit(vm, "TIMEOUT", json_pack("{s:f, s:b}", "timeout", t, "killed", 1));
+    else
+        events_emit(vm, "CPU_KILL", json_pack("{s:f}", "limit", vm->cpu_limit));
+    if (node_spawn(vm, 0, NULL, err, sizeof err) < 0) {
+        events_emit(vm, "VM_CRASH", json_pack("{s:s}", "reason", err));
+        vmproc_destroy(vm, BX_E_VM_CRASHED, err);
+        return;
+    }
+    events_emit(vm, "VM_RESTART", json_pack("{s:s, s:i}", "reason", bx_err_code(reason),
+                                            "pid", (int)vm->node->pid));
+}
+
+static void deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd; (void)ev;
+    struct vm *vm = arg;
+    /* A node that never answers init would only hang again if restarted:
+     * kill it and let the reap path report the crash. */
+    if (vm->head && vm->head->kind == PEND_INIT)
+        node_broken(vm->node);
+    else
+        vm_restart(vm, BX_E_TIMEOUT);
+}
+
+/* At exit: forget nodes that did not get reaped in time (SIGKILLed already,
+ * and PR_SET_PDEATHSIG covers them once we are gone). */
+void vmproc_free_all(struct manager *m)
+{
+    for (size_t i = 0; m->pids && i < PID_BUCKETS; i++) {
+        for (struct node *n = m->pids[i], *next; n; n = next) {
+            next = n->hnext;
+            node_close_chan(n);
+            free(n);
+        }
+    }
+    free(m->pids);
+    m->pids = NULL;
+}
