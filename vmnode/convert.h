@@ -1,0 +1,38 @@
+/* convert.h - Lua values <-> JSON values, as docs/protocol.md "Values" says.
+ *
+ * Both directions walk with an explicit stack (no C recursion follows the
+ * input's depth), refuse cycles and nesting past BX_VALUE_DEPTH_MAX, and
+ * never crash on any input. Called by exec.c, callback.c, test_convert.c. */
+#ifndef BX_CONVERT_H
+#define BX_CONVERT_H
+
+#include <jansson.h>
+#include <lua.h>
+#include <stddef.h>
+
+#include "proto.h"
+
+/* Converts the Lua value at idx into a new JSON value in *out. Runs no Lua
+ * code and never raises. Returns BX_OK, or BX_E_CONVERSION_ERROR (cycle,
+ * depth) / BX_E_INTERNAL (out of memory) with a reason in err. */
+enum bx_err conv_to_json(lua_State *L, int idx, json_t **out, char *err, size_t errlen);
+
+/* Pushes the Lua value of v. Allocates Lua objects, so it may raise a
+ * memory error: call it in protected mode. On BX_E_CONVERSION_ERROR
+ * (unknown tag, depth, bad $map) nothing is pushed. */
+enum bx_err conv_push_json(lua_State *L, json_t *v, char *err, size_t errlen);
+
+/* Protected forms: push one value (v), every item of an array (list), or
+ * raw-set every field of an object as globals (globals). Return BX_OK,
+ * BX_E_CONVERSION_ERROR or BX_E_MEMORY_LIMIT; *count gets the number of
+ * values pushed (0 on error). */
+enum bx_err conv_push_value_p(lua_State *L, json_t *v, char *err, size_t errlen);
+enum bx_err conv_push_list_p(lua_State *L, json_t *list, int *count, char *err, size_t errlen);
+enum bx_err conv_set_globals_p(lua_State *L, json_t *obj, char *err, size_t errlen);
+
+/* True when s[0..len) is strict UTF-8 (what Jansson accepts). */
+int conv_utf8_valid(const char *s, size_t len);
+/* A JSON string of s with invalid bytes replaced by U+FFFD (for output). */
+json_t *conv_text_json(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,228 @@
+/* limits.c - what stops a script: counting allocator, instruction budget,
+ * timer-armed wall timeout, and the process rlimits.
+ * Called by sandbox.c (allocator), exec.c (arm/disarm per request) and
+ * main.c (signals, rlimits at init). */
+#include "node.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define BX_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BX_ASAN 1
+#endif
+#endif
+
+/* Read by the SIGALRM handler, which may only arm a hook (as lua.c's
+ * laction does): lua_sethook is the one Lua call that is safe there. */
+static lua_State *volatile g_L;
+static lua_State *volatile g_running;
+static volatile sig_atomic_t g_timed_out;
+
+/* How many instructions pass between two budget checks. A count hook costs
+ * the same whatever its period, so a short period only adds C calls. */
+#define BX_INSTR_PERIOD 1000
+
+void *limits_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    bx_node *n = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        n->mem -= old;
+        return NULL;
+    }
+    /* refuse growth only: Lua assumes shrinking never fails */
+    if (nsize > old && n->lim.memory_limit && !n->mem_unlimited &&
+        n->mem - old + nsize > n->lim.memory_limit) {
+        n->mem_refused = 1;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p) {
+        n->mem_refused = 1; /* the address-space backstop said no */
+        return NULL;
+    }
+    n->mem = n->mem - old + nsize;
+    return p;
+}
+
+static int instr_period(long long left)
+{
+    return left < BX_INSTR_PERIOD ? (int)(left > 0 ? left : 1) : BX_INSTR_PERIOD;
+}
+
+static void limits_hook(lua_State *L, lua_Debug *ar);
+
+static void trip(lua_State *L)
+{
+    lua_State *main = g_L;
+    lua_sethook(L, limits_hook, LUA_MASKCOUNT, 1);
+    if (main && main != L)
+        lua_sethook(main, limits_hook, LUA_MASKCOUNT, 1);
+}
+
+/* Raises while a limit is tripped, on every instruction, so pcall, xpcall,
+ * coroutines and __close handlers cannot swallow the error for good. */
+static void limits_hook(lua_State *L, lua_Debug *ar)
+{
+    bx_node *n = node_of(L);
+    (void)ar;
+    if (g_timed_out) {
+        trip(L);
+        luaL_error(L, "timeout: wall-clock limit exceeded");
+    }
+    if (!n->instr_tripped && n->req_instr > 0) {
+        n->instr_left -= lua_gethookcount(L);
+        if (n->instr_left > 0) {
+            int p = instr_period(n->instr_left);
+            if (p != lua_gethookcount(L))
+                lua_sethook(L, limits_hook, LUA_MASKCOUNT, p);
+            return;
+        }
+    }
+    n->instr_tripped = 1;
+    trip(L);
+    luaL_error(L, "instruction limit exceeded");
+}
+
+static void on_alarm(int sig)
+{
+    lua_State *L = g_L, *co = g_running;
+    (void)sig;
+    g_timed_out = 1;
+    if (L)
+        lua_sethook(L, limits_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+    if (co)
+        lua_sethook(co, limits_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+}
+
+int limits_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a callback's blocking read must wake */
+    if (sigaction(SIGALRM, &sa, NULL) < 0)
+        return -1;
+    /* RLIMIT_FSIZE is 0: a write to a log file must fail, not kill us */
+    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+void limits_set_state(lua_State *L)
+{
+    g_L = L;
+    g_running = NULL;
+}
+
+lua_State *limits_set_running(lua_State *co)
+{
+    lua_State *prev = g_running;
+    g_running = co;
+    return prev;
+}
+
+int limits_timed_out(void)
+{
+    return g_timed_out;
+}
+
+int limits_tripped(bx_node *n)
+{
+    return g_timed_out || n->instr_tripped;
+}
+
+void limits_charge_thread(lua_State *L)
+{
+    bx_node *n = node_of(L);
+    if (n->req_instr > 0 && !n->instr_tripped)
+        n->instr_left -= lua_gethookcount(L);
+}
+
+void limits_arm(bx_node *n, double timeout, long long instr)
+{
+    n->instr_tripped = 0;
+    n->req_timeout = timeout;
+    n->req_instr = instr > 0 ? instr : 0;
+    n->instr_left = n->req_instr;
+    if (n->req_instr > 0)
+        lua_sethook(n->L, limits_hook, LUA_MASKCOUNT, instr_period(n->instr_left));
+    if (timeout > 0) {
+        struct itimerval it;
+        memset(&it, 0, sizeof it);
+        double s = floor(timeout);
+        it.it_value.tv_sec = (time_t)s;
+        it.it_value.tv_usec = (suseconds_t)((timeout - s) * 1e6);
+        if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0)
+            it.it_value.tv_usec = 1;
+        setitimer(ITIMER_REAL, &it, NULL);
+    }
+}
+
+void limits_disarm(bx_node *n)
+{
+    struct itimerval it;
+    memset(&it, 0, sizeof it);
+    setitimer(ITIMER_REAL, &it, NULL);
+    g_timed_out = 0;
+    g_running = NULL;
+    n->instr_tripped = 0;
+    n->req_instr = 0;
+    if (n->L)
+        lua_sethook(n->L, NULL, 0, 0);
+}
+
+void limits_arm_budget(bx_node *n, int count)
+{
+    if (lua_gethook(n->L) == NULL)
+        lua_sethook(n->L, limits_hook, LUA_MASKCOUNT, count);
+}
+
+void limits_trip_now(bx_node *n)
+{
+    n->instr_tripped = 1;
+    lua_sethook(n->L, limits_hook, LUA_MASKCOUNT, 1);
+}
+
+static int set_limit(int res, rlim_t soft, rlim_t hard, const char *what, char *err, size_t errlen)
+{
+    struct rlimit rl = { .rlim_cur = soft, .rlim_max = hard };
+    if (setrlimit(res, &rl) == 0)
+        return 0;
+    snprintf(err, errlen, "setrlimit(%s): %s", what, strerror(errno));
+    return -1;
+}
+
+int limits_apply_rlimits(const bx_limits *lim, char *err, size_t errlen)
+{
+    if (set_limit(RLIMIT_NPROC, 0, 0, "NPROC", err, errlen) < 0 ||
+        set_limit(RLIMIT_NOFILE, 64, 64, "NOFILE", err, errlen) < 0 ||
+        set_limit(RLIMIT_FSIZE, 0, 0, "FSIZE", err, errlen) < 0 ||
+        set_limit(RLIMIT_CORE, 0, 0, "CORE", err, errlen) < 0)
+        return -1;
+    if (lim->cpu_limit > 0 &&
+        set_limit(RLIMIT_CPU, (rlim_t)lim->cpu_limit, (rlim_t)lim->cpu_limit + 1, "CPU", err, errlen) < 0)
+        return -1;
+#ifndef BX_ASAN
+    /* a backstop for what the counting allocator cannot see (Jansson, the
+     * output buffer); ASan reserves terabytes of address space, so skip it */
+    rlim_t as = lim->memory_limit > ((size_t)1 << 40) ? RLIM_INFINITY / 8 : (rlim_t)lim->memory_limit * 4;
+    if (as < ((rlim_t)256 << 20))
+        as = (rlim_t)256 << 20;
+    as += (rlim_t)256 << 20;
+    if (set_limit(RLIMIT_AS, as, as, "AS", err, errlen) < 0)
+        return -1;
+#endif
+    return 0;
+}

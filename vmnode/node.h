@@ -1,0 +1,136 @@
+/* node.h - the one record of a bioxen-vmnode process and its modules' API.
+ *
+ * A node runs one Lua state for one VM. main.c owns the record; sandbox.c
+ * builds the state, limits.c meters it, exec.c runs requests, callback.c
+ * and link.c talk to the manager over fd 3. Single-threaded throughout. */
+#ifndef BX_NODE_H
+#define BX_NODE_H
+
+#include <jansson.h>
+#include <lua.h>
+#include <signal.h>
+#include <stddef.h>
+
+#include "frame.h"
+#include "proto.h"
+
+#define BX_OUTPUT_DEFAULT ((size_t)1 << 20)
+#define BX_ERRTEXT_MAX ((size_t)64 << 10)
+
+typedef struct bx_limits {
+    size_t memory_limit;       /* bytes of Lua heap; 0 = unlimited */
+    long long instruction_limit; /* per request; 0 = unlimited */
+    double timeout;            /* seconds per request; 0 = unlimited */
+    long long cpu_limit;       /* seconds of CPU for the process; 0 = none */
+    size_t max_output;         /* bytes of print output per request */
+} bx_limits;
+
+/* A frame read while a callback waited; replayed in order afterwards. */
+typedef struct bx_queued {
+    struct bx_queued *next;
+    size_t len;
+    char line[];
+} bx_queued;
+
+typedef struct bx_node {
+    lua_State *L;
+    bx_limits lim;
+    json_t *callbacks;          /* array of names, owned */
+    int networked;
+    int initialised;
+
+    /* counting allocator (limits.c) */
+    size_t mem;                 /* live bytes of Lua heap */
+    int mem_refused;            /* a growth was refused this request */
+    int mem_unlimited;          /* while building the state */
+
+    /* per-request metering (limits.c) */
+    long long req_instr;        /* instruction budget of this request */
+    long long instr_left;       /* what is left of it */
+    double req_timeout;         /* wall timeout of this request */
+    int instr_tripped;          /* budget spent: every instruction now errors */
+
+    /* print capture (sandbox.c) */
+    char *out;
+    size_t out_len, out_cap;
+    int out_truncated;
+
+    /* the link to the manager (link.c) */
+    int fd;
+    bx_framebuf fb;
+    bx_queued *q_head, *q_tail;
+    long long cb_next;          /* id of the next callback */
+    json_t *cb_msg;             /* last cb_result, freed by the next one or
+                                   at the end of the request (a Lua error
+                                   may unwind past its reader) */
+
+    /* counters for stats */
+    long long executions, errors;
+} bx_node;
+
+/* limits.c ---------------------------------------------------------------- */
+/* The lua_Alloc; ud is the bx_node. Refuses growth past memory_limit. */
+void *limits_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* Installs the SIGALRM handler (no SA_RESTART) for the node's state. */
+int limits_install_signals(void);
+/* Points the signal handler at L (NULL while no state exists). */
+void limits_set_state(lua_State *L);
+/* Tracks the coroutine running innermost, so a timer can reach it. */
+lua_State *limits_set_running(lua_State *co);
+/* Arms the wall timer and, if instr > 0, the count hook for one request. */
+void limits_arm(bx_node *n, double timeout, long long instr);
+/* Disarms the timer and hooks and clears every trip flag. */
+void limits_disarm(bx_node *n);
+/* Arms a small instruction budget unless a hook is already set: used while
+ * turning an error object into text, and before lua_close runs __gc. */
+void limits_arm_budget(bx_node *n, int count);
+/* Makes every further Lua instruction fail (before lua_close). */
+void limits_trip_now(bx_node *n);
+int limits_timed_out(void);
+/* True while the wall timer or the instruction budget has tripped. */
+int limits_tripped(bx_node *n);
+/* Charges a thread's fresh hook countdown to the budget (coroutines). */
+void limits_charge_thread(lua_State *L);
+/* Applies the process rlimits that depend on lim. 0 or -1 (errno set). */
+int limits_apply_rlimits(const bx_limits *lim, char *err, size_t errlen);
+
+/* sandbox.c --------------------------------------------------------------- */
+/* Builds a fresh sandboxed state into n->L (callbacks registered).
+ * Returns 0, or -1 when memory ran out. */
+int sandbox_open(bx_node *n);
+/* Closes n->L (finalizers run under a tripped hook). */
+void sandbox_close(bx_node *n);
+/* Per-request print capture. */
+void sandbox_output_reset(bx_node *n);
+void sandbox_output_append(bx_node *n, const char *p, size_t len);
+
+/* exec.c ------------------------------------------------------------------ */
+/* Runs one parsed request (not init) and returns the reply (new ref). */
+json_t *exec_request(bx_node *n, json_t *req, json_t *id, const char *op);
+/* Parses init's fields into n; 0, or -1 with a BAD_REQUEST reason. */
+int exec_parse_limits(json_t *limits, bx_limits *lim, char *err, size_t errlen);
+
+/* callback.c -------------------------------------------------------------- */
+/* Registers one global per callback name in n->callbacks. Needs protection. */
+void callback_register(lua_State *L, bx_node *n);
+
+/* link.c ------------------------------------------------------------------ */
+/* Blocks for the next frame. Returns 1 with line and len set (valid until the
+ * next link_* call), 0 on EOF, -1 on a broken stream, -2 when the wall timer
+ * fired (only if stop_on_timeout). */
+int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout);
+/* Writes msg as one frame with one write(); steals msg. 0 or -1. */
+int link_send(bx_node *n, json_t *msg);
+void link_queue_push(bx_node *n, const char *line, size_t len);
+/* Pops the oldest queued frame (caller frees) or NULL. */
+bx_queued *link_queue_pop(bx_node *n);
+
+/* The node record behind a state: the allocator's userdata. */
+static inline bx_node *node_of(lua_State *L)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+#endif
