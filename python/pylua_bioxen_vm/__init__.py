@@ -1,0 +1,31 @@
+"""pylua_bioxen_vm: run many sandboxed Lua 5.4 VMs from Python.
+
+    from pylua_bioxen_vm import VMManager
+    with VMManager() as m:
+        vm = m.create_vm("vm1", memory_limit=16 << 20, timeout=2.0)
+        vm.execute("return math.sqrt(16)")      # 4.0
+
+VMManager (manager.py) talks to bioxen-manager over one connection
+(connection.py); VM (vm.py) is the handle of one VM; errors.py holds the
+exception hierarchy; values.py the Python <-> Lua value mapping.
+"""
+
+from .errors import (BioxenError, ConversionError, CPULimitExceeded, ExecutionTimeout,
+                     InstructionLimitExceeded, InvalidRequest, LimitExceeded, LuaError,
+                     LuaSyntaxError, ManagerError, MemoryLimitExceeded, PolicyViolation,
+                     ProtocolError, VMCrashed, VMExists, VMNotFound)
+from .luaward import IsolatedLuaVM
+from .manager import VMManager
+from .session import Event
+from .values import LuaOpaque
+from .vm import VM, ExecResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VMManager", "VM", "ExecResult", "Event", "LuaOpaque", "IsolatedLuaVM",
+    "BioxenError", "LuaError", "LuaSyntaxError", "LimitExceeded", "ExecutionTimeout",
+    "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
+    "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",
+    "ProtocolError", "InvalidRequest",
+]

@@ -1,0 +1,256 @@
+"""VMManager: the user's entry point, one connection to one bioxen-manager.
+
+With no address it starts a private embedded manager (embedded.py) and stops
+it on close.  It creates VM handles (vm.py), lists and measures VMs, and
+exposes pushed events.  The shared state lives in a Session (session.py) so a
+forgotten manager is cleaned up by weakref.finalize.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import weakref
+from concurrent.futures import Future
+from typing import Any, Callable, Iterator, Optional
+
+from .connection import Connection
+from .embedded import EmbeddedManager
+from .errors import InvalidRequest, ManagerError, VMNotFound
+from .limits import check_limits
+from .session import Event, Session
+from .vm import VM
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _connect(address: str, timeout: float) -> tuple[socket.socket, str]:
+    if address.startswith("tcp://"):
+        host, _, port = address[len("tcp://"):].rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidRequest("TCP address must look like tcp://host:port, got %r"
+                                 % address)
+        try:
+            sock = socket.create_connection((host.strip("[]"), int(port)), timeout)
+        except OSError as e:
+            raise ManagerError("cannot connect to manager at %s: %s" % (address, e)) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    else:
+        path = address[len("unix:"):] if address.startswith("unix:") else address
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError as e:
+            sock.close()
+            raise ManagerError("cannot connect to manager at %s: %s" % (path, e)) from None
+    sock.settimeout(None)  # the reader thread blocks in recv; no timeouts there
+    return sock, address
+
+
+class VMManager:
+    """Creates and drives named Lua VMs through one bioxen-manager.
+
+    Args:
+        address: None to start a private embedded manager; ``"unix:/path"``
+            or a plain path for a Unix socket; ``"tcp://host:port"`` for TCP
+            (pass ``token=``).
+        manager_path: the bioxen-manager executable for the embedded mode.
+        start_timeout: seconds to wait for the manager to start or answer.
+        token: authentication token for TCP listeners.
+        **default_limits: memory_limit, instruction_limit, timeout, cpu_limit,
+            max_output applied to every VM created here unless overridden.
+
+    Raises:
+        ManagerError: the manager cannot be started or reached.
+        InvalidRequest: a default limit is unknown or invalid.
+    """
+
+    def __init__(self, address: Optional[str] = None, *, manager_path: Optional[str] = None,
+                 start_timeout: float = 10.0, token: Optional[str] = None,
+                 **default_limits: Any) -> None:
+        self.default_limits = check_limits(default_limits)
+        s = self._session = Session()
+        self._finalizer = weakref.finalize(self, s.close)
+        try:
+            if address is None:
+                s.embedded = EmbeddedManager.start(manager_path, start_timeout)
+                address = "unix:" + s.embedded.socket_path
+            sock, addr = _connect(address, start_timeout)
+            s.conn = Connection(sock, addr, s.on_push)
+            self.address = addr
+            if token is not None:
+                s.conn.request("auth", {"token": token}).result(start_timeout)
+            try:
+                hello = s.conn.request("hello", {}).result(start_timeout)
+            except ManagerError as e:
+                if e.code == "AUTH_REQUIRED":
+                    raise ManagerError("manager at %s requires authentication: pass "
+                                       "token=... to VMManager" % address,
+                                       code=e.code) from None
+                raise
+            self.server_info: dict = hello if isinstance(hello, dict) else {}
+            s.conn.frame_max = int(self.server_info.get("frame_max") or s.conn.frame_max)
+        except BaseException:
+            self._finalizer()
+            raise
+
+    # -- VMs ----------------------------------------------------------
+
+    def create_vm_async(self, name: str, networked: bool = False, *,
+                        memory_limit: Optional[int] = None,
+                        instruction_limit: Optional[int] = None,
+                        timeout: Optional[float] = None, cpu_limit: Optional[float] = None,
+                        max_output: Optional[int] = None,
+                        callbacks: Optional[dict[str, Callable]] = None,
+                        persistent: bool = False, echo: bool = True) -> Future:
+        """Start creating a VM; return a Future of its VM handle.
+
+        Args: see ``create_vm``.
+
+        Raises:
+            InvalidRequest: at once, for a bad name, limit or callback table.
+        """
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise InvalidRequest("bad VM name %r: use 1-64 characters from "
+                                 "A-Z a-z 0-9 _ . : -" % (name,))
+        limits = dict(self.default_limits)
+        limits.update(check_limits({
+            "memory_limit": memory_limit, "instruction_limit": instruction_limit,
+            "timeout": timeout, "cpu_limit": cpu_limit, "max_output": max_output}))
+        cbs = dict(callbacks or {})
+        for k, fn in cbs.items():
+            if not isinstance(k, str) or not _NAME_RE.match(k) or not callable(fn):
+                raise InvalidRequest("callbacks must map Lua global names to "
+                                     "callables; bad entry %r" % (k,))
+        s = self._session
+        # Registered before the request so a callback can never find no table;
+        # only if the name is not already one of ours (VM_EXISTS must not
+        # clobber the live VM's table).
+        ours = name in s.vms
+        if cbs and not ours:
+            s.callbacks[name] = cbs
+        fields = {"name": name, "limits": limits, "callbacks": sorted(cbs),
+                  "networked": bool(networked), "persistent": bool(persistent)}
+
+        def made(r: Any) -> VM:
+            vm = VM(s, name, r.get("pid") if isinstance(r, dict) else None, echo)
+            s.vms[name] = vm
+            return vm
+        fut = s.conn.request("create", fields, vm=None, transform=made)
+        if cbs and not ours:
+            def forget(f: Future) -> None:
+                if f.exception() is not None and name not in s.vms:
+                    s.callbacks.pop(name, None)
+            fut.add_done_callback(forget)
+        return fut
+
+    def create_vm(self, name: str, networked: bool = False, **kw: Any) -> VM:
+        """Create a named VM and return its handle.
+
+        Args:
+            name: 1-64 characters of ``A-Za-z0-9_.:-``, unique in the manager.
+            networked: load LuaSocket into the VM (issue 4).
+            memory_limit: bytes of Lua heap.
+            instruction_limit: VM instructions per execute/call.
+            timeout: wall-clock seconds per execute/call.
+            cpu_limit: CPU seconds for the node process.
+            max_output: bytes of captured print output per execute.
+            callbacks: ``{"lua_name": python_fn}`` callable from Lua.
+            persistent: keep the VM when this connection closes.
+            echo: write captured print output to sys.stdout on execute/call.
+
+        Returns:
+            The VM handle.
+
+        Raises:
+            VMExists: the name is taken.
+            InvalidRequest: bad name, negative or mistyped limit.
+            ManagerError: the manager failed or is gone.
+        """
+        return self.create_vm_async(name, networked, **kw).result()
+
+    def get_vm(self, name: str) -> VM:
+        """Handle of an existing VM (ours, or a persistent one by name).
+
+        Raises:
+            VMNotFound: no VM of that name.
+        """
+        vm = self._session.vms.get(name)
+        if vm is not None:
+            return vm
+        for info in self.list_vms():
+            if info.get("name") == name:
+                return VM(self._session, name, info.get("pid"))
+        raise VMNotFound("VM %r: no VM of that name (create it with create_vm() first)"
+                         % name, vm=name, code="VM_NOT_FOUND")
+
+    def list_vms(self) -> list[dict]:
+        """One dict per VM: name, pid, state, pending, persistent, networked."""
+        return list(self._session.conn.request("list", {}).result())
+
+    def shutdown_all(self) -> int:
+        """Destroy every VM of this connection (and persistent ones); return the count."""
+        n = self._session.conn.request("shutdown_all", {}).result()
+        s = self._session
+        for vm in list(s.vms.values()):
+            vm._closed = True
+        s.vms.clear()
+        s.callbacks.clear()
+        return int(n or 0)
+
+    def metrics(self) -> dict:
+        """executions, errors, error_rate, avg/min/max/p50/p99 ms, peak memory..."""
+        return dict(self._session.conn.request("metrics", {}).result())
+
+    def ping(self) -> bool:
+        """True if the manager answers."""
+        return self._session.conn.request("ping", {}).result() == "pong"
+
+    # -- events -------------------------------------------------------
+
+    def on(self, event_type: str, fn: Callable[[dict], Any]) -> None:
+        """Call ``fn(event_dict)`` on a dispatcher thread for each event of a type.
+
+        Args:
+            event_type: e.g. ``"TIMEOUT"`` or ``"vm_crash"`` (case-insensitive),
+                or ``"*"`` for every event.
+            fn: receives ``{"ts", "vm", "type", "detail"}``.
+        """
+        key = "*" if event_type == "*" else event_type.upper()
+        with self._session.lock:
+            self._session.handlers.setdefault(key, []).append(fn)
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+        """Iterate over pushed events as ``Event(ts, vm, type, detail)``.
+
+        Args:
+            timeout: stop when no event arrives for this many seconds
+                (None: run until the manager is closed).
+        """
+        while True:
+            ev = self._session.next_event(timeout)
+            if ev is None:
+                return
+            yield ev
+
+    # -- lifecycle ----------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    def close(self) -> None:
+        """Destroy our VMs and stop the embedded manager (if any).  Idempotent."""
+        self._finalizer()
+
+    def __enter__(self) -> "VMManager":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<VMManager %s vms=%d%s>" % (getattr(self, "address", "?"),
+                                            len(self._session.vms),
+                                            " closed" if self.closed else "")

@@ -1,0 +1,260 @@
+"""The VM handle: run code and call functions in one named Lua VM.
+
+Created by VMManager.create_vm/get_vm; every method sends one request over the
+manager's Connection.  The ``*_async`` methods return concurrent.futures
+Futures; the plain ones wait for them.  Safe to use from many threads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import Future
+from typing import Any, NamedTuple, Optional
+
+from .errors import InvalidRequest, VMNotFound
+from .limits import check_limit
+from .values import from_wire, to_wire
+
+
+class ExecResult(NamedTuple):
+    """Everything one execute/call returned.
+
+    Attributes:
+        values: the Lua return values, as a tuple.
+        output: the captured ``print`` output.
+        duration_ms: run time inside the VM.
+        mem_bytes: Lua heap in use after the call.
+        output_truncated: True if output hit ``max_output``.
+    """
+    values: tuple
+    output: str
+    duration_ms: float
+    mem_bytes: int
+    output_truncated: bool = False
+
+    @property
+    def value(self) -> Any:
+        """None for no value, the value for one, a tuple for several."""
+        return unpack(self.values)
+
+
+def unpack(values: tuple) -> Any:
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def _to_result(r: Any) -> ExecResult:
+    return ExecResult(tuple(from_wire(r.get("values") or [])), r.get("output") or "",
+                      float(r.get("duration_ms") or 0.0), int(r.get("mem_bytes") or 0),
+                      bool(r.get("output_truncated", False)))
+
+
+class VM:
+    """Handle of one named Lua VM living in its own sandboxed node process.
+
+    Attributes:
+        name: the VM's name in the manager.
+        pid: the node's pid when the handle was made (see ``stats()`` for the
+            current one after a restart).
+        echo: if True, ``execute``/``call`` write captured output to
+            ``sys.stdout`` when the result arrives.
+    """
+
+    def __init__(self, session: Any, name: str, pid: Optional[int] = None,
+                 echo: bool = True) -> None:
+        self._session = session
+        self.name = name
+        self.pid = pid
+        self.echo = echo
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return "<VM %r pid=%s%s>" % (self.name, self.pid, " closed" if self._closed else "")
+
+    def _request(self, op: str, fields: dict, transform: Any = None) -> Future:
+        if self._closed:
+            raise VMNotFound("VM %r was closed; create a new one with create_vm()"
+                             % self.name, vm=self.name)
+        return self._session.conn.request(op, fields, vm=self.name, transform=transform)
+
+    def _result_transform(self, want_value: bool) -> Any:
+        echo = self.echo and want_value
+
+        def transform(r: Any) -> Any:
+            res = _to_result(r)
+            if echo and res.output:
+                try:
+                    sys.stdout.write(res.output)
+                    sys.stdout.flush()
+                except (OSError, ValueError):
+                    pass  # a closed stdout must not lose the result
+            return res.value if want_value else res
+        return transform
+
+    # -- execute --------------------------------------------------------
+
+    def _exec(self, code: str, want_value: bool, timeout: Optional[float],
+              instruction_limit: Optional[int], chunkname: Optional[str]) -> Future:
+        if not isinstance(code, str):
+            raise InvalidRequest("code must be a str, not %s" % type(code).__name__,
+                                 vm=self.name)
+        fields: dict[str, Any] = {"code": code}
+        if chunkname is not None:
+            fields["chunkname"] = chunkname
+        _per_call(fields, timeout, instruction_limit)
+        return self._request("exec", fields, self._result_transform(want_value))
+
+    def execute_async(self, code: str, *, timeout: Optional[float] = None,
+                      instruction_limit: Optional[int] = None,
+                      chunkname: Optional[str] = None) -> Future:
+        """Run a Lua chunk; return a Future of its return value.
+
+        Args:
+            code: Lua source text (binary chunks are refused by the VM).
+            timeout: wall-clock seconds for this call, overriding the VM's.
+            instruction_limit: instruction budget for this call.
+            chunkname: Lua chunk name used in error messages.
+
+        Returns:
+            Future of None (no value), the value (one), or a tuple (several).
+            It fails with LuaError, LuaSyntaxError, a LimitExceeded subclass,
+            VMCrashed, VMNotFound or ManagerError.
+        """
+        return self._exec(code, True, timeout, instruction_limit, chunkname)
+
+    def execute(self, code: str, *, timeout: Optional[float] = None,
+                instruction_limit: Optional[int] = None,
+                chunkname: Optional[str] = None) -> Any:
+        """Run a Lua chunk and return its value; see ``execute_async``."""
+        return self.execute_async(code, timeout=timeout, instruction_limit=instruction_limit,
+                                  chunkname=chunkname).result()
+
+    def execute_result_async(self, code: str, *, timeout: Optional[float] = None,
+                             instruction_limit: Optional[int] = None,
+                             chunkname: Optional[str] = None) -> Future:
+        """Like ``execute_async`` but the Future holds an ExecResult; never echoes."""
+        return self._exec(code, False, timeout, instruction_limit, chunkname)
+
+    def execute_result(self, code: str, *, timeout: Optional[float] = None,
+                       instruction_limit: Optional[int] = None,
+                       chunkname: Optional[str] = None) -> ExecResult:
+        """Run a Lua chunk; return values, output, duration and memory."""
+        return self.execute_result_async(code, timeout=timeout,
+                                         instruction_limit=instruction_limit,
+                                         chunkname=chunkname).result()
+
+    def execute_file(self, path: str, *, timeout: Optional[float] = None,
+                     instruction_limit: Optional[int] = None) -> Any:
+        """Run a Lua source file (chunk name ``@<basename>``) and return its value.
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        with open(path, "r", encoding="utf-8") as f:
+            code = f.read()
+        return self.execute(code, timeout=timeout, instruction_limit=instruction_limit,
+                            chunkname="@" + os.path.basename(path))
+
+    # -- call ---------------------------------------------------------
+
+    def call_async(self, func_name: str, *args: Any, timeout: Optional[float] = None,
+                   instruction_limit: Optional[int] = None) -> Future:
+        """Call a Lua function by (dotted) name; return a Future of its value.
+
+        Args:
+            func_name: e.g. ``"greet"`` or ``"string.format"``.
+            *args: arguments, converted as docs/protocol.md "Values" says.
+            timeout, instruction_limit: per-call overrides of the VM's limits.
+
+        Raises:
+            ConversionError: at once, if an argument cannot be sent to Lua.
+        """
+        return self._call(func_name, args, True, timeout, instruction_limit)
+
+    def call(self, func_name: str, *args: Any, timeout: Optional[float] = None,
+             instruction_limit: Optional[int] = None) -> Any:
+        """Call a Lua function by (dotted) name, e.g. ``call("string.format", "%d", 4)``.
+
+        Returns:
+            None, the value, or a tuple of values.
+        """
+        return self._call(func_name, args, True, timeout, instruction_limit).result()
+
+    def call_result(self, func_name: str, *args: Any, timeout: Optional[float] = None,
+                    instruction_limit: Optional[int] = None) -> ExecResult:
+        """Like ``call`` but returns the ExecResult (output, timing); never echoes."""
+        return self._call(func_name, args, False, timeout, instruction_limit).result()
+
+    def _call(self, func_name: str, args: tuple, want_value: bool,
+              timeout: Optional[float], instruction_limit: Optional[int]) -> Future:
+        if not isinstance(func_name, str) or not func_name:
+            raise InvalidRequest("function name must be a non-empty str", vm=self.name)
+        fields: dict[str, Any] = {"fn": func_name, "args": to_wire(list(args))}
+        _per_call(fields, timeout, instruction_limit)
+        return self._request("call", fields, self._result_transform(want_value))
+
+    # -- state --------------------------------------------------------
+
+    def function_exists(self, name: str) -> bool:
+        """True if the (dotted) global ``name`` is a callable Lua value."""
+        return bool(self._request("exists", {"fn": name}).result())
+
+    def set_globals(self, values: dict) -> None:
+        """Set several globals at once.
+
+        Raises:
+            ConversionError: a value cannot be sent to Lua.
+            InvalidRequest: ``values`` is not a dict of str keys.
+        """
+        if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+            raise InvalidRequest("set_globals takes a dict with str keys", vm=self.name)
+        enc = {k: to_wire(v) for k, v in values.items()}
+        self._request("set_globals", {"globals": enc}).result()
+
+    def get_global(self, name: str) -> Any:
+        """Value of the (dotted) global ``name`` (None if unset)."""
+        return self._request("get_global", {"name": name}, from_wire).result()
+
+    def reset(self) -> None:
+        """Replace the Lua state by a fresh one (same limits and callbacks)."""
+        self._request("reset", {}).result()
+
+    def stats(self) -> dict:
+        """pid, mem_bytes, mem_limit, cpu_ms, rss_bytes, executions, errors..."""
+        return self._request("stats", {}).result()
+
+    # -- lifecycle ----------------------------------------------------
+
+    def close(self) -> None:
+        """Destroy the VM (its node exits).  Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        s = self._session
+        s.vms.pop(self.name, None)
+        s.callbacks.pop(self.name, None)
+        if s.conn is None or s.conn.closed:
+            return
+        try:
+            s.conn.request("destroy", {}, vm=self.name).result()
+        except VMNotFound:
+            pass
+
+    def __enter__(self) -> "VM":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _per_call(fields: dict, timeout: Optional[float],
+              instruction_limit: Optional[int]) -> None:
+    if timeout is not None:
+        fields["timeout"] = check_limit("timeout", timeout)
+    if instruction_limit is not None:
+        fields["instruction_limit"] = check_limit("instruction_limit", instruction_limit)
+
+
+__all__ = ["VM", "ExecResult"]

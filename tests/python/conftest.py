@@ -1,0 +1,126 @@
+"""Shared fixtures of the Python suite.
+
+``manager`` yields an embedded VMManager and, after close(), checks that the
+manager and every node it started are gone.  The binaries come from
+BIOXEN_MANAGER (ctest sets it) or, failing that, the newest in-tree build.
+"""
+
+import faulthandler
+import glob
+import os
+import select
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pylua_bioxen_vm import VMManager  # noqa: E402
+
+
+def _pick_binaries():
+    if os.environ.get("BIOXEN_MANAGER"):
+        return
+    found = glob.glob(str(REPO / "build*" / "manager" / "bioxen-manager"))
+    found = [p for p in found if os.access(p, os.X_OK)]
+    if found:
+        os.environ["BIOXEN_MANAGER"] = max(found, key=os.path.getmtime)
+
+
+_pick_binaries()
+
+
+def children_of(pid):
+    """Pids whose parent is ``pid`` (read from /proc)."""
+    out = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.split("/")[2]))
+    return out
+
+
+def descendants(pid):
+    todo, seen = [pid], []
+    while todo:
+        for c in children_of(todo.pop()):
+            seen.append(c)
+            todo.append(c)
+    return seen
+
+
+def alive(pid):
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pids, timeout=10.0):
+    """Wait (on pidfds, no polling) until every pid has exited; return survivors."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue  # already gone
+        try:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
+    return [p for p in pids if alive(p)]
+
+
+TEST_DEADLINE = 240.0  # seconds; generous, only catches hangs
+
+
+@pytest.fixture(autouse=True)
+def deadline():
+    """Every test has a deadline: on a hang, dump all stacks and exit."""
+    faulthandler.dump_traceback_later(TEST_DEADLINE, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+def manager_pid(m):
+    return m._session.embedded.proc.pid
+
+
+@pytest.fixture
+def manager():
+    m = VMManager(start_timeout=20.0)
+    mpid = manager_pid(m)
+    try:
+        yield m
+    finally:
+        procs = [mpid] + descendants(mpid)
+        m.close()
+        left = wait_gone(procs)
+        assert not left, "processes left after close(): %r" % left
+
+
+@pytest.fixture
+def make_manager():
+    """Factory for extra managers; each is closed and checked at teardown."""
+    made = []
+
+    def make(**kw):
+        m = VMManager(start_timeout=20.0, **kw)
+        made.append(m)
+        return m
+    yield make
+    for m in made:
+        mpid = manager_pid(m)
+        procs = [mpid] + descendants(mpid)
+        m.close()
+        assert not wait_gone(procs)

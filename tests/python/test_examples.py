@@ -1,0 +1,24 @@
+"""The examples run from the repo root and print what they show."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name, expect", [
+    ("basic_usage.py", ["4.0", "42", "Hello, Python", "alice"]),
+    ("callbacks.py", ["Python got", "ValueError"]),
+    ("distributed_compute.py", ["pi", "speed-up"]),
+])
+def test_example_runs(name, expect):
+    env = dict(os.environ)
+    r = subprocess.run([sys.executable, str(REPO / "examples" / name)], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for word in expect:
+        assert word in r.stdout, (word, r.stdout)
