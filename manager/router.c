@@ -1,8 +1,10 @@
 /* router.c - op dispatch: validates a client's request, answers manager ops
  * itself and hands VM ops to vmproc.c. Called by client.c for every parsed
- * frame; the request is borrowed (the caller frees it). This is the one
+ * frame; the request is borrowed (the caller frees it). The stateless
+ * checks live in validate.c (fuzzed); this file applies them. This is the one
  * place that decides where a VM lives ("not here" belongs here later). */
 #include "manager.h"
+#include "validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,94 +18,16 @@ static void reply(struct client *c, json_t *id, json_t *result)
 
 #define FAIL(c, id, code, ...) client_send_new((c), proto_error_new((id), (code), __VA_ARGS__))
 
-/* ---- validation --------------------------------------------------------- */
-
-static const struct { const char *name; int is_float; } limit_fields[] = {
-    {"memory_limit", 0}, {"instruction_limit", 0}, {"timeout", 1},
-    {"cpu_limit", 1}, {"max_output", 0},
-};
-
-/* Checks one limit value. Returns 0, or -1 with err naming the field. */
-static int check_limit(const char *key, json_t *v, int is_float, char *err, size_t n)
-{
-    int ok = is_float ? json_is_number(v) : json_is_integer(v);
-    if (!ok || json_number_value(v) < 0) {
-        snprintf(err, n, "limit '%s' must be a non-negative %s", key,
-                 is_float ? "number" : "integer");
-        return -1;
-    }
-    return 0;
-}
-
-static int check_limits(json_t *limits, char *err, size_t n)
-{
-    const char *key;
-    json_t *v;
-    if (!json_is_object(limits)) {
-        snprintf(err, n, "'limits' must be an object");
-        return -1;
-    }
-    json_object_foreach(limits, key, v) {
-        size_t i = 0, nf = sizeof limit_fields / sizeof limit_fields[0];
-        while (i < nf && strcmp(limit_fields[i].name, key) != 0)
-            i++;
-        if (i == nf) {
-            snprintf(err, n, "unknown limit '%.64s'", key);
-            return -1;
-        }
-        if (check_limit(key, v, limit_fields[i].is_float, err, n) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int check_callbacks(json_t *cbs, char *err, size_t n)
-{
-    size_t i;
-    json_t *v;
-    if (!json_is_array(cbs)) {
-        snprintf(err, n, "'callbacks' must be a list of names");
-        return -1;
-    }
-    json_array_foreach(cbs, i, v) {
-        if (!json_is_string(v) || json_string_length(v) == 0) {
-            snprintf(err, n, "'callbacks' must be a list of non-empty strings");
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* ---- manager ops -------------------------------------------------------- */
 
 static void op_create(struct client *c, json_t *id, json_t *req)
 {
     char err[256];
+    json_t *init;
+    enum bx_err e = req_check_create(req, &init, err, sizeof err);
+    if (e != BX_OK)
+        return FAIL(c, id, e, "%s", err);
     const char *name = json_string_value(json_object_get(req, "name"));
-    if (!proto_valid_name(name))
-        return FAIL(c, id, BX_E_BAD_REQUEST, "'name' must match ^[A-Za-z0-9_.:-]{1,64}$");
-    json_t *init = json_deep_copy(req);
-    json_object_del(init, "id");
-    json_object_del(init, "op");
-    json_object_del(init, "name");
-    if (!json_object_get(init, "limits"))
-        json_object_set_new(init, "limits", json_object());
-    if (!json_object_get(init, "callbacks"))
-        json_object_set_new(init, "callbacks", json_array());
-    if (!json_object_get(init, "networked"))
-        json_object_set_new(init, "networked", json_false());
-    json_t *pers = json_object_get(init, "persistent");
-    int bad = check_limits(json_object_get(init, "limits"), err, sizeof err) < 0 ||
-              check_callbacks(json_object_get(init, "callbacks"), err, sizeof err) < 0;
-    if (!bad && (!json_is_boolean(json_object_get(init, "networked")) ||
-                 (pers && !json_is_boolean(pers)))) {
-        snprintf(err, sizeof err, "'networked' and 'persistent' must be booleans");
-        bad = 1;
-    }
-    if (bad) {
-        json_decref(init);
-        return FAIL(c, id, BX_E_BAD_REQUEST, "%s", err);
-    }
     if (registry_find(name)) {
         json_decref(init);
         return FAIL(c, id, BX_E_VM_EXISTS, "a VM named '%s' already exists", name);
@@ -179,69 +103,44 @@ static void op_hello(struct client *c, json_t *id)
 
 /* ---- VM ops ------------------------------------------------------------- */
 
-/* Per-op required field and its type; NULL field means none. */
-static const struct { const char *op, *field; json_type type; } vm_ops[] = {
-    {"exec", "code", JSON_STRING}, {"call", "fn", JSON_STRING},
-    {"exists", "fn", JSON_STRING}, {"set_globals", "globals", JSON_OBJECT},
-    {"get_global", "name", JSON_STRING}, {"reset", NULL, JSON_NULL},
-    {"stats", NULL, JSON_NULL},
-};
-
-static int vm_op_index(const char *op)
+/* Fills in the VM's timeout and instruction_limit where the request has
+ * none (req_check_vm_op has checked the types); *timeout gets the effective
+ * wall timeout. */
+static void run_defaults(json_t *req, struct vm *vm, double *timeout)
 {
-    for (size_t i = 0; i < sizeof vm_ops / sizeof vm_ops[0]; i++)
-        if (strcmp(vm_ops[i].op, op) == 0)
-            return (int)i;
-    return -1;
-}
-
-static int run_overrides(json_t *req, struct vm *vm, double *timeout, char *err, size_t n)
-{
-    json_t *t = json_object_get(req, "timeout"), *il = json_object_get(req, "instruction_limit");
-    json_t *args = json_object_get(req, "args");
-    if ((t && check_limit("timeout", t, 1, err, n) < 0) ||
-        (il && check_limit("instruction_limit", il, 0, err, n) < 0))
-        return -1;
-    if (args && !json_is_array(args)) {
-        snprintf(err, n, "'args' must be a list");
-        return -1;
-    }
+    json_t *t = json_object_get(req, "timeout");
     *timeout = t ? json_number_value(t) : vm->timeout;
     json_object_set_new(req, "timeout", json_real(*timeout));
-    if (!il)
+    if (!json_object_get(req, "instruction_limit"))
         json_object_set_new(req, "instruction_limit", json_integer(vm->instruction_limit));
-    return 0;
 }
 
 static void op_vm(struct client *c, json_t *id, json_t *req, int k)
 {
     char err[256];
     double timeout = 0;
-    const char *name = json_string_value(json_object_get(req, "vm"));
+    const char *name = req_vm_name(req);
     if (!name)
         return FAIL(c, id, BX_E_BAD_REQUEST, "'vm' must be a VM name");
     struct vm *vm = registry_find(name);
     if (!vm)
         return FAIL(c, id, BX_E_VM_NOT_FOUND, "no VM named '%.64s'", name);
-    json_t *field = vm_ops[k].field ? json_object_get(req, vm_ops[k].field) : NULL;
-    if (vm_ops[k].field && (!field || json_typeof(field) != vm_ops[k].type))
-        return FAIL(c, id, BX_E_BAD_REQUEST, "'%s' must be %s", vm_ops[k].field,
-                    vm_ops[k].type == JSON_OBJECT ? "an object" : "a string");
-    int runs = k <= 1;  /* exec, call */
-    if (runs && run_overrides(req, vm, &timeout, err, sizeof err) < 0)
-        return FAIL(c, id, BX_E_BAD_REQUEST, "%s", err);
+    enum bx_err e = req_check_vm_op(req, k, err, sizeof err);
+    if (e != BX_OK)
+        return FAIL(c, id, e, "%s", err);
+    if (REQ_VM_RUNS(k))
+        run_defaults(req, vm, &timeout);
     json_object_del(req, "vm");
-    if (vmproc_send(vm, req, c->id, id, runs ? PEND_EXEC : PEND_OTHER, timeout) < 0)
+    if (vmproc_send(vm, req, c->id, id, REQ_VM_RUNS(k) ? PEND_EXEC : PEND_OTHER, timeout) < 0)
         FAIL(c, id, BX_E_INTERNAL, "out of memory");
 }
 
 static void op_cb_result(struct client *c, json_t *req)
 {
-    struct vm *vm = registry_find(json_string_value(json_object_get(req, "vm")) ?
-                                  json_string_value(json_object_get(req, "vm")) : "");
+    struct vm *vm = registry_find(req_vm_name(req) ? req_vm_name(req) : "");
     /* Only the owner answers its VM's callbacks; anything else is dropped
      * because cb_result has no reply to carry an error. */
-    if (!vm || vm->owner_id != c->id || !json_is_integer(json_object_get(req, "callback")))
+    if (!vm || vm->owner_id != c->id || !req_cb_result_ok(req))
         return;
     json_object_del(req, "vm");
     vmproc_send_raw(vm, req);
@@ -255,8 +154,9 @@ void router_dispatch(struct client *c, json_t *req)
     json_t *id = json_object_get(req, "id");
     if (op && strcmp(op, "cb_result") == 0 && c->authed)
         return op_cb_result(c, req);
-    if (!json_is_integer(id) && !json_is_string(id))
-        return FAIL(c, NULL, BX_E_BAD_REQUEST, "'id' must be an integer or a string");
+    char err[128];
+    if (req_check_id(req, err, sizeof err) != BX_OK)
+        return FAIL(c, NULL, BX_E_BAD_REQUEST, "%s", err);
     json_incref(id);    /* VM ops rewrite req's id; keep the client's */
     if (!op)
         FAIL(c, id, BX_E_BAD_REQUEST, "'op' must be a string");
@@ -266,13 +166,12 @@ void router_dispatch(struct client *c, json_t *req)
         op_auth(c, id, req);
     else if (!c->authed)
         FAIL(c, id, BX_E_AUTH_REQUIRED, "authenticate first (op \"auth\")");
-    else if (vm_op_index(op) >= 0)
-        op_vm(c, id, req, vm_op_index(op));
+    else if (req_vm_op(op) >= 0)
+        op_vm(c, id, req, req_vm_op(op));
     else if (strcmp(op, "create") == 0)
         op_create(c, id, req);
     else if (strcmp(op, "destroy") == 0) {
-        struct vm *vm = registry_find(json_string_value(json_object_get(req, "vm")) ?
-                                      json_string_value(json_object_get(req, "vm")) : "");
+        struct vm *vm = registry_find(req_vm_name(req) ? req_vm_name(req) : "");
         if (!vm)
             FAIL(c, id, BX_E_VM_NOT_FOUND, "no such VM");
         else {

@@ -291,6 +291,8 @@ static void deadline_arm(struct vm *vm)
     struct pending *h = vm->head;
     if (h && h->timeout > 0) {
         double t = h->timeout + mgr->grace;
+        if (t > 1e9)    /* a huge timeout (1e300 is valid JSON) must not overflow time_t */
+            t = 1e9;
         struct timeval tv = {(time_t)t, (suseconds_t)((t - (time_t)t) * 1e6)};
         evtimer_add(vm->deadline, &tv);
     } else {

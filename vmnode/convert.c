@@ -149,6 +149,8 @@ typedef struct lctx {
     lua_State *L;
     lframe f[BX_VALUE_DEPTH_MAX + 1];
     int nf;
+    size_t bytes;       /* a lower bound of the JSON text produced so far */
+    size_t values, max_values;
     char *err;
     size_t errlen;
     enum bx_err rc;
@@ -187,7 +189,9 @@ static int table_kind(lua_State *L, int t, lua_Integer *seqlen)
             all_seq = 0;
             size_t len;
             const char *s = lua_tolstring(L, -1, &len);
-            if (all_str && !conv_utf8_valid(s, len))
+            /* Jansson refuses to parse a NUL in an object key, so such a
+             * key would make a frame the manager cannot read */
+            if (all_str && (!conv_utf8_valid(s, len) || memchr(s, '\0', len)))
                 all_str = 0;
             if (len > 0 && s[0] == '$')
                 dollar = 1;
@@ -209,6 +213,33 @@ static int table_kind(lua_State *L, int t, lua_Integer *seqlen)
     return K_MAP;
 }
 
+/* A tree of values cannot hold more values than the heap has 16-byte
+ * slots; more means tables shared over and over, whose expansion in C
+ * would escape the Lua memory limit. */
+static size_t max_values(lua_State *L)
+{
+    int kb = lua_gc(L, LUA_GCCOUNT, 0), b = lua_gc(L, LUA_GCCOUNTB, 0);
+    if (kb < 0 || b < 0)
+        return (size_t)-1;
+    return ((size_t)kb * 1024 + (size_t)b) / 16 + 64;
+}
+
+/* Counts one value and at least n bytes of JSON text; -1 past a cap. */
+static int charge(lctx *c, size_t n, int value)
+{
+    c->bytes += n;
+    c->values += value;
+    if (c->bytes <= BX_VALUE_BYTES_MAX && c->values <= c->max_values)
+        return 0;
+    c->rc = BX_E_CONVERSION_ERROR;
+    if (c->bytes > BX_VALUE_BYTES_MAX)
+        snprintf(c->err, c->errlen, "value too large to send (over %zu bytes of JSON)",
+                 (size_t)BX_VALUE_BYTES_MAX);
+    else
+        snprintf(c->err, c->errlen, "value too large to send (tables shared too many times over)");
+    return -1;
+}
+
 /* Converts the value on top of the stack. A scalar is popped; a table stays
  * as the slot of a new frame (with its iteration key pushed above it). */
 static int value_take(lctx *c, json_t **out)
@@ -216,6 +247,12 @@ static int value_take(lctx *c, json_t **out)
     lua_State *L = c->L;
     int top = lua_gettop(L);
     json_t *j = NULL;
+    size_t slen = 0;
+    if (lua_type(L, top) == LUA_TSTRING)
+        lua_tolstring(L, top, &slen);
+    /* every value takes a byte and a separator; a string at least itself */
+    if (charge(c, 2 + slen, 1) < 0)
+        return -1;
     switch (lua_type(L, top)) {
     case LUA_TNIL: j = json_null(); break;
     case LUA_TBOOLEAN: j = json_boolean(lua_toboolean(L, top)); break;
@@ -286,7 +323,7 @@ static int frame_step(lctx *c, lframe *f)
     if (f->kind == K_OBJECT) {
         size_t klen;
         const char *k = lua_tolstring(L, -2, &klen); /* a string: no conversion */
-        if (value_take(c, &j) < 0)
+        if (charge(c, klen + 3, 0) < 0 || value_take(c, &j) < 0)
             return -1;
         return json_object_setn_new_nocheck(f->dst, k, klen, j) < 0 ? lfail(c, BX_E_INTERNAL, "out of memory") : 0;
     }
@@ -317,6 +354,9 @@ enum bx_err conv_to_json(lua_State *L, int idx, json_t **out, char *err, size_t 
     }
     c->L = L;
     c->nf = 0;
+    c->bytes = 0;
+    c->values = 0;
+    c->max_values = max_values(L);
     c->err = err;
     c->errlen = errlen;
     c->rc = BX_OK;

@@ -1,7 +1,8 @@
 /* convert.h - Lua values <-> JSON values, as docs/protocol.md "Values" says.
  *
  * Both directions walk with an explicit stack (no C recursion follows the
- * input's depth), refuse cycles and nesting past BX_VALUE_DEPTH_MAX, and
+ * input's depth), refuse cycles, nesting past BX_VALUE_DEPTH_MAX and Lua
+ * values over BX_VALUE_BYTES_MAX of JSON, and
  * never crash on any input. Called by exec.c, callback.c, test_convert.c. */
 #ifndef BX_CONVERT_H
 #define BX_CONVERT_H
@@ -12,9 +13,19 @@
 
 #include "proto.h"
 
+/* A table shared many times over (t = {t, t}, 60 times) would expand to
+ * 2^60 JSON values in C, beyond every Lua limit. So a value is refused when
+ * it has more values than the Lua heap has 16-byte slots (no tree can), or
+ * when its JSON text would certainly exceed this: no frame that large could
+ * reach the manager (FRAME_MAX defaults to 16 MiB). The fuzz build lowers
+ * it to stay fast. */
+#ifndef BX_VALUE_BYTES_MAX
+#define BX_VALUE_BYTES_MAX ((size_t)16 << 20)
+#endif
+
 /* Converts the Lua value at idx into a new JSON value in *out. Runs no Lua
  * code and never raises. Returns BX_OK, or BX_E_CONVERSION_ERROR (cycle,
- * depth) / BX_E_INTERNAL (out of memory) with a reason in err. */
+ * depth, size) / BX_E_INTERNAL (out of memory) with a reason in err. */
 enum bx_err conv_to_json(lua_State *L, int idx, json_t **out, char *err, size_t errlen);
 
 /* Pushes the Lua value of v. Allocates Lua objects, so it may raise a

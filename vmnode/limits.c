@@ -161,6 +161,8 @@ void limits_arm(bx_node *n, double timeout, long long instr)
     if (timeout > 0) {
         struct itimerval it;
         memset(&it, 0, sizeof it);
+        if (timeout > 1e9) /* casting 1e300 to time_t is undefined */
+            timeout = 1e9;
         double s = floor(timeout);
         it.it_value.tv_sec = (time_t)s;
         it.it_value.tv_usec = (suseconds_t)((timeout - s) * 1e6);

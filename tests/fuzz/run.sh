@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
 # run.sh - build every libFuzzer target with clang (ASan+UBSan) and run each
 # for a bounded time on a scratch copy of its seed corpus. Fails on any crash,
-# leak or sanitizer report. Usage: tests/fuzz/run.sh [seconds-per-target]
+# leak or sanitizer report.
+# Usage: tests/fuzz/run.sh [seconds-per-target [target...]]  (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-45}
+shift || true
 out=$(mktemp -d /tmp/bioxen-fuzz.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
 CFLAGS=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-        -D_GNU_SOURCE -Inet -Ivmnode $(pkg-config --cflags jansson lua5.4))
-LIBS=($(pkg-config --libs jansson lua5.4) -lm)
+        -D_GNU_SOURCE -DBX_VALUE_BYTES_MAX=262144 -Inet -Ivmnode -Imanager $(pkg-config --cflags jansson lua5.4 libevent))
+LIBS=($(pkg-config --libs jansson lua5.4 libevent) -lm)
 
 # target name → its sources (besides tests/fuzz/fuzz_<name>.c)
 declare -A SRCS=(
     [frame]="net/frame.c"
     [proto]="net/frame.c net/proto.c"
 )
-if [ -f tests/fuzz/fuzz_convert.c ]; then
-    SRCS[convert]="net/frame.c net/proto.c $(ls vmnode/*.c | grep -v '/main\.c$' | tr '\n' ' ')"
-fi
+# the node's modules without its main(): the real conversion, sandbox, limits
+NODE_SRCS="$(ls vmnode/*.c | grep -v '/main\.c$' | tr '\n' ' ')"
+SRCS[convert]="net/frame.c net/proto.c $NODE_SRCS"
+# the manager's framing and validation, plus the node's init-limits parser
+SRCS[request]="net/frame.c net/proto.c manager/linebuf.c manager/validate.c $NODE_SRCS"
 
-for t in "${!SRCS[@]}"; do
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=("${!SRCS[@]}")
+for t in "${targets[@]}"; do
+    [ -n "${SRCS[$t]:-}" ] || { echo "no fuzz target '$t'"; exit 2; }
     echo "== fuzz_$t: building"
     # shellcheck disable=SC2086
     clang "${CFLAGS[@]}" "tests/fuzz/fuzz_$t.c" ${SRCS[$t]} "${LIBS[@]}" -o "$out/fuzz_$t"
@@ -31,7 +38,9 @@ for t in "${!SRCS[@]}"; do
     if ! "$out/fuzz_$t" -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
             -artifact_prefix="$out/" "$out/corpus_$t" > "$out/log_$t" 2>&1; then
         tail -60 "$out/log_$t"
-        echo "fuzz_$t FAILED; reproducer(s):"; ls "$out"/crash-* "$out"/leak-* "$out"/timeout-* 2>/dev/null || true
+        keep=$(mktemp -d /tmp/bioxen-fuzz-fail.XXXXXX)   # $out goes away on exit
+        cp "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-* "$keep"/ 2>/dev/null || true
+        echo "fuzz_$t FAILED; reproducer(s) (rerun: fuzz_$t FILE):"; ls "$keep"/*
         exit 1
     fi
     tail -1 "$out/log_$t"

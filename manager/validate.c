@@ -1,0 +1,204 @@
+/* validate.c - pure checks on a parsed client request (see validate.h):
+ * field presence and types, names, limits. No state, so the fuzzer runs
+ * exactly the code the manager runs. Called by router.c and fuzz_request.c. */
+#include "validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct { const char *name; int is_float; } limit_fields[] = {
+    {"memory_limit", 0}, {"instruction_limit", 0}, {"timeout", 1},
+    {"cpu_limit", 1}, {"max_output", 0},
+};
+
+/* Per-op required field and its type; NULL field means none. */
+static const struct { const char *op, *field; json_type type; } vm_ops[] = {
+    {"exec", "code", JSON_STRING}, {"call", "fn", JSON_STRING},
+    {"exists", "fn", JSON_STRING}, {"set_globals", "globals", JSON_OBJECT},
+    {"get_global", "name", JSON_STRING}, {"reset", NULL, JSON_NULL},
+    {"stats", NULL, JSON_NULL},
+};
+
+int req_vm_op(const char *op)
+{
+    for (size_t i = 0; op && i < sizeof vm_ops / sizeof vm_ops[0]; i++)
+        if (strcmp(vm_ops[i].op, op) == 0)
+            return (int)i;
+    return -1;
+}
+
+enum bx_err req_check_id(json_t *req, char *err, size_t n)
+{
+    json_t *id = json_object_get(req, "id");
+    if (json_is_integer(id) || json_is_string(id))
+        return BX_OK;
+    snprintf(err, n, "'id' must be an integer or a string");
+    return BX_E_BAD_REQUEST;
+}
+
+int req_cb_result_ok(json_t *req)
+{
+    return json_is_integer(json_object_get(req, "callback"));
+}
+
+/* The C string of a JSON string without NUL bytes, else NULL: a name with
+ * a NUL would silently stand for its prefix. */
+static const char *plain_string(json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s && strlen(s) == json_string_length(v) ? s : NULL;
+}
+
+const char *req_vm_name(json_t *req)
+{
+    return plain_string(json_object_get(req, "vm"));
+}
+
+int req_check_limit(const char *key, json_t *v, int is_float, char *err, size_t n)
+{
+    int ok = is_float ? json_is_number(v) : json_is_integer(v);
+    if (!ok || json_number_value(v) < 0) {
+        snprintf(err, n, "limit '%s' must be a non-negative %s", key,
+                 is_float ? "number" : "integer");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_limits(json_t *limits, char *err, size_t n)
+{
+    const char *key;
+    json_t *v;
+    if (!json_is_object(limits)) {
+        snprintf(err, n, "'limits' must be an object");
+        return -1;
+    }
+    json_object_foreach(limits, key, v) {
+        size_t i = 0, nf = sizeof limit_fields / sizeof limit_fields[0];
+        while (i < nf && strcmp(limit_fields[i].name, key) != 0)
+            i++;
+        if (i == nf) {
+            snprintf(err, n, "unknown limit '%.64s'", key);
+            return -1;
+        }
+        if (req_check_limit(key, v, limit_fields[i].is_float, err, n) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_callbacks(json_t *cbs, char *err, size_t n)
+{
+    size_t i;
+    json_t *v;
+    if (!json_is_array(cbs)) {
+        snprintf(err, n, "'callbacks' must be a list of names");
+        return -1;
+    }
+    json_array_foreach(cbs, i, v) {
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            snprintf(err, n, "'callbacks' must be a list of non-empty strings");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+enum bx_err req_check_vm_op(json_t *req, int k, char *err, size_t n)
+{
+    json_t *field = vm_ops[k].field ? json_object_get(req, vm_ops[k].field) : NULL;
+    if (vm_ops[k].field && (!field || json_typeof(field) != vm_ops[k].type)) {
+        snprintf(err, n, "'%s' must be %s", vm_ops[k].field,
+                 vm_ops[k].type == JSON_OBJECT ? "an object" : "a string");
+        return BX_E_BAD_REQUEST;
+    }
+    if (!REQ_VM_RUNS(k))
+        return BX_OK;
+    json_t *t = json_object_get(req, "timeout"), *il = json_object_get(req, "instruction_limit");
+    json_t *args = json_object_get(req, "args");
+    if ((t && req_check_limit("timeout", t, 1, err, n) < 0) ||
+        (il && req_check_limit("instruction_limit", il, 0, err, n) < 0))
+        return BX_E_BAD_REQUEST;
+    if (args && !json_is_array(args)) {
+        snprintf(err, n, "'args' must be a list");
+        return BX_E_BAD_REQUEST;
+    }
+    return BX_OK;
+}
+
+enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
+{
+    *init = NULL;
+    if (!proto_valid_name(plain_string(json_object_get(req, "name")))) {
+        snprintf(err, n, "'name' must match ^[A-Za-z0-9_.:-]{1,64}$");
+        return BX_E_BAD_REQUEST;
+    }
+    json_t *in = json_deep_copy(req);
+    if (!in) {
+        snprintf(err, n, "out of memory");
+        return BX_E_INTERNAL;
+    }
+    json_object_del(in, "id");
+    json_object_del(in, "op");
+    json_object_del(in, "name");
+    if (!json_object_get(in, "limits"))
+        json_object_set_new(in, "limits", json_object());
+    if (!json_object_get(in, "callbacks"))
+        json_object_set_new(in, "callbacks", json_array());
+    if (!json_object_get(in, "networked"))
+        json_object_set_new(in, "networked", json_false());
+    json_t *pers = json_object_get(in, "persistent");
+    int bad = check_limits(json_object_get(in, "limits"), err, n) < 0 ||
+              check_callbacks(json_object_get(in, "callbacks"), err, n) < 0;
+    if (!bad && (!json_is_boolean(json_object_get(in, "networked")) ||
+                 (pers && !json_is_boolean(pers)))) {
+        snprintf(err, n, "'networked' and 'persistent' must be booleans");
+        bad = 1;
+    }
+    if (bad) {
+        json_decref(in);
+        return BX_E_BAD_REQUEST;
+    }
+    *init = in;
+    return BX_OK;
+}
+
+static const char *const manager_ops[] = {
+    "auth", "create", "destroy", "ping", "hello", "list", "shutdown_all",
+    "metrics", "subscribe", "shutdown",
+};
+
+enum bx_err req_check(json_t *req, char *err, size_t n)
+{
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (op && strcmp(op, "cb_result") == 0) {
+        snprintf(err, n, "cb_result%s", req_cb_result_ok(req) ? "" : " (dropped)");
+        return BX_OK;
+    }
+    enum bx_err e = req_check_id(req, err, n);
+    if (e != BX_OK)
+        return e;
+    if (!op) {
+        snprintf(err, n, "'op' must be a string");
+        return BX_E_BAD_REQUEST;
+    }
+    int k = req_vm_op(op);
+    if (k >= 0) {
+        if (!req_vm_name(req)) {
+            snprintf(err, n, "'vm' must be a VM name");
+            return BX_E_BAD_REQUEST;
+        }
+        return req_check_vm_op(req, k, err, n);
+    }
+    if (strcmp(op, "create") == 0) {
+        json_t *init;
+        e = req_check_create(req, &init, err, n);
+        json_decref(init);
+        return e;
+    }
+    for (size_t i = 0; i < sizeof manager_ops / sizeof manager_ops[0]; i++)
+        if (strcmp(manager_ops[i], op) == 0)
+            return BX_OK;
+    snprintf(err, n, "unknown op '%.64s'", op);
+    return BX_E_UNKNOWN_OP;
+}

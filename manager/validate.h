@@ -1,0 +1,38 @@
+/* validate.h - the manager's pure request checks: a parsed request in, an
+ * error code and message out; no event loop, sockets or registry. Called by
+ * router.c at the points where each check applies, and by
+ * tests/fuzz/fuzz_request.c (req_check runs them all in router order). */
+#ifndef BX_VALIDATE_H
+#define BX_VALIDATE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "proto.h"
+
+/* Index of a VM op (exec, call, exists, set_globals, get_global, reset,
+ * stats) or -1. Indexes 0 and 1 (exec, call) run code. */
+int req_vm_op(const char *op);
+#define REQ_VM_RUNS(k) ((k) <= 1)
+
+/* id is an integer or string: BX_OK, else BAD_REQUEST (reply id null). */
+enum bx_err req_check_id(json_t *req, char *err, size_t n);
+/* Only an authed connection's cb_result for an integer callback goes on. */
+int req_cb_result_ok(json_t *req);
+/* 'vm' names a VM: the string, or NULL (BAD_REQUEST). */
+const char *req_vm_name(json_t *req);
+/* VM op k's required field and, for exec/call, the timeout,
+ * instruction_limit and args overrides. */
+enum bx_err req_check_vm_op(json_t *req, int k, char *err, size_t n);
+/* create: the name, then the init frame built from req (a new reference in
+ * *init, defaults filled in) and its limits, callbacks and flags. *init is
+ * NULL unless BX_OK. */
+enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n);
+/* One limit value: 0, or -1 with err naming the field. */
+int req_check_limit(const char *key, json_t *v, int is_float, char *err, size_t n);
+
+/* Every check above, in the order router_dispatch applies them, for an
+ * authenticated client of a manager that knows every VM name. */
+enum bx_err req_check(json_t *req, char *err, size_t n);
+
+#endif

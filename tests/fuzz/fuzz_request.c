@@ -1,0 +1,116 @@
+/* fuzz_request.c - libFuzzer target for what a client can send the manager:
+ * bytes arrive in arbitrary chunks, are cut into frames by the manager's own
+ * linebuf.c over a libevent evbuffer (as client.c does), parsed by
+ * proto_parse, and judged by validate.c's req_check (the code router.c runs).
+ * A create that passes has its init frame checked and its limits parsed by
+ * the node's exec_parse_limits, as the node would on init. Every error must
+ * serialise into a reply the client can parse. The first input byte picks
+ * the frame limit and the chunk size. */
+#include "manager.h"
+#include "node.h"
+#include "validate.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
+
+/* A message we would send must survive the trip through the wire. */
+static void check_wire(json_t *msg)
+{
+    char err[160];
+    size_t len;
+    CHECK(msg);
+    char *s = proto_dump(msg, &len);
+    CHECK(s && len > 0 && s[len - 1] == '\n' && !memchr(s, '\n', len - 1));
+    json_t *back = proto_parse(s, len - 1, err, sizeof err);
+    CHECK(back && json_equal(back, msg));
+    json_decref(back);
+    free(s);
+}
+
+static void check_init(json_t *init)
+{
+    char err[256];
+    bx_limits lim;
+    CHECK(!json_object_get(init, "id") && !json_object_get(init, "op") &&
+          !json_object_get(init, "name"));
+    CHECK(json_is_object(json_object_get(init, "limits")));
+    CHECK(json_is_array(json_object_get(init, "callbacks")));
+    CHECK(json_is_boolean(json_object_get(init, "networked")));
+    check_wire(init);
+    /* every limit the manager let through, the node must accept */
+    CHECK(exec_parse_limits(json_object_get(init, "limits"), &lim, err, sizeof err) == 0);
+    CHECK(lim.timeout >= 0 && lim.cpu_limit >= 0 && lim.instruction_limit >= 0);
+    CHECK(lim.max_output >= 1);
+}
+
+static void handle_frame(const char *line, size_t len)
+{
+    char err[256] = "";
+    json_t *req = proto_parse(line, len, err, sizeof err);
+    if (!req) {
+        json_t *e = proto_error_new(NULL, BX_E_BAD_REQUEST, "%s", err);
+        check_wire(e);
+        json_decref(e);
+        return;
+    }
+    enum bx_err code = req_check(req, err, sizeof err);
+    json_t *id = json_object_get(req, "id");
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (code == BX_OK && op && strcmp(op, "create") == 0) {
+        json_t *init;
+        CHECK(req_check_create(req, &init, err, sizeof err) == BX_OK);
+        CHECK(proto_valid_name(json_string_value(json_object_get(req, "name"))));
+        check_init(init);
+        json_decref(init);
+    }
+    if (code == BX_OK && req_vm_op(op) >= 0)
+        CHECK(req_vm_name(req) && req_check_vm_op(req, req_vm_op(op), err, sizeof err) == BX_OK);
+    if (code != BX_OK) {
+        CHECK(code == BX_E_BAD_REQUEST || code == BX_E_UNKNOWN_OP || code == BX_E_INTERNAL);
+        /* a bad id is answered with a null id, as router.c does */
+        json_t *e = proto_error_new(req_check_id(req, err + 128, 128) == BX_OK ? id : NULL,
+                                    code, "%s", err);
+        check_wire(e);
+        json_decref(e);
+    }
+    json_decref(req);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    size_t max = 16 + (size_t)(data[0] & 0x3f) * 64;
+    size_t chunk = 1 + (size_t)(data[0] >> 6) * 97;
+    struct evbuffer *in = evbuffer_new();
+    size_t scanned = 0, off = 1;
+    int broken = 0;
+    CHECK(in);
+    while (off < size && !broken) {
+        size_t n = size - off < chunk ? size - off : chunk;
+        CHECK(evbuffer_add(in, data + off, n) == 0);
+        off += n;
+        for (;;) {
+            const char *line;
+            size_t len;
+            int rc = linebuf_next(in, &scanned, max, &line, &len);
+            if (rc < 0) {
+                broken = 1;     /* FRAME_TOO_LARGE: client.c closes here */
+                break;
+            }
+            if (rc == 0)
+                break;
+            CHECK(len <= max && line[len] == '\n' && !memchr(line, '\n', len));
+            if (len > 0)
+                handle_frame(line, len);
+            evbuffer_drain(in, len + 1);
+        }
+    }
+    /* a partial frame longer than max is refused before its newline comes */
+    if (!broken)
+        CHECK(evbuffer_get_length(in) <= max);
+    evbuffer_free(in);
+    return 0;
+}
