@@ -233,6 +233,15 @@ static void test_text(void)
     CHECK(!conv_utf8_valid("\xE2\x82", 2));         /* truncated */
 }
 
+/* Regressions found by fuzz_convert: keys Jansson cannot carry as object
+ * keys, and shared subtables whose tree expansion is exponential. */
+static void test_fuzz_regressions(void)
+{
+    CHECK(lua_is("{[\"a\\0b\"] = 1}", "{\"$map\":[[\"a\\u0000b\",1]]}"));
+    CHECK(lua_is("(function() local t = {} for i = 1, 60 do t = {t, t} end return t end)()",
+                 "ERR:CONVERSION_ERROR"));
+}
+
 int main(void)
 {
     L = luaL_newstate();
@@ -243,6 +252,7 @@ int main(void)
     test_from_json();
     test_round_trip();
     test_text();
+    test_fuzz_regressions();
     lua_close(L);
     return CHECK_DONE();
 }
