@@ -32,6 +32,8 @@ struct pending {
     json_t *orig_id;        /* owned: the client's id, echoed verbatim */
     enum pend_kind kind;
     double timeout;         /* effective wall timeout, 0 = none */
+    size_t id_len;
+    char id_text[];         /* orig_id as JSON text, for pass-through replies */
 };
 
 /* A running bioxen-vmnode process. Owned by the pid table in vmproc.c until
@@ -56,6 +58,7 @@ struct vm {
     char name[BX_NAME_MAX + 1];
     json_t *init;           /* owned: the init frame body (limits, callbacks, ...) */
     double timeout;         /* VM default wall timeout */
+    char timeout_text[40];  /* the same as JSON text, for node requests */
     json_int_t instruction_limit;
     double cpu_limit;
     int persistent, networked;
@@ -133,6 +136,9 @@ void client_accept(struct manager *m, evutil_socket_t fd, int is_tcp);
 struct client *client_find(uint64_t id);
 void client_send(struct client *c, json_t *msg);       /* msg borrowed */
 void client_send_new(struct client *c, json_t *msg);   /* msg stolen */
+/* Sends {"id":<id>rest\n: a node's reply passed through under the client's id. */
+void client_send_passed(struct client *c, const char *id, size_t id_len,
+                        const char *rest, size_t rest_len);
 void client_close_soon(struct client *c);
 void client_stop_all(struct manager *m);
 int client_all_flushed(struct manager *m);
@@ -155,6 +161,9 @@ struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
 int vmproc_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
                 enum pend_kind kind, double timeout);
 void vmproc_send_raw(struct vm *vm, json_t *msg);
+/* A validated VM op (router.c): written to the node without a JSON dump. */
+int vmproc_send_op(struct vm *vm, const char *op, json_t *req, int runs,
+                   uint64_t client_id, json_t *orig_id);
 void vmproc_destroy(struct vm *vm, enum bx_err code, const char *why);
 void vmproc_reap_cb(evutil_socket_t sig, short ev, void *arg);
 void vmproc_kill_all(struct manager *m);
@@ -168,7 +177,8 @@ void events_subscribe(struct client *c);
 void events_unsubscribe(struct client *c);
 
 /* metrics.c */
-void metrics_record(json_t *reply);
+/* One exec/call reply; ms < 0 when it carried no duration. */
+void metrics_record(int failed, double ms, json_int_t mem);
 json_t *metrics_report(void);
 
 /* main.c */

@@ -4,22 +4,16 @@
 
 #include <stdlib.h>
 
-void metrics_record(json_t *reply)
+void metrics_record(int failed, double ms, json_int_t mem)
 {
     struct metrics *m = &mgr->m;
-    json_t *res = json_object_get(reply, "result");
     m->executions++;
-    if (!json_is_object(res)) {
+    if (failed)
         m->errors++;
-        res = json_object_get(reply, "error");
-    }
-    json_t *mem = json_object_get(res, "mem_bytes");
-    if (json_is_integer(mem) && json_integer_value(mem) > m->peak_mem)
-        m->peak_mem = json_integer_value(mem);
-    json_t *dur = json_object_get(res, "duration_ms");
-    if (!json_is_number(dur))
+    if (mem > m->peak_mem)
+        m->peak_mem = mem;
+    if (ms < 0)
         return;
-    double ms = json_number_value(dur);
     if (m->ring_len == MGR_METRICS_RING)
         m->sum_ms -= m->ring[m->ring_pos];
     else

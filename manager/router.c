@@ -103,22 +103,9 @@ static void op_hello(struct client *c, json_t *id)
 
 /* ---- VM ops ------------------------------------------------------------- */
 
-/* Fills in the VM's timeout and instruction_limit where the request has
- * none (req_check_vm_op has checked the types); *timeout gets the effective
- * wall timeout. */
-static void run_defaults(json_t *req, struct vm *vm, double *timeout)
-{
-    json_t *t = json_object_get(req, "timeout");
-    *timeout = t ? json_number_value(t) : vm->timeout;
-    json_object_set_new(req, "timeout", json_real(*timeout));
-    if (!json_object_get(req, "instruction_limit"))
-        json_object_set_new(req, "instruction_limit", json_integer(vm->instruction_limit));
-}
-
-static void op_vm(struct client *c, json_t *id, json_t *req, int k)
+static void op_vm(struct client *c, json_t *id, json_t *req, const char *op, int k)
 {
     char err[256];
-    double timeout = 0;
     const char *name = req_vm_name(req);
     if (!name)
         return FAIL(c, id, BX_E_BAD_REQUEST, "'vm' must be a VM name");
@@ -128,10 +115,7 @@ static void op_vm(struct client *c, json_t *id, json_t *req, int k)
     enum bx_err e = req_check_vm_op(req, k, err, sizeof err);
     if (e != BX_OK)
         return FAIL(c, id, e, "%s", err);
-    if (REQ_VM_RUNS(k))
-        run_defaults(req, vm, &timeout);
-    json_object_del(req, "vm");
-    if (vmproc_send(vm, req, c->id, id, REQ_VM_RUNS(k) ? PEND_EXEC : PEND_OTHER, timeout) < 0)
+    if (vmproc_send_op(vm, op, req, REQ_VM_RUNS(k), c->id, id) < 0)
         FAIL(c, id, BX_E_INTERNAL, "out of memory");
 }
 
@@ -157,7 +141,7 @@ void router_dispatch(struct client *c, json_t *req)
     char err[128];
     if (req_check_id(req, err, sizeof err) != BX_OK)
         return FAIL(c, NULL, BX_E_BAD_REQUEST, "%s", err);
-    json_incref(id);    /* VM ops rewrite req's id; keep the client's */
+    int k = req_vm_op(op);
     if (!op)
         FAIL(c, id, BX_E_BAD_REQUEST, "'op' must be a string");
     else if (mgr->shutting_down)
@@ -166,8 +150,8 @@ void router_dispatch(struct client *c, json_t *req)
         op_auth(c, id, req);
     else if (!c->authed)
         FAIL(c, id, BX_E_AUTH_REQUIRED, "authenticate first (op \"auth\")");
-    else if (req_vm_op(op) >= 0)
-        op_vm(c, id, req, req_vm_op(op));
+    else if (k >= 0)
+        op_vm(c, id, req, op, k);
     else if (strcmp(op, "create") == 0)
         op_create(c, id, req);
     else if (strcmp(op, "destroy") == 0) {
@@ -196,5 +180,4 @@ void router_dispatch(struct client *c, json_t *req)
         manager_shutdown("shutdown requested");
     } else
         FAIL(c, id, BX_E_UNKNOWN_OP, "unknown op '%.64s'", op);
-    json_decref(id);
 }

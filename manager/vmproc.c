@@ -4,6 +4,7 @@
  * and shutdown). Owns struct vm (freed in vm_free) and struct node (freed
  * once it is reaped, its channel closed and no VM holds it). */
 #include "manager.h"
+#include "nodewire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -177,6 +178,12 @@ struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
     vm->init = json_incref(init);
     json_t *limits = json_object_get(init, "limits");
     vm->timeout = limit_num(limits, "timeout");
+    json_t *t = json_object_get(limits, "timeout");
+    size_t tl = json_is_number(t) ? json_dumpb(t, vm->timeout_text, sizeof vm->timeout_text - 1,
+                                               JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+    if (tl == 0 || tl >= sizeof vm->timeout_text)
+        tl = (size_t)snprintf(vm->timeout_text, sizeof vm->timeout_text, "%.17g", vm->timeout);
+    vm->timeout_text[tl] = 0;
     vm->instruction_limit = (json_int_t)limit_num(limits, "instruction_limit");
     vm->cpu_limit = limit_num(limits, "cpu_limit");
     vm->persistent = json_is_true(json_object_get(init, "persistent"));
@@ -311,20 +318,21 @@ void vmproc_send_raw(struct vm *vm, json_t *msg)
     }
 }
 
-int vmproc_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
-                enum pend_kind kind, double timeout)
+/* Queues a pending entry for the next request to vm's node. */
+static struct pending *pending_push(struct vm *vm, uint64_t client_id, json_t *orig_id,
+                                    enum pend_kind kind, double timeout)
 {
-    struct pending *p = malloc(sizeof *p);
+    size_t id_len = nodewire_id_text(orig_id, NULL, 0);
+    struct pending *p = malloc(sizeof *p + id_len);
     if (!p)
-        return -1;
+        return NULL;
     p->next = NULL;
     p->node_id = vm->next_id++;
     p->client_id = client_id;
     p->orig_id = json_incref(orig_id);
     p->kind = kind;
     p->timeout = timeout;
-    json_object_set_new(req, "id", json_integer((json_int_t)p->node_id));
-    vmproc_send_raw(vm, req);
+    p->id_len = nodewire_id_text(orig_id, p->id_text, id_len);
     if (vm->tail)
         vm->tail->next = p;
     else
@@ -332,6 +340,35 @@ int vmproc_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
     vm->tail = p;
     if (vm->npending++ == 0)
         deadline_arm(vm);
+    return p;
+}
+
+int vmproc_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
+                enum pend_kind kind, double timeout)
+{
+    struct pending *p = pending_push(vm, client_id, orig_id, kind, timeout);
+    if (!p)
+        return -1;
+    json_object_set_new(req, "id", json_integer((json_int_t)p->node_id));
+    vmproc_send_raw(vm, req);
+    return 0;
+}
+
+int vmproc_send_op(struct vm *vm, const char *op, json_t *req, int runs,
+                   uint64_t client_id, json_t *orig_id)
+{
+    json_t *t = json_object_get(req, "timeout");
+    double timeout = !runs ? 0 : t ? json_number_value(t) : vm->timeout;
+    struct nodewire_run run = {vm->timeout_text, (uint64_t)vm->instruction_limit};
+    struct pending *p = pending_push(vm, client_id, orig_id, runs ? PEND_EXEC : PEND_OTHER, timeout);
+    if (!p)
+        return -1;
+    if (vm->node && vm->node->chan) {
+        /* a failed write leaves a partial frame: the node breaks the link */
+        nodewire_request(bufferevent_get_output(vm->node->chan), p->node_id, op, req,
+                         runs ? &run : NULL);
+        flush_mark(vm->node->chan, &vm->node->dirty);
+    }
     return 0;
 }
 
@@ -348,21 +385,31 @@ static void node_broken(struct node *n)
         node_died(n);
 }
 
-static void reply_events(struct vm *vm, struct pending *p, json_t *msg)
+/* The events a run's error code stands for (the reply has gone out first). */
+static void reply_events(struct vm *vm, struct pending *p, const char *code)
 {
-    json_t *e = json_object_get(msg, "error");
-    const char *code = json_string_value(json_object_get(e, "code"));
     json_t *limits = json_object_get(vm->init, "limits");
-    if (p->kind == PEND_EXEC)
-        metrics_record(msg);
-    if (!code)
-        return;
     if (strcmp(code, "TIMEOUT") == 0)
         events_emit(vm, "TIMEOUT", json_pack("{s:f, s:b}", "timeout", p->timeout, "killed", 0));
     else if (strcmp(code, "MEMORY_LIMIT") == 0)
         events_emit(vm, "MEM_KILL", json_pack("{s:O?}", "limit", json_object_get(limits, "memory_limit")));
     else if (strcmp(code, "INSTRUCTION_LIMIT") == 0)
         events_emit(vm, "INSTRUCTION_LIMIT", json_pack("{s:I}", "limit", (json_int_t)vm->instruction_limit));
+}
+
+/* Metrics (runs only) and events from a fully parsed reply. */
+static void reply_accounting(struct vm *vm, struct pending *p, json_t *msg)
+{
+    json_t *res = json_object_get(msg, "result"), *err = json_object_get(msg, "error");
+    if (p->kind == PEND_EXEC) {
+        json_t *src = json_is_object(res) ? res : err;
+        json_t *mem = json_object_get(src, "mem_bytes"), *dur = json_object_get(src, "duration_ms");
+        metrics_record(!json_is_object(res), json_is_number(dur) ? json_number_value(dur) : -1,
+                       json_is_integer(mem) ? json_integer_value(mem) : 0);
+    }
+    const char *code = json_string_value(json_object_get(err, "code"));
+    if (code)
+        reply_events(vm, p, code);
 }
 
 static void init_reply(struct vm *vm, struct pending *p, json_t *msg)
@@ -383,31 +430,67 @@ static void init_reply(struct vm *vm, struct pending *p, json_t *msg)
                         json_pack("{s:s, s:i}", "name", vm->name, "pid", (int)vm->node->pid)));
 }
 
-/* A reply must answer the FIFO head: the node runs requests in order. */
-static void node_reply(struct node *n, json_t *msg)
+/* A reply must answer the FIFO head: the node runs requests in order.
+ * Returns the head, unlinked (the caller frees it), or NULL when the node
+ * broke the protocol (it has been killed). */
+static struct pending *head_take(struct node *n, uint64_t id, int id_ok)
 {
     struct vm *vm = n->vm;
     struct pending *p = vm->head;
-    json_t *id = json_object_get(msg, "id");
-    if (!p || !json_is_integer(id) || (uint64_t)json_integer_value(id) != p->node_id) {
+    if (!p || !id_ok || id != p->node_id) {
         fprintf(stderr, "bioxen-manager: node %d of %s sent an unexpected reply\n",
                 (int)n->pid, vm->name);
         node_broken(n);
-        return;
+        return NULL;
     }
     vm->head = p->next;
     if (!vm->head)
         vm->tail = NULL;
     vm->npending--;
     deadline_arm(vm);
+    return p;
+}
+
+static void node_reply(struct node *n, json_t *msg)
+{
+    struct vm *vm = n->vm;
+    json_t *id = json_object_get(msg, "id");
+    struct pending *p = head_take(n, (uint64_t)json_integer_value(id), json_is_integer(id));
+    if (!p)
+        return;
     if (p->kind == PEND_INIT) {
         init_reply(vm, p, msg);
     } else {
+        json_object_del(msg, "hdr");
         json_object_set(msg, "id", p->orig_id);
         client_send(client_find(p->client_id), msg);  /* the reply, then its event */
-        reply_events(vm, p, msg);
+        reply_accounting(vm, p, msg);
     }
     pending_free(p);
+}
+
+/* The hot path: the reply's bytes after its id go to the client as they are;
+ * metrics and events come from the header. A reply without one passes only
+ * if it is a result of an op that runs no code. 0, or -1 to parse it fully. */
+static int node_reply_passed(struct node *n, const char *line, size_t len)
+{
+    static const char result[] = ",\"result\":";
+    struct nodewire_head h;
+    struct pending *q = n->vm->head;
+    if (nodewire_head(line, len, &h) < 0 || !q || q->node_id != h.id || q->kind == PEND_INIT)
+        return -1;
+    if (!h.has_hdr && (q->kind == PEND_EXEC || len - h.rest < sizeof result - 1 ||
+                       memcmp(line + h.rest, result, sizeof result - 1) != 0))
+        return -1;
+    struct pending *p = head_take(n, h.id, 1);
+    client_send_passed(client_find(p->client_id), p->id_text, p->id_len,
+                       line + h.rest, len - h.rest);
+    if (p->kind == PEND_EXEC)
+        metrics_record(h.code[0] != 0, h.code[0] ? -1 : h.us / 1e3, (json_int_t)h.mem);
+    if (h.code[0])
+        reply_events(n->vm, p, h.code);
+    pending_free(p);
+    return 0;
 }
 
 static void node_callback(struct vm *vm, json_t *msg)
@@ -427,6 +510,8 @@ static void node_callback(struct vm *vm, json_t *msg)
 static void node_frame(struct node *n, const char *line, size_t len)
 {
     char err[256];
+    if (node_reply_passed(n, line, len) == 0)
+        return;
     json_t *msg = proto_parse(line, len, err, sizeof err);
     if (!msg) {
         fprintf(stderr, "bioxen-manager: node %d: %s\n", (int)n->pid, err);

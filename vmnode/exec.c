@@ -210,6 +210,7 @@ static json_t *fail_reply(run *r, int status, int loading)
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, TB_KEY);
     n->errors++;
+    n->hdr = (bx_hdr){ .on = 1, .code = code };
     return reply;
 }
 
@@ -235,8 +236,8 @@ static json_t *ok_reply(run *r, int first)
     json_t *res = json_object();
     json_object_set_new(res, "values", values);
     add_output(n, res);
-    json_object_set_new(res, "duration_ms", json_real(now_ms() - r->t0));
-    json_object_set_new(res, "mem_bytes", json_integer((json_int_t)n->mem));
+    /* reply.c appends duration_ms and mem_bytes to the result */
+    n->hdr = (bx_hdr){ .on = 1, .code = BX_OK, .ms = now_ms() - r->t0, .mem = n->mem };
     return proto_reply_new(r->id, res);
 }
 

@@ -47,22 +47,18 @@ int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout)
 
 int link_send(bx_node *n, json_t *msg)
 {
+    const char *buf;
     size_t len;
-    char *buf = proto_dump(msg, &len);
-    if (buf && len > n->fb.max) {
+    int rc = reply_build(n, msg, &buf, &len);
+    if (rc == 0 && len > n->fb.max) {
         /* the manager would drop the whole link over one oversized reply */
-        free(buf);
         json_t *err = proto_error_new(json_object_get(msg, "id"), BX_E_CONVERSION_ERROR,
                                       "reply of %zu bytes exceeds the frame limit", len);
-        buf = proto_dump(err, &len);
+        rc = reply_build(n, err, &buf, &len);
         json_decref(err);
     }
     json_decref(msg);
-    if (!buf)
-        return -1;
-    int rc = bx_write_all(n->fd, buf, len);
-    free(buf);
-    return rc;
+    return rc < 0 ? -1 : bx_write_all(n->fd, buf, len);
 }
 
 void link_queue_push(bx_node *n, const char *line, size_t len)

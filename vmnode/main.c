@@ -56,6 +56,7 @@ static int handle_frame(bx_node *n, const char *line, size_t len)
     char perr[256];
     json_t *reply = NULL;
     int rc = 0;
+    n->hdr.on = 0;
     json_t *req = proto_parse(line, len, perr, sizeof perr);
     if (!req)
         return link_send(n, proto_error_new(NULL, BX_E_BAD_REQUEST, "%s", perr));
@@ -118,6 +119,7 @@ static void node_free(bx_node *n)
     json_decref(n->callbacks);
     json_decref(n->cb_msg);
     free(n->out);
+    free(n->wbuf);
     fb_free(&n->fb);
 }
 

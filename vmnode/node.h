@@ -32,6 +32,14 @@ typedef struct bx_queued {
     char line[];
 } bx_queued;
 
+/* What an exec/call reply tells the manager up front (reply.c). */
+typedef struct bx_hdr {
+    int on;                     /* the next reply carries the header */
+    enum bx_err code;           /* BX_OK for a result */
+    double ms;                  /* run time (results only) */
+    size_t mem;                 /* heap bytes after the run (results only) */
+} bx_hdr;
+
 typedef struct bx_node {
     lua_State *L;
     bx_limits lim;
@@ -63,6 +71,11 @@ typedef struct bx_node {
     json_t *cb_msg;             /* last cb_result, freed by the next one or
                                    at the end of the request (a Lua error
                                    may unwind past its reader) */
+
+    /* the frame being sent (reply.c) */
+    bx_hdr hdr;
+    char *wbuf;
+    size_t wlen, wcap;
 
     /* counters for stats */
     long long executions, errors;
@@ -124,6 +137,12 @@ int link_send(bx_node *n, json_t *msg);
 void link_queue_push(bx_node *n, const char *line, size_t len);
 /* Pops the oldest queued frame (caller frees) or NULL. */
 bx_queued *link_queue_pop(bx_node *n);
+
+/* reply.c ----------------------------------------------------------------- */
+/* Serialises msg (a reply, callback or event) as one frame with its '\n'
+ * into n's buffer, the header first if n->hdr.on (then cleared); *buf is
+ * valid until the next call. 0, or -1 when out of memory. */
+int reply_build(bx_node *n, json_t *msg, const char **buf, size_t *len);
 
 /* The node record behind a state: the allocator's userdata. */
 static inline bx_node *node_of(lua_State *L)
