@@ -1,15 +1,17 @@
-"""One NDJSON connection to bioxen-manager: ids, parked futures, the reader thread.
+"""One NDJSON connection to bioxen-manager: ids, parked futures, dispatch.
 
 Data flow (see docs/protocol.md):
 
   caller thread --request()--> [id -> Future in _pending] --sendall--> manager
-  manager --reply line--> reader thread --_pending.pop(id)--> Future resolved
-  manager --event/callback line--> reader thread --> on_push(msg) (the owner
-                                   hands it to its own threads at once)
+  manager --reply line--> reader --_pending.pop(id)--> Future resolved
+  manager --event/callback line--> reader --> on_push(msg) (the owner hands it
+                                   to its own threads at once)
 
-The caller gets a concurrent.futures.Future per request.  The reader is the
-only thread that reads the socket; a send lock keeps frames whole.  When the
-connection is lost, every pending future fails with ManagerError, as
+"The reader" is a role (reader.py): a synchronous caller (``call``/``wait``)
+reads its own reply when nobody else is reading; otherwise a background
+thread does.  Either way one thread at a time reads, and it dispatches every
+frame.  A send lock keeps frames whole.  When the connection is lost, every
+pending future fails with ManagerError, as
 concurrent.futures.process._terminate_broken fails a broken pool's work.
 Created and owned by manager.VMManager.
 """
@@ -18,18 +20,35 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import socket
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
 
 from .errors import BioxenError, InvalidRequest, ManagerError, ProtocolError, error_from_wire
+from .reader import ReaderRole
 
-# transform(result) -> value; runs on the reader thread when a reply arrives.
+# transform(result) -> value; run by the reader when a reply arrives.
 Transform = Optional[Callable[[Any], Any]]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
                           allow_nan=False).encode
+# The JSON string literal of a str, exactly as _dumps writes one; lets the hot
+# path build a request from pre-encoded pieces.
+encode_str = json.encoder.encode_basestring
+# json.loads(bytes) minus its per-call encoding sniffing: the manager only
+# sends UTF-8 (a bad line still raises ValueError and is skipped).
+_decode_json = json.JSONDecoder().decode
+
+
+# The fixed end of every reply line: our integer id, last (see _fail_garbled).
+_GARBLED_ID = re.compile(rb',?"id":(\d+)\}\s*$')
+
+
+def _loads(line: bytes) -> Any:
+    return _decode_json(line.decode("utf-8", "surrogatepass"))
 
 
 class Connection:
@@ -38,8 +57,8 @@ class Connection:
     Args:
         sock: a connected stream socket; the Connection owns and closes it.
         address: printable address, for error messages.
-        on_push: called on the reader thread with every event or callback
-            frame; it must not block (hand work to another thread).
+        on_push: called by the reader with every event or callback frame; it
+            must not block (hand work to another thread).
     """
 
     def __init__(self, sock: socket.socket, address: str,
@@ -47,17 +66,18 @@ class Connection:
         self._sock = sock
         self.address = address
         self._on_push = on_push
-        # Two locks: the reader thread must never wait behind a sender blocked
-        # in sendall (the manager may stop reading us until we read it).
+        # Two locks: the reader must never wait behind a sender blocked in
+        # sendall (the manager may stop reading us until we read it).
         self._send_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._ids = itertools.count(1)
         # id -> (future, vm name, transform); guarded by _pending_lock.
         self._pending: dict[int, tuple[Future, Optional[str], Transform]] = {}
         self._broken: Optional[str] = None
+        self._last_unmatched: Optional[BioxenError] = None
         self.frame_max = 16 << 20
-        self._reader = threading.Thread(target=self._read_loop, daemon=True,
-                                        name="bioxen-reader")
+        self._role = ReaderRole(self, sock)
+        self._reader = self._role.thread
         self._reader.start()
 
     # -- sending ----------------------------------------------------------
@@ -71,22 +91,72 @@ class Connection:
             fields: the other fields of the request (no id/op); ``vm`` is
                 added when given.
             vm: the VM name, also used to name it in error messages.
-            transform: optional function applied to the ``result`` on the
-                reader thread; an exception it raises fails the future.
+            transform: optional function applied to the ``result`` by the
+                reader; an exception it raises fails the future.
 
         Returns:
             A Future resolved with the (transformed) result, or failed with
             the BioxenError of the error reply.
         """
-        fut: Future = Future()
-        msg = {"op": op}
-        if vm is not None:
-            msg["vm"] = vm
-        msg.update(fields)
+        fut = self._send(_encode(op, fields, vm), vm, transform)
+        self._role.sent_async()
+        return fut
+
+    def request_body(self, body: str, vm: Optional[str] = None,
+                     transform: Transform = None) -> Future:
+        """``request`` for a request already encoded as one JSON object
+        without its id (the hot path builds it from pre-encoded pieces)."""
+        fut = self._send(body, vm, transform)
+        self._role.sent_async()
+        return fut
+
+    def call(self, op: str, fields: dict, *, vm: Optional[str] = None,
+             transform: Transform = None) -> Any:
+        """``request(...).result()``, with the caller reading its own reply."""
+        return self.call_body(_encode(op, fields, vm), vm, transform)
+
+    def call_body(self, body: Any, vm: Optional[str] = None,
+                  transform: Transform = None) -> Any:
+        """``call`` for a pre-encoded request (see ``request_body``)."""
+        role = self._role
+        role.enter()  # before sending: the reply may beat us back
         try:
-            body = _dumps(msg)
-        except (TypeError, ValueError) as e:
-            fut.set_exception(InvalidRequest("cannot encode request: %s" % e, vm=vm))
+            fut = self._send(body, vm, transform)
+            role.wait_for(fut, None)
+        finally:
+            role.leave()
+        return fut.result()
+
+    def wait(self, fut: Future, timeout: Optional[float] = None) -> Any:
+        """``fut.result(timeout)`` for a future of this connection, reading
+        the socket on the caller's thread while nobody else does.
+
+        Raises:
+            concurrent.futures.TimeoutError: not done within ``timeout``.
+            The future's own exception, as ``Future.result`` does.
+        """
+        if fut.done():
+            return fut.result()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        role = self._role
+        role.enter()
+        try:
+            role.wait_for(fut, deadline)
+        finally:
+            role.leave()
+        # Done; or past the deadline (0 left: TimeoutError); or the connection
+        # is ending and _terminate is failing every pending future.
+        return fut.result(None if deadline is None
+                          else max(0.0, deadline - time.monotonic()))
+
+    def _send(self, body: Any, vm: Optional[str], transform: Transform) -> Future:
+        fut: Future = Future()
+        # A request cannot be taken back once it may be on the wire, so its
+        # Future is "running" from the start: cancel() returns False, and the
+        # reply can never meet a cancelled Future (InvalidStateError).
+        fut.set_running_or_notify_cancel()
+        if isinstance(body, BaseException):  # _encode's verdict
+            fut.set_exception(body)
             return fut
         with self._pending_lock:
             if self._broken is not None:
@@ -94,7 +164,7 @@ class Connection:
                 return fut
             rid = next(self._ids)
             # The id goes last: splice it in rather than re-encoding.
-            line = (body[:-1] + ',"id":%d}' % rid).encode("utf-8") + b"\n"
+            line = (body[:-1] + ',"id":%d}\n' % rid).encode("utf-8")
             if len(line) > self.frame_max:
                 fut.set_exception(InvalidRequest(
                     "request of %d bytes is over the manager's frame limit of %d"
@@ -114,7 +184,7 @@ class Connection:
 
     def send_frame(self, msg: dict) -> None:
         """Send a frame that gets no reply (cb_result).  Errors are ignored:
-        a lost connection is reported by the reader thread."""
+        a lost connection is reported by the reader."""
         line = _dumps(msg).encode("utf-8") + b"\n"
         if self._broken is not None:
             return
@@ -124,40 +194,15 @@ class Connection:
         except OSError:
             pass
 
-    # -- reading (reader thread only) ---------------------------------------
-
-    def _read_loop(self) -> None:
-        reason = "connection to manager at %s closed" % self.address
-        parts: list[bytes] = []
-        try:
-            while True:
-                chunk = self._sock.recv(1 << 18)
-                if not chunk:
-                    break
-                if b"\n" not in chunk:
-                    parts.append(chunk)
-                    continue
-                parts.append(chunk)
-                lines = b"".join(parts).split(b"\n")
-                parts = [lines.pop()] if lines[-1] else []
-                for line in lines:
-                    if line:
-                        self._dispatch(line)
-        except OSError as e:
-            reason = "lost connection to manager at %s: %s" % (self.address, e)
-        except BaseException as e:  # a bug here must not hang every caller
-            reason = "reader thread failed: %r" % (e,)
-        last = getattr(self, "_last_unmatched", None)
-        if last is not None:
-            reason += " (manager said: %s)" % last
-        self._terminate(reason)
+    # -- dispatch (called by the reader role's holder) -------------------------
 
     def _dispatch(self, line: bytes) -> None:
         try:
-            msg = json.loads(line)
+            msg = _loads(line)
         except ValueError:
-            return  # the manager only sends JSON; ignore garbage, keep going
-        if not isinstance(msg, dict):
+            self._fail_garbled(line)
+            return
+        if type(msg) is not dict:
             return
         rid = msg.get("id")
         if rid is None:
@@ -183,12 +228,29 @@ class Connection:
         except Exception as e:  # a transform bug must still resolve the future
             fut.set_exception(ProtocolError("bad reply for VM %r: %r" % (vm, e), vm=vm))
 
+    def _fail_garbled(self, line: bytes) -> None:
+        # Reply bytes from a node reach us unparsed by the manager, which puts
+        # our id last (docs/protocol.md): a garbled reply still names the
+        # request it answers, so that one request fails instead of hanging.
+        m = _GARBLED_ID.search(line)
+        if m is None:
+            return
+        with self._pending_lock:
+            entry = self._pending.pop(int(m.group(1)), None)
+        if entry is not None:
+            fut, vm, _ = entry
+            fut.set_exception(ProtocolError(
+                "VM %r sent a reply that is not valid JSON (%d bytes); the VM's "
+                "node may be compromised or broken" % (vm, len(line)), vm=vm))
+
     def _fail_unmatched(self, err: Any) -> None:
         # Not tied to a request (e.g. FRAME_TOO_LARGE before the manager
         # closes us): remembered so a following disconnect can say why.
-        self._last_unmatched: Optional[BioxenError] = error_from_wire(err)
+        self._last_unmatched = error_from_wire(err)
 
     def _terminate(self, reason: str) -> None:
+        if self._last_unmatched is not None and self._broken is None:
+            reason += " (manager said: %s)" % self._last_unmatched
         with self._pending_lock:
             if self._broken is None:
                 self._broken = reason
@@ -197,6 +259,7 @@ class Connection:
             if not fut.done():
                 fut.set_exception(ManagerError("%s; request for VM %r failed"
                                                % (reason, vm) if vm else reason, vm=vm))
+        self._role.wake_all()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -214,7 +277,19 @@ class Connection:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        if threading.current_thread() is not self._reader:
-            self._reader.join(timeout)
+        self._role.stop(timeout)
         self._terminate(self._broken or "closed")
         self._sock.close()
+
+
+def _encode(op: str, fields: dict, vm: Optional[str]) -> Any:
+    """The request as JSON text without its id, or the InvalidRequest to
+    fail its future with."""
+    msg = {"op": op}
+    if vm is not None:
+        msg["vm"] = vm
+    msg.update(fields)
+    try:
+        return _dumps(msg)
+    except (TypeError, ValueError) as e:
+        return InvalidRequest("cannot encode request: %s" % e, vm=vm)

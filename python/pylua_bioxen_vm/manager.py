@@ -168,7 +168,7 @@ class VMManager:
             InvalidRequest: bad name, negative or mistyped limit.
             ManagerError: the manager failed or is gone.
         """
-        return self.create_vm_async(name, networked, **kw).result()
+        return self._session.conn.wait(self.create_vm_async(name, networked, **kw))
 
     def get_vm(self, name: str) -> VM:
         """Handle of an existing VM (ours, or a persistent one by name).
@@ -187,11 +187,11 @@ class VMManager:
 
     def list_vms(self) -> list[dict]:
         """One dict per VM: name, pid, state, pending, persistent, networked."""
-        return list(self._session.conn.request("list", {}).result())
+        return list(self._session.conn.call("list", {}))
 
     def shutdown_all(self) -> int:
         """Destroy every VM of this connection (and persistent ones); return the count."""
-        n = self._session.conn.request("shutdown_all", {}).result()
+        n = self._session.conn.call("shutdown_all", {})
         s = self._session
         for vm in list(s.vms.values()):
             vm._closed = True
@@ -201,11 +201,11 @@ class VMManager:
 
     def metrics(self) -> dict:
         """executions, errors, error_rate, avg/min/max/p50/p99 ms, peak memory..."""
-        return dict(self._session.conn.request("metrics", {}).result())
+        return dict(self._session.conn.call("metrics", {}))
 
     def ping(self) -> bool:
         """True if the manager answers."""
-        return self._session.conn.request("ping", {}).result() == "pong"
+        return self._session.conn.call("ping", {}) == "pong"
 
     # -- events -------------------------------------------------------
 

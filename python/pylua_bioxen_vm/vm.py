@@ -12,6 +12,7 @@ import sys
 from concurrent.futures import Future
 from typing import Any, NamedTuple, Optional
 
+from .connection import encode_str
 from .errors import InvalidRequest, VMNotFound
 from .limits import check_limit
 from .values import from_wire, to_wire
@@ -45,10 +46,39 @@ def unpack(values: tuple) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+_SCALARS = frozenset((int, float, str, bool, type(None)))
+
+
 def _to_result(r: Any) -> ExecResult:
-    return ExecResult(tuple(from_wire(r.get("values") or [])), r.get("output") or "",
+    vals = r.get("values") or []
+    # Fast path: one plain scalar needs no tag decoding (the common case).
+    if type(vals) is list and len(vals) == 1 and type(vals[0]) in _SCALARS:
+        values = (vals[0],)
+    else:
+        values = tuple(from_wire(vals))
+    return ExecResult(values, r.get("output") or "",
                       float(r.get("duration_ms") or 0.0), int(r.get("mem_bytes") or 0),
                       bool(r.get("output_truncated", False)))
+
+
+def _value_quiet(r: Any) -> Any:
+    return _to_result(r).value
+
+
+def _value_echo(r: Any) -> Any:
+    res = _to_result(r)
+    if res.output:
+        try:
+            sys.stdout.write(res.output)
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass  # a closed stdout must not lose the result
+    return res.value
+
+
+# Result transforms by (echo, want_value): built once, not per call.
+_TRANSFORMS = {(True, True): _value_echo, (False, True): _value_quiet,
+               (True, False): _to_result, (False, False): _to_result}
 
 
 class VM:
@@ -69,6 +99,8 @@ class VM:
         self.pid = pid
         self.echo = echo
         self._closed = False
+        # Every plain exec request starts with these bytes: encode them once.
+        self._exec_head = '{"op":"exec","vm":%s,"code":' % encode_str(name)
 
     def __repr__(self) -> str:
         return "<VM %r pid=%s%s>" % (self.name, self.pid, " closed" if self._closed else "")
@@ -79,32 +111,41 @@ class VM:
                              % self.name, vm=self.name)
         return self._session.conn.request(op, fields, vm=self.name, transform=transform)
 
-    def _result_transform(self, want_value: bool) -> Any:
-        echo = self.echo and want_value
-
-        def transform(r: Any) -> Any:
-            res = _to_result(r)
-            if echo and res.output:
-                try:
-                    sys.stdout.write(res.output)
-                    sys.stdout.flush()
-                except (OSError, ValueError):
-                    pass  # a closed stdout must not lose the result
-            return res.value if want_value else res
-        return transform
+    def _call_sync(self, op: str, fields: dict, transform: Any = None) -> Any:
+        # The plain (blocking) methods go through Connection.call so the
+        # caller's thread can read its own reply (see reader.py).
+        if self._closed:
+            raise VMNotFound("VM %r was closed; create a new one with create_vm()"
+                             % self.name, vm=self.name)
+        return self._session.conn.call(op, fields, vm=self.name, transform=transform)
 
     # -- execute --------------------------------------------------------
 
     def _exec(self, code: str, want_value: bool, timeout: Optional[float],
-              instruction_limit: Optional[int], chunkname: Optional[str]) -> Future:
+              instruction_limit: Optional[int], chunkname: Optional[str],
+              sync: bool = False) -> Any:
+        """Send an exec; its Future, or with ``sync`` its result."""
         if not isinstance(code, str):
             raise InvalidRequest("code must be a str, not %s" % type(code).__name__,
                                  vm=self.name)
+        if self._closed:
+            raise VMNotFound("VM %r was closed; create a new one with create_vm()"
+                             % self.name, vm=self.name)
+        transform = _TRANSFORMS[self.echo, want_value]
+        conn = self._session.conn
+        if chunkname is None and timeout is None and instruction_limit is None:
+            # Hot path: the same bytes _encode would write, without a dict.
+            body = self._exec_head + encode_str(code) + "}"
+            if sync:
+                return conn.call_body(body, self.name, transform)
+            return conn.request_body(body, self.name, transform)
         fields: dict[str, Any] = {"code": code}
         if chunkname is not None:
             fields["chunkname"] = chunkname
         _per_call(fields, timeout, instruction_limit)
-        return self._request("exec", fields, self._result_transform(want_value))
+        if sync:
+            return conn.call("exec", fields, vm=self.name, transform=transform)
+        return conn.request("exec", fields, vm=self.name, transform=transform)
 
     def execute_async(self, code: str, *, timeout: Optional[float] = None,
                       instruction_limit: Optional[int] = None,
@@ -128,8 +169,7 @@ class VM:
                 instruction_limit: Optional[int] = None,
                 chunkname: Optional[str] = None) -> Any:
         """Run a Lua chunk and return its value; see ``execute_async``."""
-        return self.execute_async(code, timeout=timeout, instruction_limit=instruction_limit,
-                                  chunkname=chunkname).result()
+        return self._exec(code, True, timeout, instruction_limit, chunkname, sync=True)
 
     def execute_result_async(self, code: str, *, timeout: Optional[float] = None,
                              instruction_limit: Optional[int] = None,
@@ -141,9 +181,7 @@ class VM:
                        instruction_limit: Optional[int] = None,
                        chunkname: Optional[str] = None) -> ExecResult:
         """Run a Lua chunk; return values, output, duration and memory."""
-        return self.execute_result_async(code, timeout=timeout,
-                                         instruction_limit=instruction_limit,
-                                         chunkname=chunkname).result()
+        return self._exec(code, False, timeout, instruction_limit, chunkname, sync=True)
 
     def execute_file(self, path: str, *, timeout: Optional[float] = None,
                      instruction_limit: Optional[int] = None) -> Any:
@@ -180,26 +218,29 @@ class VM:
         Returns:
             None, the value, or a tuple of values.
         """
-        return self._call(func_name, args, True, timeout, instruction_limit).result()
+        return self._call(func_name, args, True, timeout, instruction_limit, sync=True)
 
     def call_result(self, func_name: str, *args: Any, timeout: Optional[float] = None,
                     instruction_limit: Optional[int] = None) -> ExecResult:
         """Like ``call`` but returns the ExecResult (output, timing); never echoes."""
-        return self._call(func_name, args, False, timeout, instruction_limit).result()
+        return self._call(func_name, args, False, timeout, instruction_limit, sync=True)
 
     def _call(self, func_name: str, args: tuple, want_value: bool,
-              timeout: Optional[float], instruction_limit: Optional[int]) -> Future:
+              timeout: Optional[float], instruction_limit: Optional[int],
+              sync: bool = False) -> Any:
         if not isinstance(func_name, str) or not func_name:
             raise InvalidRequest("function name must be a non-empty str", vm=self.name)
         fields: dict[str, Any] = {"fn": func_name, "args": to_wire(list(args))}
         _per_call(fields, timeout, instruction_limit)
-        return self._request("call", fields, self._result_transform(want_value))
+        if sync:
+            return self._call_sync("call", fields, _TRANSFORMS[self.echo, want_value])
+        return self._request("call", fields, _TRANSFORMS[self.echo, want_value])
 
     # -- state --------------------------------------------------------
 
     def function_exists(self, name: str) -> bool:
         """True if the (dotted) global ``name`` is a callable Lua value."""
-        return bool(self._request("exists", {"fn": name}).result())
+        return bool(self._call_sync("exists", {"fn": name}))
 
     def set_globals(self, values: dict) -> None:
         """Set several globals at once.
@@ -211,19 +252,19 @@ class VM:
         if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
             raise InvalidRequest("set_globals takes a dict with str keys", vm=self.name)
         enc = {k: to_wire(v) for k, v in values.items()}
-        self._request("set_globals", {"globals": enc}).result()
+        self._call_sync("set_globals", {"globals": enc})
 
     def get_global(self, name: str) -> Any:
         """Value of the (dotted) global ``name`` (None if unset)."""
-        return self._request("get_global", {"name": name}, from_wire).result()
+        return self._call_sync("get_global", {"name": name}, from_wire)
 
     def reset(self) -> None:
         """Replace the Lua state by a fresh one (same limits and callbacks)."""
-        self._request("reset", {}).result()
+        self._call_sync("reset", {})
 
     def stats(self) -> dict:
         """pid, mem_bytes, mem_limit, cpu_ms, rss_bytes, executions, errors..."""
-        return self._request("stats", {}).result()
+        return self._call_sync("stats", {})
 
     # -- lifecycle ----------------------------------------------------
 
@@ -238,7 +279,7 @@ class VM:
         if s.conn is None or s.conn.closed:
             return
         try:
-            s.conn.request("destroy", {}, vm=self.name).result()
+            s.conn.call("destroy", {}, vm=self.name)
         except VMNotFound:
             pass
 

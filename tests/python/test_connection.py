@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from fakemanager import FakeManager
-from pylua_bioxen_vm import (ExecutionTimeout, InvalidRequest, LuaError, ManagerError,
+from pylua_bioxen_vm import (ExecutionTimeout, InvalidRequest, LuaError, ManagerError, ProtocolError,
                              VMCrashed, VMManager)
 
 T = 5.0
@@ -154,3 +154,28 @@ def test_vm_crashed_message(fake_pair):
     fake, m = fake_pair(handler)
     with pytest.raises(VMCrashed, match="signal 9"):
         m.create_vm("a").execute("x")
+
+
+def test_garbled_reply_fails_only_its_own_request(fake_pair):
+    # Node reply bytes pass the manager unparsed with our id last; a broken
+    # or hostile node's garbage must fail that request, not hang it.
+    def handler(fake, msg):
+        if msg.get("op") == "exec" and msg["code"] == "bad":
+            fake.conn.sendall(b'{"result":{"values":[1,,]},"id":%d}\n' % msg["id"])
+            return None
+        return default(fake, msg)
+    fake, m = fake_pair(handler)
+    vm = m.create_vm("a")
+    bad = vm.execute_async("bad")
+    good = vm.execute_async("good")
+    with pytest.raises(ProtocolError, match="not valid JSON"):
+        bad.result(T)
+    assert good.result(T) == "good"
+
+
+def test_sent_request_cannot_be_cancelled(fake_pair):
+    fake, m = fake_pair(lambda fake, msg: None if msg.get("op") == "exec" else default(fake, msg))
+    vm = m.create_vm("a")
+    fut = vm.execute_async("x")
+    assert fut.cancel() is False       # it is on the wire: the reply will come
+    assert not fut.cancelled()
