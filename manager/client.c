@@ -3,6 +3,7 @@
  * (client_send), events.c. A client is freed only from the reaper event,
  * never inside its own callbacks (client_close_soon). */
 #include "manager.h"
+#include "mailbox.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 static void client_free(struct client *c)
 {
     vmproc_disown(c);
+    mailbox_client_gone(c);
     events_unsubscribe(c);
     mgr->slots[(uint32_t)c->id] = NULL;
     mgr->free_slots[mgr->nfree++] = (uint32_t)c->id;

@@ -1,6 +1,7 @@
 /* main.c - bioxen-manager: arguments, wiring of the event loop, signals and
  * clean shutdown. Everything else is reached from the callbacks set here. */
 #include "manager.h"
+#include "mailbox.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -138,6 +139,7 @@ int main(int argc, char **argv)
     manager_shutdown("event loop ended");   /* no-op after a clean stop */
     client_free_all(&m);
     vmproc_free_all(&m);
+    mailbox_free_all();
     event_free(m.sig_term);
     event_free(m.sig_int);
     event_free(m.sig_chld);

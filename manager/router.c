@@ -5,6 +5,7 @@
  * place that decides where a VM lives ("not here" belongs here later). */
 #include "manager.h"
 #include "validate.h"
+#include "mailbox.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +33,18 @@ static void op_create(struct client *c, json_t *id, json_t *req)
         json_decref(init);
         return FAIL(c, id, BX_E_VM_EXISTS, "a VM named '%s' already exists", name);
     }
-    if (!vmproc_create(name, init, c, id, err, sizeof err))
+    /* mailbox hook: a name held by a client mailbox is taken too; the node
+     * learns its own name for mailbox.name() and as the sender of its mail */
+    if ((e = mailbox_check_create(req, err, sizeof err)) != BX_OK) {
+        json_decref(init);
+        return FAIL(c, id, e, "%s", err);
+    }
+    json_object_set_new(init, "name", json_string(name));
+    struct vm *vm = vmproc_create(name, init, c, id, err, sizeof err);
+    if (!vm)
         FAIL(c, id, BX_E_INTERNAL, "%s", err);
+    else if (mailbox_vm_added(vm) < 0)
+        vmproc_destroy(vm, BX_E_INTERNAL, "out of memory for the VM's mailbox");
     json_decref(init);
 }
 
@@ -154,6 +165,8 @@ void router_dispatch(struct client *c, json_t *req)
         op_vm(c, id, req, op, k);
     else if (strcmp(op, "create") == 0)
         op_create(c, id, req);
+    else if (mailbox_client_op(c, id, op, req))
+        ;   /* mailbox_open/close, mail_send, mail_recv */
     else if (strcmp(op, "destroy") == 0) {
         struct vm *vm = registry_find(req_vm_name(req) ? req_vm_name(req) : "");
         if (!vm)

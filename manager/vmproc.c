@@ -4,6 +4,7 @@
  * and shutdown). Owns struct vm (freed in vm_free) and struct node (freed
  * once it is reaped, its channel closed and no VM holds it). */
 #include "manager.h"
+#include "mailbox.h"
 #include "nodewire.h"
 
 #include <errno.h>
@@ -261,6 +262,7 @@ void vmproc_destroy(struct vm *vm, enum bx_err code, const char *why)
 {
     vm_fail_pending(vm, code, why, 0);
     node_detach(vm->node);
+    mailbox_vm_removed(vm->name);   /* mailbox hook */
     registry_remove(vm);
     vm_unlink_owner(vm);
     event_free(vm->deadline);
@@ -520,6 +522,8 @@ static void node_frame(struct node *n, const char *line, size_t len)
     }
     if (json_object_get(msg, "callback")) {
         node_callback(n->vm, msg);
+    } else if (mailbox_node_frame(n->vm, msg, len)) {
+        ; /* mail, mail_pull: mailbox.c answers */
     } else if (json_is_string(json_object_get(msg, "event"))) {
         json_object_set_new(msg, "vm", json_string(n->vm->name));
         json_object_set_new(msg, "ts", json_real(proto_now()));

@@ -31,34 +31,29 @@ static long long cb_send(lua_State *L, bx_node *n, const char *name)
     return k;
 }
 
+struct cb_want { bx_node *n; long long k; };
+
+static int cb_want(json_t *m, void *ud)
+{
+    struct cb_want *w = ud;
+    const char *op = json_string_value(json_object_get(m, "op"));
+    if (!op || strcmp(op, "cb_result") != 0)
+        return -1;
+    json_t *cb = json_object_get(m, "callback");
+    if (!json_is_integer(cb) || json_integer_value(cb) != w->k)
+        return 0; /* a late answer to a callback we gave up on */
+    json_decref(w->n->cb_msg);
+    w->n->cb_msg = json_incref(m);
+    return 1;
+}
+
 /* Reads until our cb_result arrives; returns it (owned by n->cb_msg). */
 static json_t *cb_wait(lua_State *L, bx_node *n, long long k)
 {
-    for (;;) {
-        char *line, perr[128];
-        size_t len;
-        int r = link_read(n, &line, &len, 1);
-        if (r == 0)
-            exit(0);
-        if (r == -1)
-            _exit(1);
-        if (r == -2)
-            luaL_error(L, "timeout while waiting for a callback");
-        json_t *m = proto_parse(line, len, perr, sizeof perr);
-        const char *op = m ? json_string_value(json_object_get(m, "op")) : NULL;
-        if (op && strcmp(op, "cb_result") == 0) {
-            json_t *cb = json_object_get(m, "callback");
-            if (json_is_integer(cb) && json_integer_value(cb) == k) {
-                json_decref(n->cb_msg);
-                n->cb_msg = m;
-                return m;
-            }
-            json_decref(m); /* a late answer to a callback we gave up on */
-            continue;
-        }
-        json_decref(m);
-        link_queue_push(n, line, len); /* answered after this request */
-    }
+    struct cb_want w = { n, k };
+    if (link_await(n, cb_want, &w) == -2)
+        luaL_error(L, "timeout while waiting for a callback");
+    return n->cb_msg;
 }
 
 static int cb_call(lua_State *L)

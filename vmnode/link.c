@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout)
 {
@@ -59,6 +60,28 @@ int link_send(bx_node *n, json_t *msg)
     }
     json_decref(msg);
     return rc < 0 ? -1 : bx_write_all(n->fd, buf, len);
+}
+
+int link_await(bx_node *n, link_want want, void *ud)
+{
+    for (;;) {
+        char *line, perr[128];
+        size_t len;
+        int r = link_read(n, &line, &len, 1);
+        if (r == 0)
+            exit(0);
+        if (r == -1)
+            _exit(1);
+        if (r == -2)
+            return -2;
+        json_t *m = proto_parse(line, len, perr, sizeof perr);
+        int w = m ? want(m, ud) : -1;
+        json_decref(m);
+        if (w == 1)
+            return 1;
+        if (w < 0)
+            link_queue_push(n, line, len); /* answered after this request */
+    }
 }
 
 void link_queue_push(bx_node *n, const char *line, size_t len)

@@ -2,6 +2,7 @@
  * manager as `bioxen-vmnode --fd 3 --parent PID`. Owns the node record and
  * the request loop: read a frame, run it (exec.c), reply; exit 0 on EOF. */
 #include "node.h"
+#include "mailbox.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,6 +47,7 @@ static int do_init(bx_node *n, json_t *req, json_t *id, json_t **reply)
         return -1;
     }
     n->initialised = 1;
+    mailbox_init(json_string_value(json_object_get(req, "name")));
     *reply = proto_reply_new(id, json_pack("{s:i}", "pid", (int)getpid()));
     return 0;
 }
@@ -66,6 +68,8 @@ static int handle_frame(bx_node *n, const char *line, size_t len)
         id = NULL;
     if (op && strcmp(op, "cb_result") == 0)
         ; /* a late answer to a callback that was abandoned: no reply */
+    else if (mailbox_frame(req))
+        ; /* an ack or pulled mail that arrived after its wait ended */
     else if (!id || !op)
         reply = proto_error_new(id, BX_E_BAD_REQUEST, "a request needs an integer or string \"id\" and a string \"op\"");
     else if (strcmp(op, "init") == 0)

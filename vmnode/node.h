@@ -135,6 +135,12 @@ int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout);
 /* Writes msg as one frame with one write(); steals msg. 0 or -1. */
 int link_send(bx_node *n, json_t *msg);
 void link_queue_push(bx_node *n, const char *line, size_t len);
+/* want(msg, ud): 1 = the awaited frame (stop), 0 = consumed, -1 = not
+ * ours (queued for after the request). msg is borrowed. */
+typedef int (*link_want)(json_t *msg, void *ud);
+/* Reads frames until want says 1 (returns 1) or the wall timer fires
+ * (returns -2); exits the process when the manager is gone. */
+int link_await(bx_node *n, link_want want, void *ud);
 /* Pops the oldest queued frame (caller frees) or NULL. */
 bx_queued *link_queue_pop(bx_node *n);
 

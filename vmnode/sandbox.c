@@ -2,6 +2,7 @@
  * text-only load, captured print, and coroutines that carry the limits.
  * Called by main.c (init), exec.c (reset) and the sandbox unit test. */
 #include "node.h"
+#include "mailbox.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -304,6 +305,7 @@ static int sb_build(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     callback_register(L, n);
+    mailbox_register(L);
     return 0;
 }
 

@@ -15,6 +15,7 @@ from .errors import (BioxenError, ConversionError, CPULimitExceeded, ExecutionTi
                      LuaSyntaxError, ManagerError, MemoryLimitExceeded, PolicyViolation,
                      ProtocolError, VMCrashed, VMExists, VMNotFound)
 from .luaward import IsolatedLuaVM
+from .mailbox import Mailbox
 from .manager import VMManager
 from .session import Event
 from .values import LuaOpaque
@@ -23,7 +24,7 @@ from .vm import VM, ExecResult
 __version__ = "0.1.0"
 
 __all__ = [
-    "VMManager", "VM", "ExecResult", "Event", "LuaOpaque", "IsolatedLuaVM",
+    "VMManager", "VM", "Mailbox", "ExecResult", "Event", "LuaOpaque", "IsolatedLuaVM",
     "BioxenError", "LuaError", "LuaSyntaxError", "LimitExceeded", "ExecutionTimeout",
     "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",

@@ -18,6 +18,7 @@ from .connection import Connection
 from .embedded import EmbeddedManager
 from .errors import InvalidRequest, ManagerError, VMNotFound
 from .limits import check_limits
+from .mailbox import Mailbox, send_mail
 from .session import Event, Session
 from .vm import VM
 
@@ -103,7 +104,8 @@ class VMManager:
                         timeout: Optional[float] = None, cpu_limit: Optional[float] = None,
                         max_output: Optional[int] = None,
                         callbacks: Optional[dict[str, Callable]] = None,
-                        persistent: bool = False, echo: bool = True) -> Future:
+                        persistent: bool = False, echo: bool = True,
+                        mailbox_size: Optional[int] = None) -> Future:
         """Start creating a VM; return a Future of its VM handle.
 
         Args: see ``create_vm``.
@@ -132,6 +134,8 @@ class VMManager:
             s.callbacks[name] = cbs
         fields = {"name": name, "limits": limits, "callbacks": sorted(cbs),
                   "networked": bool(networked), "persistent": bool(persistent)}
+        if mailbox_size is not None:
+            fields["mailbox_size"] = mailbox_size
 
         def made(r: Any) -> VM:
             vm = VM(s, name, r.get("pid") if isinstance(r, dict) else None, echo)
@@ -158,6 +162,7 @@ class VMManager:
             max_output: bytes of captured print output per execute.
             callbacks: ``{"lua_name": python_fn}`` callable from Lua.
             persistent: keep the VM when this connection closes.
+            mailbox_size: messages the VM's mailbox holds (default 1024).
             echo: write captured print output to sys.stdout on execute/call.
 
         Returns:
@@ -206,6 +211,34 @@ class VMManager:
     def ping(self) -> bool:
         """True if the manager answers."""
         return self._session.conn.call("ping", {}) == "pong"
+
+    # -- mailboxes (mailbox.py) --------------------------------------
+
+    def mailbox(self, name: str, size: Optional[int] = None) -> Mailbox:
+        """Open a mailbox of this connection named ``name`` (it must not be
+        the name of a VM or another mailbox: VMExists); ``size`` bounds its
+        message count (default 1024)."""
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise InvalidRequest("bad mailbox name %r" % (name,))
+        fields: dict = {"name": name}
+        if size is not None:
+            fields["size"] = size
+        self._session.conn.request("mailbox_open", fields).result()
+        return Mailbox(self._session.conn, name)
+
+    def send_to(self, to: str, value: Any, timeout: Optional[float] = None) -> bool:
+        """Send ``value`` to the mailbox of VM ``to`` (or a client mailbox),
+        as sender "@client".  Blocks while that mailbox is full; with
+        ``timeout`` raises ExecutionTimeout instead (the message is not sent).
+
+        Raises:
+            VMNotFound: no VM or mailbox has that name.
+        """
+        return send_mail(self._session.conn, to, value, None, timeout).result()
+
+    def send_to_async(self, to: str, value: Any, timeout: Optional[float] = None) -> Future:
+        """Like send_to, returning a Future of True."""
+        return send_mail(self._session.conn, to, value, None, timeout)
 
     # -- events -------------------------------------------------------
 

@@ -1,0 +1,105 @@
+"""Mailboxes by name, held by the manager (docs/protocol.md "Mailboxes").
+
+Every VM has a mailbox under its own name; a client opens more with
+``VMManager.mailbox(name)``.  ``send_mail`` backs ``VMManager.send_to`` and
+``Mailbox.send``; Mailbox pulls messages in batches into a local inbox.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from concurrent.futures import Future
+from typing import Any, Optional
+
+from .errors import InvalidRequest
+from .values import from_wire, to_wire
+
+
+def send_mail(conn: Any, to: str, value: Any, sender: Optional[str] = None,
+              timeout: Optional[float] = None) -> Future:
+    """Send one message; the Future resolves to True once the target mailbox
+    has accepted it.  While that mailbox is full the manager holds the reply
+    (back-pressure); with ``timeout`` it fails with ExecutionTimeout instead
+    and the message is not delivered.  A missing name fails with VMNotFound."""
+    if not isinstance(to, str):
+        raise InvalidRequest("mailbox name must be a str, got %r" % (to,))
+    fields: dict = {"to": to, "value": to_wire(value)}
+    if sender is not None:
+        fields["from"] = sender
+    if timeout is not None:
+        if timeout < 0:
+            raise InvalidRequest("timeout must be non-negative")
+        fields["timeout"] = float(timeout)
+    return conn.request("mail_send", fields, vm=to)
+
+
+class Mailbox:
+    """A named mailbox of this client: VMs reach it with ``mailbox.send(name, v)``.
+
+    Closed by ``close()``, by leaving a ``with`` block, or with the connection.
+    """
+
+    def __init__(self, conn: Any, name: str) -> None:
+        self._conn = conn
+        self.name = name
+        self._lock = threading.Lock()
+        self._inbox: collections.deque = collections.deque()
+        self._pull: Optional[Future] = None
+        self._closed = False
+
+    def send(self, to: str, value: Any, timeout: Optional[float] = None) -> bool:
+        """Send ``value`` to the VM or mailbox ``to``, as this mailbox."""
+        return send_mail(self._conn, to, value, self.name, timeout).result()
+
+    def send_async(self, to: str, value: Any, timeout: Optional[float] = None) -> Future:
+        return send_mail(self._conn, to, value, self.name, timeout)
+
+    def _keep(self, fut: Future) -> None:
+        # Runs on the reader thread: a pull answered after its recv gave up
+        # still lands here, so no message is lost.
+        if fut.exception() is None:
+            with self._lock:
+                self._inbox.extend((f, from_wire(v)) for f, v in fut.result())
+
+    def recv(self, timeout: Optional[float] = None) -> tuple[str, Any]:
+        """Return the next ``(sender, value)``; senders are VM names,
+        ``"@client"`` or a client mailbox's name.
+
+        Raises:
+            TimeoutError: nothing arrived within ``timeout`` seconds.
+            VMNotFound: the mailbox was closed.
+        """
+        with self._lock:
+            if self._inbox:
+                return self._inbox.popleft()
+            fut = self._pull
+            if fut is None or fut.done():
+                fields: dict = {"name": self.name, "max": 256}
+                if timeout is not None:
+                    fields["timeout"] = max(0.0, float(timeout))
+                fut = self._pull = self._conn.request("mail_recv", fields)
+                fut.add_done_callback(self._keep)
+        try:
+            fut.result(None if timeout is None else timeout + 5.0)
+        except TimeoutError:
+            pass
+        with self._lock:
+            if self._inbox:
+                return self._inbox.popleft()
+        raise TimeoutError("no message in mailbox %r within %ss" % (self.name, timeout))
+
+    def close(self) -> None:
+        """Close the mailbox; messages still in it are dropped with it."""
+        if not self._closed:
+            self._closed = True
+            self._conn.request("mailbox_close", {"name": self.name}).result()
+
+    def __enter__(self) -> "Mailbox":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<Mailbox %r%s>" % (self.name, " closed" if self._closed else "")

@@ -1,0 +1,167 @@
+"""Mailboxes by name (issue 4 item 4) against the real binaries: Lua<->Lua,
+Python<->Lua, order over 1,000 mixed messages, missing names, back-pressure,
+recv timeouts, closing a VM blocked in recv, restart and destroy."""
+
+import time
+
+import pytest
+
+from pylua_bioxen_vm import ExecutionTimeout, LuaError, VMCrashed, VMExists, VMNotFound
+
+T = 30.0  # deadline for every wait; only catches hangs
+
+BOMB = "return string.find(string.rep('a', 40), string.rep('a*', 30) .. 'b')"
+
+
+def test_lua_to_lua_round_trip(manager):
+    a, b = manager.create_vm("a"), manager.create_vm("b")
+    fb = b.execute_async("local v, from = mailbox.recv(20) "
+                         "mailbox.send(from, {echo = v, by = mailbox.name()}) return from")
+    got = a.execute("mailbox.send('b', 'ping\\0\\n') return mailbox.recv(20)", timeout=T)
+    assert got == ({"echo": "ping\0\n", "by": "b"}, "b")
+    assert fb.result(T) == "a"
+
+
+def test_python_to_lua_and_lua_to_python(manager):
+    vm = manager.create_vm("worker")
+    assert manager.send_to("worker", {"job": [1, 2, 3]}) is True
+    assert vm.execute("return mailbox.recv(20)", timeout=T) == ({"job": [1, 2, 3]}, "@client")
+    with manager.mailbox("inbox") as mb:
+        vm.execute("mailbox.send('inbox', {sum = 6, raw = '\\xff\\x00'})")
+        assert mb.recv(timeout=T) == ("worker", {"sum": 6, "raw": b"\xff\x00"})
+        mb.send("worker", "reply me")
+        vm.execute("local v, f = mailbox.recv(20) mailbox.send(f, v .. '!')", timeout=T)
+        assert mb.recv(timeout=T) == ("worker", "reply me!")
+    with pytest.raises(VMNotFound):
+        manager.send_to("inbox", 1)     # closed with the mailbox
+
+
+def test_mailbox_names_do_not_clash(manager):
+    manager.create_vm("taken")
+    with pytest.raises(VMExists):
+        manager.mailbox("taken")
+    mb = manager.mailbox("box")
+    with pytest.raises(VMExists):
+        manager.mailbox("box")
+    with pytest.raises(VMExists):
+        manager.create_vm("box")
+    mb.close()
+
+
+def _mixed(i):
+    k = i % 5
+    if k == 0:
+        return "line\n%d\0end" % i + "x" * (i * 37 % 5000)
+    if k == 1:
+        return {"i": i, "nested": {"list": [i, i + 0.5, "s"], "t": True}}
+    if k == 2:
+        return bytes([255, 0, i % 256]) * (1 + i % 300)
+    if k == 3:
+        return i * 1_000_000_007
+    return [i, {"deep": [[i]]}, "z" * (i % 64 + 1)]
+
+
+def test_order_per_sender_over_1000_mixed(manager):
+    n = 1000
+    fwd = manager.create_vm("fwd")
+    with manager.mailbox("sink", size=100) as sink:
+        # Lua forwards whatever it gets: Python -> Lua -> Lua API -> Python
+        fut = fwd.execute_async("for i = 1, %d do local v = mailbox.recv(20) "
+                                "mailbox.send('sink', v) end return mailbox.flush()" % n)
+        sends = [manager.send_to_async("fwd", _mixed(i)) for i in range(n)]
+        got = [sink.recv(timeout=T) for _ in range(n)]
+        assert fut.result(T) is True
+        assert all(f.result(T) is True for f in sends)
+    assert [s for s, _ in got] == ["fwd"] * n
+    for i, (_, v) in enumerate(got):
+        assert v == _mixed(i), "message %d" % i
+
+
+def test_send_to_missing_name_is_an_error(manager):
+    vm = manager.create_vm("lonely")
+    with pytest.raises(LuaError, match="no VM or mailbox named 'nobody'"):
+        vm.execute("mailbox.send('nobody', 1)")
+    assert vm.execute("return pcall(mailbox.send, 'nobody', 1)")[0] is False
+    with pytest.raises(VMNotFound):
+        manager.send_to("nobody", 1)
+    assert vm.execute("return mailbox.send('lonely', 'self')") is True
+    assert vm.execute("return mailbox.recv(5)") == ("self", "lonely")
+
+
+def test_full_mailbox_blocks_the_lua_sender(manager):
+    small = manager.create_vm("small", mailbox_size=4)
+    sender = manager.create_vm("sender")
+    fut = sender.execute_async("for i = 1, 20 do mailbox.send('small', i) end "
+                               "mailbox.flush() return 'all sent'")
+    # The sender cannot finish while 'small' holds 4 of 20: it is parked.
+    with pytest.raises(TimeoutError):
+        fut.result(0.5)
+    got = small.execute("local t = {} for i = 1, 20 do t[i] = mailbox.recv(20) end return t",
+                        timeout=T)
+    assert got == list(range(1, 21))
+    assert fut.result(T) == "all sent"
+
+
+def test_full_mailbox_python_sender_times_out_cleanly(manager):
+    vm = manager.create_vm("tiny", mailbox_size=2)
+    manager.send_to("tiny", 1)
+    manager.send_to("tiny", 2)
+    parked = manager.send_to_async("tiny", 3)           # waits for room
+    t0 = time.monotonic()
+    with pytest.raises(ExecutionTimeout):
+        manager.send_to("tiny", 4, timeout=0.3)
+    assert time.monotonic() - t0 < 10
+    assert not parked.done()
+    assert vm.execute("local a = mailbox.recv(5) local b = mailbox.recv(5) "
+                      "local c = mailbox.recv(5) return a, b, c, mailbox.recv(0.1)",
+                      timeout=T) == (1, 2, 3, None, "timeout")
+    assert parked.result(T) is True
+
+
+def test_full_mailbox_lua_sender_hits_its_wall_timeout(manager):
+    manager.create_vm("full", mailbox_size=1)
+    manager.send_to("full", "x")
+    s = manager.create_vm("impatient", timeout=0.5)
+    with pytest.raises(ExecutionTimeout):
+        s.execute("mailbox.send('full', 1) mailbox.send('full', 2) return mailbox.flush()")
+    assert s.execute("return 7") == 7
+
+
+def test_recv_timeout_returns_nil_timeout_in_time(manager):
+    vm = manager.create_vm("waiter")
+    t0 = time.monotonic()
+    assert vm.execute("return mailbox.recv(0.3)", timeout=T) == (None, "timeout")
+    dt = time.monotonic() - t0
+    assert 0.25 <= dt < 10
+    with manager.mailbox("pybox") as mb:
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError):
+            mb.recv(timeout=0.3)
+        assert 0.25 <= time.monotonic() - t0 < 10
+
+
+def test_vm_blocked_in_recv_closes_at_once(manager):
+    vm = manager.create_vm("blocked")
+    fut = vm.execute_async("return mailbox.recv()")
+    with pytest.raises(TimeoutError):
+        fut.result(0.3)
+    t0 = time.monotonic()
+    vm.close()
+    with pytest.raises(VMCrashed):
+        fut.result(T)
+    assert time.monotonic() - t0 < 5
+
+
+def test_mailbox_survives_restart_dies_with_destroy(manager):
+    vm = manager.create_vm("phoenix", timeout=0.3)
+    manager.send_to("phoenix", "kept")
+    with pytest.raises(ExecutionTimeout) as ei:
+        vm.execute(BOMB)
+    assert ei.value.restarted
+    assert vm.execute("return mailbox.recv(5)", timeout=T) == ("kept", "@client")
+    manager.send_to("phoenix", "lost")
+    vm.close()
+    with pytest.raises(VMNotFound):
+        manager.send_to("phoenix", 1)
+    fresh = manager.create_vm("phoenix")
+    assert fresh.execute("return mailbox.recv(0)") == (None, "timeout")

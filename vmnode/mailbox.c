@@ -1,0 +1,217 @@
+/* mailbox.c - Lua's mailbox.send/recv/flush/name over the manager's
+ * mailboxes (docs/protocol.md "Mailboxes"). Sends to a name not yet
+ * confirmed wait for their ack, so a missing name fails at the send; later
+ * sends to it are pipelined (up to MAILBOX_WINDOW un-acked) and an error of
+ * one is raised at the next mailbox call. Waits go through link_await. */
+#include "mailbox.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "convert.h"
+
+#define CONFIRMED_MAX 16
+
+static struct {
+    char name[BX_NAME_MAX + 1];
+    long long next_k;
+    int unacked;
+    char *err;                  /* first error of a pipelined send (malloc) */
+    json_t *inbox;              /* pulled [from, value] pairs, owned */
+    size_t pos;                 /* next inbox item to hand out */
+    long long pull_k;
+    int pull_done;
+    long long sync_k;           /* the send whose ack we wait for, or 0 */
+    int sync_failed;
+    char confirmed[CONFIRMED_MAX][BX_NAME_MAX + 1];  /* ring of good names */
+    int nconfirmed;
+} mb;
+
+void mailbox_init(const char *name)
+{
+    snprintf(mb.name, sizeof mb.name, "%s", name ? name : "");
+}
+
+static int is_confirmed(const char *to)
+{
+    for (int i = 0; i < mb.nconfirmed && i < CONFIRMED_MAX; i++)
+        if (strcmp(mb.confirmed[i], to) == 0)
+            return 1;
+    return 0;
+}
+
+static void on_ack(json_t *msg)
+{
+    json_t *k = json_object_get(msg, "mail_ack");
+    const char *text = json_string_value(json_object_get(json_object_get(msg, "error"), "message"));
+    if (mb.unacked > 0)
+        mb.unacked--;
+    if (json_is_integer(k) && json_integer_value(k) == mb.sync_k) {
+        mb.sync_k = 0;
+        mb.sync_failed = json_object_get(msg, "error") != NULL;
+    }
+    if (json_object_get(msg, "error")) {
+        mb.nconfirmed = 0;  /* a destination went away: confirm again */
+        if (!mb.err)
+            mb.err = strdup(text ? text : "mailbox send failed");
+    }
+}
+
+int mailbox_frame(json_t *msg)
+{
+    if (json_object_get(msg, "mail_ack")) {
+        on_ack(msg);
+        return 1;
+    }
+    json_t *k = json_object_get(msg, "mail_items");
+    if (!k)
+        return 0;
+    json_t *items = json_object_get(msg, "items");
+    if (!mb.inbox)
+        mb.inbox = json_array();
+    if (json_is_array(items))
+        json_array_extend(mb.inbox, items);
+    if (json_is_integer(k) && json_integer_value(k) == mb.pull_k)
+        mb.pull_done = 1;
+    return 1;
+}
+
+/* ---- waiting -------------------------------------------------------------- */
+
+static int want_acks(json_t *msg, void *ud)
+{
+    if (!mailbox_frame(msg))
+        return -1;
+    return mb.unacked <= *(int *)ud && mb.sync_k == 0 ? 1 : 0;
+}
+
+static int want_pull(json_t *msg, void *ud)
+{
+    (void)ud;
+    if (!mailbox_frame(msg))
+        return -1;
+    return mb.pull_done ? 1 : 0;
+}
+
+/* Waits until at most limit sends are un-acked (and no sync send waits). */
+static void wait_acks(lua_State *L, int limit)
+{
+    if (mb.unacked <= limit && mb.sync_k == 0)
+        return;
+    if (link_await(node_of(L), want_acks, &limit) == -2)
+        luaL_error(L, "timeout while a mailbox was full");
+}
+
+static void raise_pending(lua_State *L)
+{
+    if (!mb.err)
+        return;
+    lua_pushstring(L, mb.err);
+    free(mb.err);
+    mb.err = NULL;
+    lua_error(L);
+}
+
+/* ---- the Lua functions ---------------------------------------------------- */
+
+static int l_send(lua_State *L)
+{
+    const char *to = luaL_checkstring(L, 1);
+    lua_settop(L, 2);
+    raise_pending(L);
+    if (!proto_valid_name(to))
+        return luaL_error(L, "no VM or mailbox named '%s'", to);
+    char err[256];
+    json_t *v;
+    if (conv_to_json(L, 2, &v, err, sizeof err) != BX_OK)
+        return luaL_error(L, "mailbox.send: %s", err);
+    long long k = ++mb.next_k;
+    json_t *msg = json_pack("{s:I, s:s, s:o}", "mail", (json_int_t)k, "to", to, "value", v);
+    if (!msg || link_send(node_of(L), msg) < 0)
+        _exit(1);   /* the manager is gone */
+    mb.unacked++;
+    if (is_confirmed(to)) {
+        wait_acks(L, MAILBOX_WINDOW - 1);
+    } else {
+        mb.sync_k = k;
+        wait_acks(L, MAILBOX_WINDOW - 1);
+        if (mb.sync_failed) {
+            mb.sync_failed = 0;
+            raise_pending(L);
+        }
+        snprintf(mb.confirmed[mb.nconfirmed++ % CONFIRMED_MAX], BX_NAME_MAX + 1, "%s", to);
+    }
+    raise_pending(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_flush(lua_State *L)
+{
+    wait_acks(L, 0);
+    raise_pending(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void pull(lua_State *L, double timeout)
+{
+    long long k = ++mb.next_k;
+    mb.pull_k = k;
+    mb.pull_done = 0;
+    json_t *msg = json_pack("{s:I, s:i}", "mail_pull", (json_int_t)k, "max", MAILBOX_PULL_MAX);
+    if (msg && timeout >= 0)
+        json_object_set_new(msg, "timeout", json_real(timeout));
+    if (!msg || link_send(node_of(L), msg) < 0)
+        _exit(1);
+    if (link_await(node_of(L), want_pull, NULL) == -2)
+        luaL_error(L, "timeout while waiting in mailbox.recv");
+}
+
+static int l_recv(lua_State *L)
+{
+    double timeout = -1;
+    if (!lua_isnoneornil(L, 1)) {
+        timeout = luaL_checknumber(L, 1);
+        luaL_argcheck(L, timeout >= 0, 1, "timeout must be non-negative");
+    }
+    raise_pending(L);
+    if (!mb.inbox || mb.pos >= json_array_size(mb.inbox))
+        pull(L, timeout);
+    if (!mb.inbox || mb.pos >= json_array_size(mb.inbox)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "timeout");
+        return 2;
+    }
+    json_t *item = json_array_get(mb.inbox, mb.pos++);
+    json_t *from = json_array_get(item, 0), *value = json_array_get(item, 1);
+    char err[256];
+    /* the item is still owned by the inbox: a memory error here leaks nothing */
+    enum bx_err e = conv_push_json(L, value ? value : json_null(), err, sizeof err);
+    lua_pushstring(L, json_is_string(from) ? json_string_value(from) : "?");
+    if (mb.pos >= json_array_size(mb.inbox)) {
+        json_array_clear(mb.inbox);
+        mb.pos = 0;
+    }
+    if (e != BX_OK)
+        return luaL_error(L, "mailbox.recv: %s", err);
+    return 2;
+}
+
+static int l_name(lua_State *L)
+{
+    lua_pushstring(L, mb.name);
+    return 1;
+}
+
+void mailbox_register(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"send", l_send}, {"recv", l_recv}, {"flush", l_flush}, {"name", l_name}, {NULL, NULL}
+    };
+    luaL_newlib(L, fns);
+    lua_setglobal(L, "mailbox");
+}
