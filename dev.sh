@@ -48,8 +48,16 @@ case "${1:-}" in
         run_tests build
         echo "== again under AddressSanitizer + UndefinedBehaviorSanitizer"
         build build-asan -DBIOXEN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        # Sanitizer reports from the manager and nodes (whose stderr pytest
+        # swallows) go to files; any file at all fails the run.
+        sanlog=$(mktemp -d /tmp/bioxen-sanitizers.XXXXXX)
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$sanlog/asan \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$sanlog/ubsan \
             run_tests build-asan
+        if [ -n "$(ls -A "$sanlog")" ]; then
+            echo "== sanitizer reports:"; cat "$sanlog"/*; exit 1
+        fi
+        rm -rf "$sanlog"
         echo "== fuzzing every parser the outside world reaches"
         DEBS=(clang libclang-rt-14-dev); install_deps
         tests/fuzz/run.sh "${BIOXEN_FUZZ_SECONDS:-45}"
