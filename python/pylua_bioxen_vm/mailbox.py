@@ -74,12 +74,16 @@ class Mailbox:
             if self._inbox:
                 return self._inbox.popleft()
             fut = self._pull
-            if fut is None or fut.done():
+            started = fut is None or fut.done()
+            if started:
                 fields: dict = {"name": self.name, "max": 256}
                 if timeout is not None:
                     fields["timeout"] = max(0.0, float(timeout))
                 fut = self._pull = self._conn.request("mail_recv", fields)
-                fut.add_done_callback(self._keep)
+        if started:
+            # Outside the lock: a reply that is already in runs _keep right
+            # here, on this thread, and _keep takes the lock.
+            fut.add_done_callback(self._keep)
         try:
             fut.result(None if timeout is None else timeout + 5.0)
         except TimeoutError:

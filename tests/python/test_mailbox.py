@@ -165,3 +165,14 @@ def test_mailbox_survives_restart_dies_with_destroy(manager):
         manager.send_to("phoenix", 1)
     fresh = manager.create_vm("phoenix")
     assert fresh.execute("return mailbox.recv(0)") == (None, "timeout")
+
+
+def test_recv_of_an_already_answered_pull_does_not_deadlock(manager):
+    # One message in flight at a time, so every recv() starts a pull whose
+    # reply may already be in (resolved by another thread) when recv()
+    # registers for it: that once deadlocked on the mailbox's own lock.
+    vm = manager.create_vm("echo")
+    inbox = manager.mailbox("box")
+    for i in range(200):
+        vm.execute_async("mailbox.send('box', %d)" % i).result(T)
+        assert inbox.recv(timeout=T) == ("echo", i)
