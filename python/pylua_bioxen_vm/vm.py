@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, Optional
 
 from .errors import InvalidRequest, VMNotFound
 from .limits import check_limit
+from .net import NetVMMixin
 from .values import from_wire, to_wire
 
 
@@ -51,7 +52,7 @@ def _to_result(r: Any) -> ExecResult:
                       bool(r.get("output_truncated", False)))
 
 
-class VM:
+class VM(NetVMMixin):
     """Handle of one named Lua VM living in its own sandboxed node process.
 
     Attributes:
