@@ -255,7 +255,8 @@ static int l_encode(lua_State *L)
         return luaL_error(L, "cannot encode the message");
     if (len > NET_MSG_MAX) {
         free(buf);
-        return luaL_error(L, "message of %zu bytes exceeds the %zu-byte limit", len, NET_MSG_MAX);
+        return luaL_error(L, "message of %I bytes exceeds the %I-byte limit",
+                          (lua_Integer)len, (lua_Integer)NET_MSG_MAX);
     }
     lua_pushlstring(L, buf, len);   /* may raise: a leak of buf on OOM only */
     free(buf);
