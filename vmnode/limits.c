@@ -206,10 +206,12 @@ static int set_limit(int res, rlim_t soft, rlim_t hard, const char *what, char *
     return -1;
 }
 
-int limits_apply_rlimits(const bx_limits *lim, char *err, size_t errlen)
+int limits_apply_rlimits(const bx_limits *lim, int networked, char *err, size_t errlen)
 {
+    /* networked VMs hold a few hundred sockets (netlib.c polls up to 512) */
+    rlim_t files = networked ? 600 : 64;
     if (set_limit(RLIMIT_NPROC, 0, 0, "NPROC", err, errlen) < 0 ||
-        set_limit(RLIMIT_NOFILE, 64, 64, "NOFILE", err, errlen) < 0 ||
+        set_limit(RLIMIT_NOFILE, files, files, "NOFILE", err, errlen) < 0 ||
         set_limit(RLIMIT_FSIZE, 0, 0, "FSIZE", err, errlen) < 0 ||
         set_limit(RLIMIT_CORE, 0, 0, "CORE", err, errlen) < 0)
         return -1;

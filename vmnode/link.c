@@ -9,7 +9,41 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* ppoll on fd 3 and the net fds, if any, (SIGALRM unblocked atomically, as link_read
+ * does). Restores the mask. Returns -3 when a net fd is ready or the
+ * deadline passed, 1 when fd 3 is readable, 0 on EINTR, -1 on error. */
+static int link_poll(bx_node *n, sigset_t *old)
+{
+    struct pollfd pf[1 + 512];
+    int k = !n->xfds ? 0 : n->nxfds < 512 ? n->nxfds : 512;
+    pf[0] = (struct pollfd){ .fd = n->fd, .events = POLLIN };
+    if (k)
+        memcpy(pf + 1, n->xfds, (size_t)k * sizeof *pf);
+    struct timespec ts, *tp = NULL;
+    if (n->xfds && n->xdeadline >= 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double left = n->xdeadline - (now.tv_sec * 1e3 + now.tv_nsec / 1e6);
+        if (left < 0)
+            left = 0;
+        ts.tv_sec = (time_t)(left / 1e3);
+        ts.tv_nsec = (long)((left - ts.tv_sec * 1e3) * 1e6);
+        tp = &ts;
+    }
+    int pr = ppoll(pf, (nfds_t)k + 1, tp, old);
+    sigprocmask(SIG_SETMASK, old, NULL);
+    if (pr < 0)
+        return errno == EINTR ? 0 : -1;
+    if (pr == 0)
+        return -3;
+    for (int i = 1; i <= k; i++)
+        if (pf[i].revents)
+            return -3;
+    return 1;   /* only fd 3: read it */
+}
 
 int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout)
 {
@@ -29,14 +63,11 @@ int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout)
                 sigprocmask(SIG_SETMASK, &old, NULL);
                 return -2;
             }
-            struct pollfd p = { .fd = n->fd, .events = POLLIN };
-            int pr = ppoll(&p, 1, NULL, &old);
-            sigprocmask(SIG_SETMASK, &old, NULL);
-            if (pr < 0) {
-                if (errno == EINTR)
-                    continue;
-                return -1;
-            }
+            int x = link_poll(n, &old);
+            if (x < 0)
+                return x;   /* -3: a net fd or the deadline; -1 */
+            if (x == 0)
+                continue;   /* EINTR: check the timer again */
         }
         ssize_t got = fb_read_fd(&n->fb, n->fd);
         if (got == 0)
@@ -72,8 +103,8 @@ int link_await(bx_node *n, link_want want, void *ud)
             exit(0);
         if (r == -1)
             _exit(1);
-        if (r == -2)
-            return -2;
+        if (r == -2 || r == -3)
+            return r;
         json_t *m = proto_parse(line, len, perr, sizeof perr);
         int w = m ? want(m, ud) : -1;
         json_decref(m);

@@ -3,6 +3,7 @@
  * the request loop: read a frame, run it (exec.c), reply; exit 0 on EOF. */
 #include "node.h"
 #include "mailbox.h"
+#include "netlib.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,7 +39,8 @@ static int do_init(bx_node *n, json_t *req, json_t *id, json_t **reply)
     n->lim = lim;
     n->networked = json_is_true(net);
     n->callbacks = cbs ? json_incref(cbs) : json_array();
-    if (limits_apply_rlimits(&lim, err, sizeof err) < 0) {
+    netlib_configure(json_object_get(req, "allow_tcp"));
+    if (limits_apply_rlimits(&lim, n->networked, err, sizeof err) < 0) {
         *reply = proto_error_new(id, BX_E_INTERNAL, "%s", err);
         return -1;
     }
@@ -101,7 +103,7 @@ static int node_run(bx_node *n, char *err, size_t errlen)
         }
         char *line;
         size_t len;
-        int r = link_read(n, &line, &len, 0);
+        int r = n->networked ? netlib_idle_read(n, &line, &len) : link_read(n, &line, &len, 0);
         if (r == 0)
             return 0;
         if (r < 0) {

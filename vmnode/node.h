@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <lua.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 
@@ -71,6 +72,12 @@ typedef struct bx_node {
     json_t *cb_msg;             /* last cb_result, freed by the next one or
                                    at the end of the request (a Lua error
                                    may unwind past its reader) */
+    /* net (netlib.c): while xfds is set, link_read also polls these and
+     * returns -3 when one is readable or xdeadline (monotonic ms, <0 none)
+     * passed. Borrowed, set only around one wait. */
+    struct pollfd *xfds;
+    int nxfds;
+    double xdeadline;
 
     /* the frame being sent (reply.c) */
     bx_hdr hdr;
@@ -105,7 +112,7 @@ int limits_tripped(bx_node *n);
 /* Charges a thread's fresh hook countdown to the budget (coroutines). */
 void limits_charge_thread(lua_State *L);
 /* Applies the process rlimits that depend on lim. 0 or -1 (errno set). */
-int limits_apply_rlimits(const bx_limits *lim, char *err, size_t errlen);
+int limits_apply_rlimits(const bx_limits *lim, int networked, char *err, size_t errlen);
 
 /* sandbox.c --------------------------------------------------------------- */
 /* Builds a fresh sandboxed state into n->L (callbacks registered).
@@ -130,7 +137,8 @@ void callback_register(lua_State *L, bx_node *n);
 /* link.c ------------------------------------------------------------------ */
 /* Blocks for the next frame. Returns 1 with line and len set (valid until the
  * next link_* call), 0 on EOF, -1 on a broken stream, -2 when the wall timer
- * fired (only if stop_on_timeout). */
+ * fired (only if stop_on_timeout), -3 when an extra fd of n->xfds is ready or
+ * n->xdeadline passed (only if stop_on_timeout and xfds is set). */
 int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout);
 /* Writes msg as one frame with one write(); steals msg. 0 or -1. */
 int link_send(bx_node *n, json_t *msg);
@@ -139,7 +147,8 @@ void link_queue_push(bx_node *n, const char *line, size_t len);
  * ours (queued for after the request). msg is borrowed. */
 typedef int (*link_want)(json_t *msg, void *ud);
 /* Reads frames until want says 1 (returns 1) or the wall timer fires
- * (returns -2); exits the process when the manager is gone. */
+ * (returns -2) or, with n->xfds set, a net fd / deadline is due (-3);
+ * exits the process when the manager is gone. */
 int link_await(bx_node *n, link_want want, void *ud);
 /* Pops the oldest queued frame (caller frees) or NULL. */
 bx_queued *link_queue_pop(bx_node *n);

@@ -3,6 +3,7 @@
  * Called by main.c (init), exec.c (reset) and the sandbox unit test. */
 #include "node.h"
 #include "mailbox.h"
+#include "netlib.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -306,6 +307,8 @@ static int sb_build(lua_State *L)
     lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     callback_register(L, n);
     mailbox_register(L);
+    if (n->networked)
+        netlib_register(L, n);
     return 0;
 }
 
@@ -330,6 +333,7 @@ int sandbox_open(bx_node *n)
     int rc = lua_pcall(L, 1, 0, 0);
     n->mem_unlimited = 0;
     if (rc != LUA_OK) {
+        fprintf(stderr, "bioxen-vmnode: cannot build the state: %s\n", lua_tostring(L, -1));
         lua_close(L);
         return -1;
     }

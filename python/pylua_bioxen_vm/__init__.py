@@ -17,6 +17,7 @@ from .errors import (BioxenError, ConversionError, CPULimitExceeded, ExecutionTi
 from .luaward import IsolatedLuaVM
 from .mailbox import Mailbox
 from .manager import VMManager
+from .net import NotNetworked
 from .session import Event
 from .values import LuaOpaque
 from .vm import VM, ExecResult
@@ -28,5 +29,5 @@ __all__ = [
     "BioxenError", "LuaError", "LuaSyntaxError", "LimitExceeded", "ExecutionTimeout",
     "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",
-    "ProtocolError", "InvalidRequest",
+    "ProtocolError", "InvalidRequest", "NotNetworked",
 ]

@@ -19,6 +19,7 @@ from .embedded import EmbeddedManager
 from .errors import InvalidRequest, ManagerError, VMNotFound
 from .limits import check_limits
 from .mailbox import Mailbox, send_mail
+from .net import NetManagerMixin
 from .session import Event, Session
 from .vm import VM
 
@@ -49,7 +50,7 @@ def _connect(address: str, timeout: float) -> tuple[socket.socket, str]:
     return sock, address
 
 
-class VMManager:
+class VMManager(NetManagerMixin):
     """Creates and drives named Lua VMs through one bioxen-manager.
 
     Args:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Optional
 from .connection import encode_str
 from .errors import InvalidRequest, VMNotFound
 from .limits import check_limit
+from .net import NetVMMixin
 from .values import from_wire, to_wire
 
 
@@ -81,7 +82,7 @@ _TRANSFORMS = {(True, True): _value_echo, (False, True): _value_quiet,
                (True, False): _to_result, (False, False): _to_result}
 
 
-class VM:
+class VM(NetVMMixin):
     """Handle of one named Lua VM living in its own sandboxed node process.
 
     Attributes:

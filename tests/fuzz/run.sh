@@ -25,13 +25,18 @@ SRCS[convert]="net/frame.c net/proto.c $NODE_SRCS"
 # the manager's framing and validation, plus the node's init-limits parser
 SRCS[request]="net/frame.c net/proto.c manager/linebuf.c manager/validate.c $NODE_SRCS"
 
+# netlib.c includes net_lua.h, lua/net.lua as bytes (as vmnode/CMakeLists.txt makes it)
+{ echo "static const unsigned char net_lua[] = {"
+  od -An -v -tx1 lua/net.lua | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'
+  echo "};"; } > "$out/net_lua.h"
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${!SRCS[@]}")
 for t in "${targets[@]}"; do
     [ -n "${SRCS[$t]:-}" ] || { echo "no fuzz target '$t'"; exit 2; }
     echo "== fuzz_$t: building"
     # shellcheck disable=SC2086
-    clang "${CFLAGS[@]}" "tests/fuzz/fuzz_$t.c" ${SRCS[$t]} "${LIBS[@]}" -o "$out/fuzz_$t"
+    clang "${CFLAGS[@]}" -I"$out" "tests/fuzz/fuzz_$t.c" ${SRCS[$t]} "${LIBS[@]}" -o "$out/fuzz_$t"
     mkdir -p "$out/corpus_$t"
     cp -r "tests/fuzz/corpus/$t/." "$out/corpus_$t/" 2>/dev/null || true
     echo "== fuzz_$t: running ${secs}s"

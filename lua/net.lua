@@ -1,0 +1,234 @@
+-- net.lua - the `net` module of networked VMs: framed messages between VMs
+-- over LuaSocket TCP (loopback only; the policy lives in vmnode/netlib.c).
+-- Compiled into bioxen-vmnode; netlib_register runs it once per Lua state
+-- with the C primitives below and keeps `internal` (pump, fds) for the
+-- node's idle loop. Returns the public table and the internal one.
+--
+-- Wire: one message = one line "[v]\n", v in the node's tagged-JSON value
+-- encoding, so strings with newlines or NULs never split a frame.
+local socket, encode, decode, wait, getfd, MSG_MAX = ...
+
+local tcp, gettime = socket.tcp, socket.gettime
+local SEND_TIMEOUT = 5       -- seconds a send may wait for a peer that does not read
+local CONNECT_TIMEOUT = 5
+local INBOX_MAX = 100000     -- queued messages; past this, peers are not read
+
+local servers = {}           -- list of listening sockets
+local peers = {}             -- id -> {sock, id, fd, host, port, inbound, pending}
+local nextid = 0
+local inbox, ihead, itail = {}, 1, 0
+local accepted, ahead, atail = {}, 1, 0
+local handler
+
+local function add_peer(sock, inbound)
+    sock:settimeout(0)
+    sock:setoption("tcp-nodelay", true)
+    nextid = nextid + 1
+    local host, port = sock:getpeername()
+    local p = { sock = sock, id = nextid, fd = getfd(sock), host = host,
+                port = tonumber(port), inbound = inbound }
+    peers[nextid] = p
+    if inbound then
+        atail = atail + 1
+        accepted[atail] = nextid
+    end
+    return p
+end
+
+local function drop(p)
+    if peers[p.id] then
+        peers[p.id] = nil
+        p.sock:close()
+    end
+end
+
+local function deliver(v, id)
+    if handler then
+        -- a failing handler must not stop the pump; its error is dropped
+        pcall(handler, v, id)
+    else
+        itail = itail + 1
+        inbox[itail] = { v, id }
+    end
+end
+
+local function read_peer(p)
+    while itail - ihead + 1 < INBOX_MAX do
+        local line, err, partial = p.sock:receive("*l", p.pending)
+        if line then
+            p.pending = nil
+            local ok, v = pcall(decode, line)
+            if not ok then drop(p) return end
+            deliver(v, p.id)
+        elseif err == "timeout" then
+            p.pending = partial ~= "" and partial or nil
+            if partial and #partial > MSG_MAX then drop(p) end
+            return
+        else
+            drop(p)          -- "closed" or a socket error
+            return
+        end
+    end
+end
+
+local function accept_all()
+    for _, s in ipairs(servers) do
+        while true do
+            local c = s:accept()
+            if not c then break end
+            add_peer(c, true)
+        end
+    end
+end
+
+-- Accepts and reads whatever is ready, never blocking.
+local function pump()
+    accept_all()
+    local list = {}
+    for _, p in pairs(peers) do list[#list + 1] = p end
+    table.sort(list, function(a, b) return a.id < b.id end)
+    for _, p in ipairs(list) do
+        if peers[p.id] then read_peer(p) end
+    end
+end
+
+-- The fds worth polling now (peers are left out while the inbox is full).
+local function fds()
+    local t = {}
+    for _, s in ipairs(servers) do t[#t + 1] = getfd(s) end
+    if itail - ihead + 1 < INBOX_MAX then
+        for _, p in pairs(peers) do t[#t + 1] = p.fd end
+    end
+    return t
+end
+
+local function peer_of(id, fname)
+    local p = peers[id]
+    if not p then error(fname .. ": no open peer " .. tostring(id), 3) end
+    return p
+end
+
+local function send_line(p, line)
+    p.sock:settimeout(SEND_TIMEOUT)
+    local ok, err = p.sock:send(line)
+    p.sock:settimeout(0)
+    if not ok then
+        drop(p)
+        if err == "timeout" then
+            error("net.send: peer " .. p.id .. " is not reading (gave up after "
+                  .. SEND_TIMEOUT .. "s)", 3)
+        end
+        error("net.send: peer " .. p.id .. " is gone (" .. tostring(err) .. ")", 3)
+    end
+end
+
+local net = {}
+
+-- Listens on host:port (default 127.0.0.1; port 0 = any free port) and
+-- accepts connections by itself from then on. Returns the bound port.
+function net.listen(port, host)
+    local s = tcp()
+    s:setoption("reuseaddr", true)
+    local ok, err = s:bind(host or "127.0.0.1", port or 0)
+    if not ok then s:close() error("net.listen: " .. tostring(err), 2) end
+    ok, err = s:listen(128)
+    if not ok then s:close() error("net.listen: " .. tostring(err), 2) end
+    s:settimeout(0)
+    servers[#servers + 1] = s
+    local _, bound = s:getsockname()
+    return tonumber(bound)
+end
+
+-- Connects to host:port and returns the peer id.
+function net.connect(host, port)
+    local s = tcp()
+    s:settimeout(CONNECT_TIMEOUT)
+    local ok, err = s:connect(host, port)
+    if not ok then
+        s:close()
+        error("net.connect " .. tostring(host) .. ":" .. tostring(port) .. ": " .. tostring(err), 2)
+    end
+    return add_peer(s, false).id
+end
+
+function net.send(id, value)
+    send_line(peer_of(id, "net.send"), encode(value))
+    return true
+end
+
+-- Sends to every open peer; returns how many got it.
+function net.broadcast(value)
+    local line, n = encode(value), 0
+    local ids = {}
+    for id in pairs(peers) do ids[#ids + 1] = id end
+    table.sort(ids)
+    for _, id in ipairs(ids) do
+        local p = peers[id]
+        p.sock:settimeout(SEND_TIMEOUT)
+        local ok = p.sock:send(line)
+        p.sock:settimeout(0)
+        if ok then n = n + 1 else drop(p) end
+    end
+    return n
+end
+
+-- Next message and the id of its peer, or nil, "timeout" after timeout
+-- seconds (nil = wait for ever, still bounded by the request's timeout).
+function net.recv(timeout)
+    local deadline = timeout and gettime() + timeout
+    while true do
+        if ihead > itail then pump() end
+        if ihead <= itail then
+            local m = inbox[ihead]
+            inbox[ihead] = nil
+            ihead = ihead + 1
+            return m[1], m[2]
+        end
+        local left = deadline and deadline - gettime()
+        if left and left <= 0 then return nil, "timeout" end
+        wait(fds(), left)
+    end
+end
+
+-- Next inbound connection's peer id, or nil, "timeout".
+function net.accept(timeout)
+    local deadline = timeout and gettime() + timeout
+    while true do
+        if ahead > atail then accept_all() end
+        while ahead <= atail do
+            local id = accepted[ahead]
+            accepted[ahead] = nil
+            ahead = ahead + 1
+            if peers[id] then return id end
+        end
+        local left = deadline and deadline - gettime()
+        if left and left <= 0 then return nil, "timeout" end
+        wait(fds(), left)
+    end
+end
+
+-- fn(value, peer_id) runs for each message from now on, also between
+-- requests; nil goes back to queueing for net.recv.
+function net.on_message(fn)
+    if fn ~= nil and type(fn) ~= "function" then error("net.on_message: function expected", 2) end
+    handler = fn
+end
+
+function net.peers()
+    local t = {}
+    for id, p in pairs(peers) do
+        t[#t + 1] = { id = id, host = p.host, port = p.port, inbound = p.inbound }
+    end
+    table.sort(t, function(a, b) return a.id < b.id end)
+    return t
+end
+
+function net.close(id)
+    local p = peers[id]
+    if p then drop(p) end
+    return p ~= nil
+end
+
+net.MAX_MESSAGE = MSG_MAX
+
+return net, { pump = pump, fds = fds }

@@ -1,0 +1,27 @@
+/* netlib.h - LuaSocket and the Lua `net` module inside networked VMs, with
+ * the loopback-only address policy. Called by sandbox.c (register), main.c
+ * (idle reads that also serve the VM's sockets) and exec.c (error mapping). */
+#ifndef BX_VMNODE_NETLIB_H
+#define BX_VMNODE_NETLIB_H
+
+#include "node.h"
+
+/* Largest encoded message (bytes of one NDJSON line, newline included). */
+#define NET_MSG_MAX ((size_t)1 << 20)
+/* Most sockets (servers + peers) the node polls at once. */
+#define NET_FDS_MAX 512
+
+/* Loads LuaSocket and sets the globals `socket` and `net` in L. Needs
+ * protection (allocates, may raise). */
+void netlib_register(lua_State *L, bx_node *n);
+/* Like link_read(n, ..., 0) but, while the VM has sockets, also accepts and
+ * reads them (running on_message handlers under the limits) until a frame
+ * arrives on fd 3. Same return values as link_read. */
+int netlib_idle_read(bx_node *n, char **line, size_t *len);
+/* Remembers the init frame's allow_tcp list ("host:port" strings). */
+void netlib_configure(json_t *allow);
+/* 1 if a policy refusal was raised in this request (then clears it). */
+int netlib_take_violation(void);
+void netlib_clear_violation(void);
+
+#endif
