@@ -155,7 +155,7 @@ class Manager:
     def __init__(self, tmp_path, extra=()):
         binary = manager_binary()
         if not binary:
-            pytest.skip("bioxen-manager not built")
+            pytest.fail("bioxen-manager not built: build it, or set BIOXEN_MANAGER")
         self.path = str(tmp_path / "m.sock")
         self.proc = subprocess.Popen(
             [binary, "--socket", self.path, *extra], env=node_env(),
@@ -419,7 +419,7 @@ def test_sigterm_leaves_no_nodes(tmp_path):
 def test_exit_with_stdin(tmp_path):
     binary = manager_binary()
     if not binary:
-        pytest.skip("bioxen-manager not built")
+        pytest.fail("bioxen-manager not built: build it, or set BIOXEN_MANAGER")
     path = str(tmp_path / "s.sock")
     p = subprocess.Popen([binary, "--socket", path, "--exit-with-stdin"], env=node_env(),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
