@@ -1,6 +1,8 @@
 /* mailbox.c - mailboxes by name: a bounded FIFO per VM (it lives here, so it
  * survives a node restart) and per client-opened name; parked senders while
  * a box is full (back-pressure, never a drop) and one parked pull per box.
+ * Each VM's box also owns its outbox: the same kind of queue, unnamed, fed
+ * by Lua's post() and read by clients (outbox_recv).
  * Called through mailbox.h by router.c, vmproc.c and client.c. Owns every
  * struct mailbox, its mails, parked senders and timers. */
 #include "mailbox.h"
@@ -49,6 +51,7 @@ struct mailbox {
     struct who puller;
     size_t pull_max;
     struct event *pull_timer;   /* owned */
+    struct mailbox *outbox;     /* owned; VM boxes only, not in tab[] */
 };
 
 static struct mailbox *tab[MB_BUCKETS];
@@ -325,7 +328,8 @@ static void pull(struct mailbox *mb, struct who *w, size_t max, double timeout)
 
 /* ---- lifetime ------------------------------------------------------------- */
 
-static struct mailbox *mb_new(const char *name, uint64_t owner, size_t cap)
+/* A box not yet in tab[]: an outbox stays that way, so no name reaches it. */
+static struct mailbox *mb_alloc(const char *name, uint64_t owner, size_t cap)
 {
     struct mailbox *mb = calloc(1, sizeof *mb);
     if (!mb)
@@ -338,6 +342,14 @@ static struct mailbox *mb_new(const char *name, uint64_t owner, size_t cap)
     snprintf(mb->name, sizeof mb->name, "%s", name);
     mb->owner = owner;
     mb->cap = cap ? cap : MAILBOX_DEFAULT_COUNT;
+    return mb;
+}
+
+static struct mailbox *mb_new(const char *name, uint64_t owner, size_t cap)
+{
+    struct mailbox *mb = mb_alloc(name, owner, cap);
+    if (!mb)
+        return NULL;
     struct mailbox **pp = mb_slot(name);
     mb->hnext = *pp;
     *pp = mb;
@@ -349,6 +361,8 @@ static void mb_free(struct mailbox *mb, const char *why)
     struct mailbox **pp = mb_slot(mb->name);
     if (*pp == mb)
         *pp = mb->hnext;
+    if (mb->outbox)
+        mb_free(mb->outbox, why);
     for (struct sender *s = mb->s_head, *next; s; s = next) {
         next = s->next;
         who_err(&s->w, BX_E_VM_NOT_FOUND, why);
@@ -378,8 +392,8 @@ static long long size_field(json_t *obj, const char *key)
 
 enum bx_err mailbox_check_create(json_t *req, char *err, size_t n)
 {
-    if (size_field(req, "mailbox_size") < 0) {
-        snprintf(err, n, "'mailbox_size' must be an integer from 1 to %d", MB_SIZE_MAX);
+    if (size_field(req, "mailbox_size") < 0 || size_field(req, "outbox_size") < 0) {
+        snprintf(err, n, "'mailbox_size' and 'outbox_size' must be integers from 1 to %d", MB_SIZE_MAX);
         return BX_E_BAD_REQUEST;
     }
     const char *name = json_string_value(json_object_get(req, "name"));
@@ -393,7 +407,11 @@ enum bx_err mailbox_check_create(json_t *req, char *err, size_t n)
 int mailbox_vm_added(struct vm *vm)
 {
     long long size = size_field(vm->init, "mailbox_size");
-    return mb_new(vm->name, 0, size > 0 ? (size_t)size : 0) ? 0 : -1;
+    long long out = size_field(vm->init, "outbox_size");
+    struct mailbox *mb = mb_new(vm->name, 0, size > 0 ? (size_t)size : 0);
+    if (mb)
+        mb->outbox = mb_alloc(vm->name, 0, out > 0 ? (size_t)out : 0);
+    return mb && mb->outbox ? 0 : -1;
 }
 
 void mailbox_vm_removed(const char *name)
@@ -458,6 +476,22 @@ static void no_such(struct who *w, const char *to)
     who_clear(w);
 }
 
+/* Lua's post(v): into the VM's own outbox, acked (or parked) like a send. */
+static void node_post(struct vm *vm, json_t *k, json_t *value, size_t len)
+{
+    struct who w;
+    struct mailbox *mb = *mb_slot(vm->name);
+    if (!json_is_integer(k) || !mb || !mb->outbox)
+        return;     /* a node bug: no K, or a VM without boxes (out of memory) */
+    who_set_node(&w, vm, k);
+    struct mail *m = mail_new(vm->name, value, len);
+    if (!m) {
+        who_err(&w, BX_E_INTERNAL, "out of memory");
+        return who_clear(&w);
+    }
+    deliver(mb->outbox, m, &w, -1);
+}
+
 int mailbox_node_frame(struct vm *vm, json_t *msg, size_t len)
 {
     struct who w;
@@ -478,6 +512,9 @@ int mailbox_node_frame(struct vm *vm, json_t *msg, size_t len)
         deliver(mb, m, &w, -1);
         return 1;
     }
+    k = json_object_get(msg, "post");
+    if (k)
+        return node_post(vm, k, json_object_get(msg, "value"), len), 1;
     k = json_object_get(msg, "mail_pull");
     if (!k)
         return 0;
@@ -551,10 +588,24 @@ static void op_recv(struct client *c, json_t *id, json_t *req)
     pull(mb, &w, opt_max(req), opt_timeout(req));
 }
 
+/* Any client may read any VM's outbox, as any may run code in the VM. */
+static void op_outbox_recv(struct client *c, json_t *id, json_t *req)
+{
+    struct who w;
+    const char *name = json_string_value(json_object_get(req, "vm"));
+    struct mailbox *mb = name && proto_valid_name(name) && registry_find(name) ? *mb_slot(name) : NULL;
+    if (!mb || mb->owner || !mb->outbox)
+        return FAIL(c, id, BX_E_VM_NOT_FOUND, "no VM named '%.64s'", name ? name : "");
+    who_set_client(&w, c, id);
+    pull(mb->outbox, &w, opt_max(req), opt_timeout(req));
+}
+
 int mailbox_client_op(struct client *c, json_t *id, const char *op, json_t *req)
 {
     if (strcmp(op, "mail_send") == 0)
         op_send(c, id, req);
+    else if (strcmp(op, "outbox_recv") == 0)
+        op_outbox_recv(c, id, req);
     else if (strcmp(op, "mail_recv") == 0)
         op_recv(c, id, req);
     else if (strcmp(op, "mailbox_open") == 0)

@@ -166,7 +166,7 @@ void router_dispatch(struct client *c, json_t *req)
     else if (strcmp(op, "create") == 0)
         op_create(c, id, req);
     else if (mailbox_client_op(c, id, op, req))
-        ;   /* mailbox_open/close, mail_send, mail_recv */
+        ;   /* mailbox_open/close, mail_send/recv, outbox_recv */
     else if (strcmp(op, "destroy") == 0) {
         struct vm *vm = registry_find(req_vm_name(req) ? req_vm_name(req) : "");
         if (!vm)

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "convert.h"
-#include "netlib.h"
+#include "coded.h"
 
 #define TB_KEY "bioxen.traceback"
 
@@ -87,7 +87,7 @@ static int run_begin(run *r, bx_node *n, json_t *id, json_t *req, json_t **reply
     sandbox_output_reset(n);
     n->mem_refused = 0;
     r->t0 = now_ms();
-    netlib_clear_violation();
+    coded_clear(n->L);
     limits_arm(n, timeout, instr > 9e18 ? (long long)9e18 : (long long)instr);
     return 0;
 }
@@ -192,11 +192,13 @@ static json_t *fail_reply(run *r, int status, int loading)
         code = BX_E_MEMORY_LIMIT;
         msg = n->lim.memory_limit ? json_sprintf("memory limit of %zu bytes exceeded", n->lim.memory_limit)
                                   : json_string("out of memory (the node's address-space limit)");
-    } else if (netlib_take_violation()) {
-        code = BX_E_POLICY_VIOLATION;   /* refused by the net address policy */
+    } else if (loading && status == LUA_ERRSYNTAX) {
+        code = BX_E_SYNTAX_ERROR;
         msg = error_text(n, -1);
     } else {
-        code = loading && status == LUA_ERRSYNTAX ? BX_E_SYNTAX_ERROR : BX_E_LUA_ERROR;
+        /* LUA_ERROR unless C raised this very error with a code (coded.h):
+         * a net policy refusal, a mailbox send to a missing name */
+        code = coded_take(L, -1);
         msg = error_text(n, -1);
     }
     json_t *reply = proto_error_new(r->id, code, "%s", "");

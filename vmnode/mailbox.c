@@ -2,7 +2,8 @@
  * mailboxes (docs/protocol.md "Mailboxes"). Sends to a name not yet
  * confirmed wait for their ack, so a missing name fails at the send; later
  * sends to it are pipelined (up to MAILBOX_WINDOW un-acked) and an error of
- * one is raised at the next mailbox call. Waits go through link_await. */
+ * one is raised at the next mailbox call. Also the global post(v), to the
+ * VM's outbox, on the same acks. Waits go through link_await. */
 #include "mailbox.h"
 
 #include <lauxlib.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "coded.h"
 #include "convert.h"
 
 #define CONFIRMED_MAX 16
@@ -20,6 +22,7 @@ static struct {
     long long next_k;
     int unacked;
     char *err;                  /* first error of a pipelined send (malloc) */
+    enum bx_err err_code;       /* its wire code, for coded_raise */
     json_t *inbox;              /* pulled [from, value] pairs, owned */
     size_t pos;                 /* next inbox item to hand out */
     long long pull_k;
@@ -46,7 +49,9 @@ static int is_confirmed(const char *to)
 static void on_ack(json_t *msg)
 {
     json_t *k = json_object_get(msg, "mail_ack");
-    const char *text = json_string_value(json_object_get(json_object_get(msg, "error"), "message"));
+    json_t *error = json_object_get(msg, "error");
+    const char *text = json_string_value(json_object_get(error, "message"));
+    const char *code = json_string_value(json_object_get(error, "code"));
     if (mb.unacked > 0)
         mb.unacked--;
     if (json_is_integer(k) && json_integer_value(k) == mb.sync_k) {
@@ -55,8 +60,13 @@ static void on_ack(json_t *msg)
     }
     if (json_object_get(msg, "error")) {
         mb.nconfirmed = 0;  /* a destination went away: confirm again */
-        if (!mb.err)
+        if (!mb.err) {
             mb.err = strdup(text ? text : "mailbox send failed");
+            /* only a missing name keeps its code: a TIMEOUT here is not the
+             * request's own timeout and must not read as one */
+            mb.err_code = code && bx_err_from_code(code) == BX_E_VM_NOT_FOUND
+                        ? BX_E_VM_NOT_FOUND : BX_E_LUA_ERROR;
+        }
     }
 }
 
@@ -112,7 +122,7 @@ static void raise_pending(lua_State *L)
     lua_pushstring(L, mb.err);
     free(mb.err);
     mb.err = NULL;
-    lua_error(L);
+    coded_raise(L, mb.err_code);
 }
 
 /* ---- the Lua functions ---------------------------------------------------- */
@@ -122,8 +132,12 @@ static int l_send(lua_State *L)
     const char *to = luaL_checkstring(L, 1);
     lua_settop(L, 2);
     raise_pending(L);
-    if (!proto_valid_name(to))
-        return luaL_error(L, "no VM or mailbox named '%s'", to);
+    if (!proto_valid_name(to)) {
+        luaL_where(L, 1);
+        lua_pushfstring(L, "no VM or mailbox named '%s'", to);
+        lua_concat(L, 2);
+        return coded_raise(L, BX_E_VM_NOT_FOUND);
+    }
     char err[256];
     json_t *v;
     if (conv_to_json(L, 2, &v, err, sizeof err) != BX_OK)
@@ -144,6 +158,27 @@ static int l_send(lua_State *L)
         }
         snprintf(mb.confirmed[mb.nconfirmed++ % CONFIRMED_MAX], BX_NAME_MAX + 1, "%s", to);
     }
+    raise_pending(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* post(v): into the VM's outbox in the manager, read by Python's vm.recv.
+ * The outbox always exists while the VM does, so posts are pipelined from
+ * the first; a full outbox blocks like a full mailbox. */
+static int l_post(lua_State *L)
+{
+    lua_settop(L, 1);
+    raise_pending(L);
+    char err[256];
+    json_t *v;
+    if (conv_to_json(L, 1, &v, err, sizeof err) != BX_OK)
+        return luaL_error(L, "post: %s", err);
+    json_t *msg = json_pack("{s:I, s:o}", "post", (json_int_t)++mb.next_k, "value", v);
+    if (!msg || link_send(node_of(L), msg) < 0)
+        _exit(1);   /* the manager is gone */
+    mb.unacked++;
+    wait_acks(L, MAILBOX_WINDOW - 1);
     raise_pending(L);
     lua_pushboolean(L, 1);
     return 1;
@@ -214,4 +249,6 @@ void mailbox_register(lua_State *L)
     };
     luaL_newlib(L, fns);
     lua_setglobal(L, "mailbox");
+    lua_pushcfunction(L, l_post);
+    lua_setglobal(L, "post");
 }

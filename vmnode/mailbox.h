@@ -1,4 +1,4 @@
-/* mailbox.h - the Lua `mailbox` table (send, recv, flush, name) and the
+/* mailbox.h - the Lua `mailbox` table (send, recv, flush, name), `post` and the
  * node's side of the mail frames. Called by sandbox.c (register), main.c
  * (init, mail frames read while idle). */
 #ifndef BX_VMNODE_MAILBOX_H
@@ -12,7 +12,7 @@
 
 /* Remembers the VM's own name (from init; NULL leaves it empty). */
 void mailbox_init(const char *name);
-/* Sets the global `mailbox` in L. Needs protection (allocates). */
+/* Sets the globals `mailbox` and `post` in L. Needs protection (allocates). */
 void mailbox_register(lua_State *L);
 /* Consumes a mail_ack / mail_items frame: 1 if msg was one, else 0. */
 int mailbox_frame(json_t *msg);

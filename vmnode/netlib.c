@@ -4,6 +4,7 @@
  * and hands lua/net.lua its primitives (encode, decode, wait, getfd).
  * Called by sandbox.c (netlib_register), main.c (idle reads), exec.c. */
 #include "netlib.h"
+#include "coded.h"
 #include "convert.h"
 #include "mailbox.h"
 
@@ -27,19 +28,9 @@
 #define ALLOW_MAX 64
 
 static struct {
-    int violation;                 /* a refusal was raised this request */
     int nallow;
     char allow[ALLOW_MAX][BX_NAME_MAX * 4];   /* "host:port" from init */
 } net;
-
-void netlib_clear_violation(void) { net.violation = 0; }
-
-int netlib_take_violation(void)
-{
-    int v = net.violation;
-    net.violation = 0;
-    return v;
-}
 
 void netlib_configure(json_t *allow)
 {
@@ -104,12 +95,11 @@ static void refuse(lua_State *L, const char *verb, const char *host, const char 
 {
     char what[512];
     snprintf(what, sizeof what, "%s %.200s:%.20s refused: loopback only", verb, host, port);
-    net.violation = 1;
     json_t *ev = json_pack("{s:s, s:{s:s}}", "event", "SECURITY_VIOLATION", "detail", "what", what);
     if (ev)
         link_send(node_of(L), ev);
     lua_pushstring(L, what);
-    lua_error(L);
+    coded_raise(L, BX_E_POLICY_VIOLATION);
 }
 
 /* Upvalues: the original function, the index of its host argument, the

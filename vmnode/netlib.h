@@ -1,6 +1,7 @@
 /* netlib.h - LuaSocket and the Lua `net` module inside networked VMs, with
  * the loopback-only address policy. Called by sandbox.c (register), main.c
- * (idle reads that also serve the VM's sockets) and exec.c (error mapping). */
+ * (idle reads that also serve the VM's sockets). A refusal is raised with
+ * coded.h, so exec.c reports it as POLICY_VIOLATION. */
 #ifndef BX_VMNODE_NETLIB_H
 #define BX_VMNODE_NETLIB_H
 
@@ -20,8 +21,5 @@ void netlib_register(lua_State *L, bx_node *n);
 int netlib_idle_read(bx_node *n, char **line, size_t *len);
 /* Remembers the init frame's allow_tcp list ("host:port" strings). */
 void netlib_configure(json_t *allow);
-/* 1 if a policy refusal was raised in this request (then clears it). */
-int netlib_take_violation(void);
-void netlib_clear_violation(void);
 
 #endif

@@ -2,13 +2,16 @@
 
 Every VM has a mailbox under its own name; a client opens more with
 ``VMManager.mailbox(name)``.  ``send_mail`` backs ``VMManager.send_to`` and
-``Mailbox.send``; Mailbox pulls messages in batches into a local inbox.
+``Mailbox.send``.  ``Puller`` pulls messages in batches into a local inbox,
+for a Mailbox (op ``mail_recv``) and for a VM's outbox (``outbox_recv``,
+behind ``VM.recv``).
 """
 
 from __future__ import annotations
 
 import collections
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Optional
 
@@ -34,6 +37,66 @@ def send_mail(conn: Any, to: str, value: Any, sender: Optional[str] = None,
     return conn.request("mail_send", fields, vm=to)
 
 
+class Puller:
+    """Batched reads of one manager queue: a client mailbox or a VM's outbox.
+
+    The manager parks one pull per queue; its answer lands in a local inbox
+    even when the recv that asked has given up, so nothing is lost.  Internal:
+    used by Mailbox.recv and VM.recv.
+    """
+
+    def __init__(self, conn: Any, op: str, fields: dict, what: str) -> None:
+        self._conn = conn
+        self._op = op
+        self._fields = fields
+        self._what = what       # for the TimeoutError message
+        self._lock = threading.Lock()
+        self._inbox: collections.deque = collections.deque()
+        self._pull: Optional[Future] = None
+
+    def _keep(self, fut: Future) -> None:
+        # Runs on the reader thread (or inline when already answered).
+        if fut.exception() is None:
+            with self._lock:
+                self._inbox.extend((f, from_wire(v)) for f, v in fut.result())
+
+    def recv(self, timeout: Optional[float] = None) -> tuple[str, Any]:
+        """The next ``(sender, value)``.
+
+        Raises:
+            TimeoutError: nothing arrived within ``timeout`` seconds.
+            VMNotFound: the queue is gone (mailbox closed, VM destroyed).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with self._lock:
+                if self._inbox:
+                    return self._inbox.popleft()
+                fut = self._pull
+                started = fut is None or fut.done()
+                if started:
+                    fields: dict = dict(self._fields, max=256)
+                    if left is not None:
+                        fields["timeout"] = left
+                    fut = self._pull = self._conn.request(self._op, fields)
+            if started:
+                # Outside the lock: a reply that is already in runs _keep
+                # right here, on this thread, and _keep takes the lock.
+                fut.add_done_callback(self._keep)
+            try:
+                fut.result(None if left is None else left + 5.0)
+            except TimeoutError:
+                pass
+            with self._lock:
+                if self._inbox:
+                    return self._inbox.popleft()
+            # An empty answer before the deadline means a newer pull of the
+            # same queue (another handle) displaced ours: ask again.
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("nothing in %s within %ss" % (self._what, timeout))
+
+
 class Mailbox:
     """A named mailbox of this client: VMs reach it with ``mailbox.send(name, v)``.
 
@@ -43,9 +106,7 @@ class Mailbox:
     def __init__(self, conn: Any, name: str) -> None:
         self._conn = conn
         self.name = name
-        self._lock = threading.Lock()
-        self._inbox: collections.deque = collections.deque()
-        self._pull: Optional[Future] = None
+        self._puller = Puller(conn, "mail_recv", {"name": name}, "mailbox %r" % name)
         self._closed = False
 
     def send(self, to: str, value: Any, timeout: Optional[float] = None) -> bool:
@@ -55,13 +116,6 @@ class Mailbox:
     def send_async(self, to: str, value: Any, timeout: Optional[float] = None) -> Future:
         return send_mail(self._conn, to, value, self.name, timeout)
 
-    def _keep(self, fut: Future) -> None:
-        # Runs on the reader thread: a pull answered after its recv gave up
-        # still lands here, so no message is lost.
-        if fut.exception() is None:
-            with self._lock:
-                self._inbox.extend((f, from_wire(v)) for f, v in fut.result())
-
     def recv(self, timeout: Optional[float] = None) -> tuple[str, Any]:
         """Return the next ``(sender, value)``; senders are VM names,
         ``"@client"`` or a client mailbox's name.
@@ -70,28 +124,7 @@ class Mailbox:
             TimeoutError: nothing arrived within ``timeout`` seconds.
             VMNotFound: the mailbox was closed.
         """
-        with self._lock:
-            if self._inbox:
-                return self._inbox.popleft()
-            fut = self._pull
-            started = fut is None or fut.done()
-            if started:
-                fields: dict = {"name": self.name, "max": 256}
-                if timeout is not None:
-                    fields["timeout"] = max(0.0, float(timeout))
-                fut = self._pull = self._conn.request("mail_recv", fields)
-        if started:
-            # Outside the lock: a reply that is already in runs _keep right
-            # here, on this thread, and _keep takes the lock.
-            fut.add_done_callback(self._keep)
-        try:
-            fut.result(None if timeout is None else timeout + 5.0)
-        except TimeoutError:
-            pass
-        with self._lock:
-            if self._inbox:
-                return self._inbox.popleft()
-        raise TimeoutError("no message in mailbox %r within %ss" % (self.name, timeout))
+        return self._puller.recv(timeout)
 
     def close(self) -> None:
         """Close the mailbox; messages still in it are dropped with it."""

@@ -106,7 +106,8 @@ class VMManager(NetManagerMixin):
                         max_output: Optional[int] = None,
                         callbacks: Optional[dict[str, Callable]] = None,
                         persistent: bool = False, echo: bool = True,
-                        mailbox_size: Optional[int] = None) -> Future:
+                        mailbox_size: Optional[int] = None,
+                        outbox_size: Optional[int] = None) -> Future:
         """Start creating a VM; return a Future of its VM handle.
 
         Args: see ``create_vm``.
@@ -137,6 +138,8 @@ class VMManager(NetManagerMixin):
                   "networked": bool(networked), "persistent": bool(persistent)}
         if mailbox_size is not None:
             fields["mailbox_size"] = mailbox_size
+        if outbox_size is not None:
+            fields["outbox_size"] = outbox_size
 
         def made(r: Any) -> VM:
             vm = VM(s, name, r.get("pid") if isinstance(r, dict) else None, echo)
@@ -164,6 +167,8 @@ class VMManager(NetManagerMixin):
             callbacks: ``{"lua_name": python_fn}`` callable from Lua.
             persistent: keep the VM when this connection closes.
             mailbox_size: messages the VM's mailbox holds (default 1024).
+            outbox_size: values the VM's outbox (Lua ``post``, read with
+                ``vm.recv``) holds (default 1024).
             echo: write captured print output to sys.stdout on execute/call.
 
         Returns:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Optional
 from .connection import encode_str
 from .errors import InvalidRequest, VMNotFound
 from .limits import check_limit
+from .mailbox import Puller
 from .net import NetVMMixin
 from .values import from_wire, to_wire
 
@@ -100,6 +101,7 @@ class VM(NetVMMixin):
         self.pid = pid
         self.echo = echo
         self._closed = False
+        self._outbox: Optional[Puller] = None   # made by the first recv()
         # Every plain exec request starts with these bytes: encode them once.
         self._exec_head = '{"op":"exec","vm":%s,"code":' % encode_str(name)
 
@@ -266,6 +268,26 @@ class VM(NetVMMixin):
     def stats(self) -> dict:
         """pid, mem_bytes, mem_limit, cpu_ms, rss_bytes, executions, errors..."""
         return self._call_sync("stats", {})
+
+    # -- outbox ---------------------------------------------------------
+
+    def recv(self, timeout: Optional[float] = None) -> Any:
+        """Return the next value the VM's Lua code gave to ``post(value)``.
+
+        Posts wait in the VM's outbox in the manager (``outbox_size``
+        values, default 1024); while it is full, ``post`` blocks in the VM.
+
+        Raises:
+            TimeoutError: nothing was posted within ``timeout`` seconds.
+            VMNotFound: the VM is closed or was destroyed.
+        """
+        if self._closed:
+            raise VMNotFound("VM %r was closed; create a new one with create_vm()"
+                             % self.name, vm=self.name)
+        if self._outbox is None:
+            self._outbox = Puller(self._session.conn, "outbox_recv", {"vm": self.name},
+                                  "the outbox of VM %r" % self.name)
+        return self._outbox.recv(timeout)[1]
 
     # -- lifecycle ----------------------------------------------------
 

@@ -79,13 +79,38 @@ def test_order_per_sender_over_1000_mixed(manager):
 
 def test_send_to_missing_name_is_an_error(manager):
     vm = manager.create_vm("lonely")
-    with pytest.raises(LuaError, match="no VM or mailbox named 'nobody'"):
+    with pytest.raises(VMNotFound, match="no VM or mailbox named 'nobody'"):
         vm.execute("mailbox.send('nobody', 1)")
+    with pytest.raises(VMNotFound, match="no VM or mailbox named 'bad name!'"):
+        vm.execute("mailbox.send('bad name!', 1)")
     assert vm.execute("return pcall(mailbox.send, 'nobody', 1)")[0] is False
     with pytest.raises(VMNotFound):
         manager.send_to("nobody", 1)
     assert vm.execute("return mailbox.send('lonely', 'self')") is True
     assert vm.execute("return mailbox.recv(5)") == ("self", "lonely")
+
+
+def test_uncaught_send_error_keeps_its_code_only_while_it_is_the_same_error(manager):
+    vm = manager.create_vm("src")
+    # caught, then a different error escapes: that one is a plain LuaError
+    with pytest.raises(LuaError, match="mine") as ei:
+        vm.execute("pcall(mailbox.send, 'nobody', 1) error('mine')")
+    assert type(ei.value) is LuaError
+    # caught and raised again unchanged: still the missing name
+    with pytest.raises(VMNotFound):
+        vm.execute("local ok, e = pcall(mailbox.send, 'nobody', 1) error(e, 0)")
+    assert vm.execute("return 1") == 1
+
+
+def test_pipelined_send_to_a_destroyed_vm_is_vm_not_found(manager):
+    src, dest = manager.create_vm("src"), manager.create_vm("dest")
+    assert src.execute("return mailbox.send('dest', 1)") is True   # name confirmed
+    dest.close()
+    # the next send is pipelined; its failed ack is raised by flush
+    with pytest.raises(VMNotFound, match="dest"):
+        src.execute("mailbox.send('dest', 2) return mailbox.flush()", timeout=T)
+    with pytest.raises(VMNotFound):
+        src.execute("mailbox.send('dest', 3)", timeout=T)
 
 
 def test_full_mailbox_blocks_the_lua_sender(manager):

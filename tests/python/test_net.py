@@ -124,6 +124,13 @@ def test_non_loopback_is_a_policy_violation(manager):
     assert vm.execute("return 1") == 1
 
 
+def test_a_caught_refusal_replaced_by_another_error_is_a_lua_error(manager):
+    vm = manager.create_vm("a", networked=True)
+    with pytest.raises(LuaError, match="other") as ei:
+        vm.execute("pcall(net.connect, '192.0.2.1', 80) error('other')")
+    assert type(ei.value) is LuaError
+
+
 def test_dead_peer_errors_within_seconds(manager):
     a, b = manager.create_vm("a", networked=True), manager.create_vm("b", networked=True)
     peer = b.establish_p2p_with(a)
