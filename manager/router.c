@@ -127,7 +127,11 @@ static void op_vm(struct client *c, json_t *id, json_t *req, const char *op, int
     if (e != BX_OK)
         return FAIL(c, id, e, "%s", err);
     if (vmproc_send_op(vm, op, req, REQ_VM_RUNS(k), c->id, id) < 0)
-        FAIL(c, id, BX_E_INTERNAL, "out of memory");
+        return FAIL(c, id, BX_E_INTERNAL, "out of memory");
+    /* The host turned networking on: a node restarted after a timeout or a
+     * CPU kill must come back networked too. */
+    if (strcmp(op, "net_enable") == 0)
+        json_object_set_new(vm->init, "networked", json_true());
 }
 
 static void op_cb_result(struct client *c, json_t *req)

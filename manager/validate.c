@@ -16,7 +16,7 @@ static const struct { const char *op, *field; json_type type; } vm_ops[] = {
     {"exec", "code", JSON_STRING}, {"call", "fn", JSON_STRING},
     {"exists", "fn", JSON_STRING}, {"set_globals", "globals", JSON_OBJECT},
     {"get_global", "name", JSON_STRING}, {"reset", NULL, JSON_NULL},
-    {"stats", NULL, JSON_NULL},
+    {"stats", NULL, JSON_NULL}, {"net_enable", NULL, JSON_NULL},
 };
 
 int req_vm_op(const char *op)

@@ -3,6 +3,7 @@
  * mapping of Lua failures to wire error codes. Called by main.c. */
 #include "node.h"
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "convert.h"
 #include "coded.h"
+#include "netlib.h"
 
 #define TB_KEY "bioxen.traceback"
 
@@ -459,6 +461,34 @@ static json_t *op_stats(bx_node *n, json_t *req, json_t *id)
     return proto_reply_new(id, res);
 }
 
+static int net_register_p(lua_State *L)
+{
+    netlib_register(L, lua_touserdata(L, 1));
+    return 0;
+}
+
+/* The host asked for networking on a VM created without it: load LuaSocket
+ * and `net` into the live state, keeping its globals (reset keeps it too). */
+static json_t *op_net_enable(bx_node *n, json_t *req, json_t *id)
+{
+    (void)req;
+    if (n->networked)
+        return proto_reply_new(id, json_true());
+    if (limits_net_files() < 0)
+        return proto_error_new(id, BX_E_INTERNAL, "cannot raise the open-file limit: %s",
+                               strerror(errno));
+    lua_pushcfunction(n->L, net_register_p);
+    lua_pushlightuserdata(n->L, n);
+    if (lua_pcall(n->L, 1, 0, 0) != LUA_OK) {
+        json_t *e = proto_error_new(id, BX_E_INTERNAL, "cannot load networking: %s",
+                                    lua_isstring(n->L, -1) ? lua_tostring(n->L, -1) : "?");
+        lua_pop(n->L, 1);
+        return e;
+    }
+    n->networked = 1;
+    return proto_reply_new(id, json_true());
+}
+
 static const struct {
     const char *name;
     op_fn fn;
@@ -470,6 +500,7 @@ static const struct {
     { "set_globals", op_set_globals },
     { "reset", op_reset },
     { "stats", op_stats },
+    { "net_enable", op_net_enable },
 };
 
 json_t *exec_request(bx_node *n, json_t *req, json_t *id, const char *op)

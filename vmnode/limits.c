@@ -209,9 +209,11 @@ static int set_limit(int res, rlim_t soft, rlim_t hard, const char *what, char *
 int limits_apply_rlimits(const bx_limits *lim, int networked, char *err, size_t errlen)
 {
     /* networked VMs hold a few hundred sockets (netlib.c polls up to 512) */
-    rlim_t files = networked ? 600 : 64;
+    /* The hard limit leaves room for the host to turn networking on later
+     * (net_enable); the script itself can never call setrlimit. */
+    rlim_t files = networked ? BX_NET_FILES : 64;
     if (set_limit(RLIMIT_NPROC, 0, 0, "NPROC", err, errlen) < 0 ||
-        set_limit(RLIMIT_NOFILE, files, files, "NOFILE", err, errlen) < 0 ||
+        set_limit(RLIMIT_NOFILE, files, BX_NET_FILES, "NOFILE", err, errlen) < 0 ||
         set_limit(RLIMIT_FSIZE, 0, 0, "FSIZE", err, errlen) < 0 ||
         set_limit(RLIMIT_CORE, 0, 0, "CORE", err, errlen) < 0)
         return -1;
@@ -229,4 +231,10 @@ int limits_apply_rlimits(const bx_limits *lim, int networked, char *err, size_t 
         return -1;
 #endif
     return 0;
+}
+
+int limits_net_files(void)
+{
+    struct rlimit r = { BX_NET_FILES, BX_NET_FILES };
+    return setrlimit(RLIMIT_NOFILE, &r);
 }

@@ -113,6 +113,9 @@ int limits_tripped(bx_node *n);
 void limits_charge_thread(lua_State *L);
 /* Applies the process rlimits that depend on lim. 0 or -1 (errno set). */
 int limits_apply_rlimits(const bx_limits *lim, int networked, char *err, size_t errlen);
+/* Raises the open-file limit to what a networked VM needs; 0 or -1. */
+int limits_net_files(void);
+#define BX_NET_FILES 600   /* networked VMs hold a few hundred sockets */
 
 /* sandbox.c --------------------------------------------------------------- */
 /* Builds a fresh sandboxed state into n->L (callbacks registered).

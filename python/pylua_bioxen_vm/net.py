@@ -66,7 +66,17 @@ class NetVMMixin:
     _net_from: Optional[int] = None     # peer of the last received message
     _net_port: Optional[int] = None     # port of start_server
 
+    _net_on = False                     # net_enable sent (or not needed)
+
     def _net_async(self, fn: str, *args: Any, timeout: Optional[float] = None) -> Future:
+        if not self._net_on:
+            # Calling a networking method is the host's choice to network this
+            # VM, as the seed's quick start does without networked=True: turn
+            # LuaSocket and `net` on in the live VM (the script never can).
+            # The node runs requests in order, so the call below may follow
+            # at once; a failure of this request surfaces through that call.
+            self._request("net_enable", {})  # type: ignore[attr-defined]
+            self._net_on = True
         inner = self.call_async("net." + fn, *args, timeout=timeout)  # type: ignore[attr-defined]
         out: Future = Future()
 

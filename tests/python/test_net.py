@@ -7,13 +7,15 @@ import time
 
 import pytest
 
-from pylua_bioxen_vm import LuaError, NotNetworked, PolicyViolation, VMManager
+from pylua_bioxen_vm import ExecutionTimeout, LuaError, PolicyViolation, VMManager
 
 
 def test_seed_quick_start():
+    # The seed's quick start as written, bar the import line and a free port
+    # (port=0 and the port it returns instead of 8080).
     manager = VMManager()
-    vm1 = manager.create_vm("vm1", networked=True)   # the seed omits networked=True
-    vm2 = manager.create_vm("vm2", networked=True)
+    vm1 = manager.create_vm("vm1")
+    vm2 = manager.create_vm("vm2")
     result = vm1.execute("return math.sqrt(16)")
     assert result == 4.0
     port = vm1.start_server(port=0)
@@ -43,8 +45,10 @@ def test_not_networked_has_no_socket(manager):
     vm = manager.create_vm("plain")
     assert vm.execute("return type(socket), type(net), type(require), type(package)") == \
         ("nil", "nil", "nil", "nil")
-    with pytest.raises(NotNetworked, match="networked=True"):
-        vm.start_server(0)
+    # the script cannot turn networking on; the host can, by asking for it
+    assert vm.execute("x = 7 return 1") == 1
+    assert vm.start_server(0) > 0
+    assert vm.execute("return type(net), type(socket), x") == ("table", "table", 7)
     nvm = manager.create_vm("nv", networked=True)
     assert nvm.execute("return type(socket), type(net), type(require), type(package)") == \
         ("table", "table", "nil", "nil")
@@ -197,3 +201,12 @@ def test_on_message_handler_cannot_wedge_the_node(manager):
     t = time.monotonic()
     assert srv.execute("return 7", timeout=5) == 7
     assert time.monotonic() - t < 4
+
+
+def test_networking_turned_on_by_the_host_survives_a_restart(manager):
+    vm = manager.create_vm("late", timeout=1.0)
+    vm.start_server(0)
+    with pytest.raises(ExecutionTimeout) as e:      # stuck in C: killed, restarted
+        vm.execute("return string.find(string.rep('a', 40), string.rep('a*', 30) .. 'b')")
+    assert e.value.restarted
+    assert vm.execute("return type(net), type(socket)") == ("table", "table")
