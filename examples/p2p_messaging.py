@@ -1,10 +1,15 @@
 """P2P messaging between VMs: server, client, P2P broadcast (LuaSocket over
 loopback, networked=True) and mailboxes by name (through the manager).
 
-Run: PYTHONPATH=python python3 examples/p2p_messaging.py
+Run from the repo root after building:  /usr/bin/python3 examples/p2p_messaging.py
 """
 
-from pylua_bioxen_vm import VMManager
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+
+from pylua_bioxen_vm import VMManager  # noqa: E402
 
 with VMManager() as m:
     server = m.create_vm("server", networked=True)
