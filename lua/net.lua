@@ -172,28 +172,39 @@ function net.broadcast(value)
     return n
 end
 
+-- Calls take() until it returns something, waiting on the sockets between
+-- tries; nil once timeout seconds passed (nil timeout = wait for ever, still
+-- bounded by the request's own timeout).
+local function await(take, timeout)
+    local deadline = timeout and gettime() + timeout
+    while true do
+        local v = take()
+        if v ~= nil then return v end
+        local left = deadline and deadline - gettime()
+        if left and left <= 0 then return nil end
+        wait(fds(), left)
+    end
+end
+
 -- Next message and the id of its peer, or nil, "timeout" after timeout
 -- seconds (nil = wait for ever, still bounded by the request's timeout).
 function net.recv(timeout)
-    local deadline = timeout and gettime() + timeout
-    while true do
+    local m = await(function()
         if ihead > itail then pump() end
         if ihead <= itail then
             local m = inbox[ihead]
             inbox[ihead] = nil
             ihead = ihead + 1
-            return m[1], m[2]
+            return m
         end
-        local left = deadline and deadline - gettime()
-        if left and left <= 0 then return nil, "timeout" end
-        wait(fds(), left)
-    end
+    end, timeout)
+    if not m then return nil, "timeout" end
+    return m[1], m[2]
 end
 
 -- Next inbound connection's peer id, or nil, "timeout".
 function net.accept(timeout)
-    local deadline = timeout and gettime() + timeout
-    while true do
+    local id = await(function()
         if ahead > atail then accept_all() end
         while ahead <= atail do
             local id = accepted[ahead]
@@ -201,10 +212,9 @@ function net.accept(timeout)
             ahead = ahead + 1
             if peers[id] then return id end
         end
-        local left = deadline and deadline - gettime()
-        if left and left <= 0 then return nil, "timeout" end
-        wait(fds(), left)
-    end
+    end, timeout)
+    if not id then return nil, "timeout" end
+    return id
 end
 
 -- fn(value, peer_id) runs for each message from now on, also between

@@ -49,11 +49,11 @@ def children_of(pid):
 
 
 def descendants(pid):
-    todo, seen = [pid], []
-    while todo:
-        for c in children_of(todo.pop()):
+    stack, seen = [pid], []
+    while stack:
+        for c in children_of(stack.pop()):
             seen.append(c)
-            todo.append(c)
+            stack.append(c)
     return seen
 
 

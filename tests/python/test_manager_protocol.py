@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import children_of
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 10.0
@@ -53,19 +54,6 @@ def wait_until(pred, timeout=DEADLINE):
             return True
         time.sleep(0.02)
     return pred()
-
-
-def children_of(pid):
-    out = []
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.split("/")[2]))
-    return out
 
 
 class Conn:
