@@ -1,6 +1,7 @@
 /* main.c - bioxen-manager: arguments, wiring of the event loop, signals and
  * clean shutdown. Everything else is reached from the callbacks set here. */
 #include "manager.h"
+#include "cgroup.h"
 #include "mailbox.h"
 
 #include <errno.h>
@@ -23,7 +24,7 @@ static void stop_tick_cb(evutil_socket_t fd, short ev, void *arg);
 static void usage(void)
 {
     fprintf(stderr, "usage: bioxen-manager --socket PATH [--tcp HOST:PORT --token-file FILE]\n"
-                    "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n");
+                    "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS] [--no-cgroups]\n");
     exit(2);
 }
 
@@ -71,7 +72,8 @@ static void parse_args(struct manager *m, int argc, char **argv)
     static const struct option opts[] = {
         {"socket", 1, 0, 's'}, {"tcp", 1, 0, 't'}, {"token-file", 1, 0, 'k'},
         {"vmnode", 1, 0, 'v'}, {"exit-with-stdin", 0, 0, 'e'},
-        {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {0, 0, 0, 0}};
+        {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"no-cgroups", 0, 0, 'c'},
+        {0, 0, 0, 0}};
     const char *vmnode = NULL, *token_file = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -83,6 +85,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'e': m->exit_with_stdin = 1; break;
         case 'f': m->max_frame = strtoull(optarg, NULL, 10); break;
         case 'g': m->grace = strtod(optarg, NULL); break;
+        case 'c': m->no_cgroups = 1; break;
         default: usage();
         }
     }
@@ -128,6 +131,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: cannot set up the event loop\n");
         return 1;
     }
+    if (!m.no_cgroups)
+        cgroup_init();
     if (server_listen(&m, err, sizeof err) < 0) {
         fprintf(stderr, "bioxen-manager: %s\n", err);
         return 1;
@@ -139,6 +144,7 @@ int main(int argc, char **argv)
     manager_shutdown("event loop ended");   /* no-op after a clean stop */
     client_free_all(&m);
     vmproc_free_all(&m);
+    cgroup_fini();
     mailbox_free_all();
     event_free(m.sig_term);
     event_free(m.sig_int);

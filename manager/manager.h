@@ -48,6 +48,7 @@ struct node {
     size_t scanned;         /* linebuf position */
     int dirty;              /* queued in flush.c */
     double cpu_s;           /* CPU seconds at death (wait4 rusage) */
+    unsigned cg_seq;        /* its cgroup (cgroup.c), removed once reaped */
 };
 
 enum vm_state { VM_STARTING, VM_READY };
@@ -62,6 +63,8 @@ struct vm {
     json_int_t instruction_limit;
     double cpu_limit;
     int persistent, networked;
+    int full_isolation;     /* new namespaces, seccomp, uid drop (spawn.c, the node) */
+    json_t *isolation;      /* owned: what the current node got, for create's reply */
     uint64_t owner_id;      /* 0 once the owner left (persistent VMs) */
     enum vm_state state;
     struct node *node;      /* current process; never NULL while registered */
@@ -97,6 +100,7 @@ struct manager {
     size_t max_frame;
     double grace;
     int exit_with_stdin;
+    int no_cgroups;         /* --no-cgroups: rlimits only */
     /* runtime */
     struct evconnlistener *unix_l, *tcp_l;
     struct event *sig_term, *sig_int, *sig_chld, *stdin_ev, *reaper, *stop_tick;
@@ -108,6 +112,7 @@ struct manager {
     struct vm **buckets;    /* registry */
     struct node **pids;     /* pid table, 256 buckets */
     size_t nnodes;
+    unsigned node_seq;      /* names node cgroups */
     struct metrics m;
     double start_time;
     int shutting_down;
@@ -157,7 +162,7 @@ struct vm **registry_all(size_t *n);
 
 /* vmproc.c */
 struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
-                         json_t *orig_id, char *err, size_t errlen);
+                         json_t *orig_id, enum bx_err *code, char *err, size_t errlen);
 int vmproc_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
                 enum pend_kind kind, double timeout);
 void vmproc_send_raw(struct vm *vm, json_t *msg);

@@ -40,9 +40,9 @@ static void op_create(struct client *c, json_t *id, json_t *req)
         return FAIL(c, id, e, "%s", err);
     }
     json_object_set_new(init, "name", json_string(name));
-    struct vm *vm = vmproc_create(name, init, c, id, err, sizeof err);
+    struct vm *vm = vmproc_create(name, init, c, id, &e, err, sizeof err);
     if (!vm)
-        FAIL(c, id, BX_E_INTERNAL, "%s", err);
+        FAIL(c, id, e, "%s", err);
     else if (mailbox_vm_added(vm) < 0)
         vmproc_destroy(vm, BX_E_INTERNAL, "out of memory for the VM's mailbox");
     json_decref(init);
@@ -126,6 +126,9 @@ static void op_vm(struct client *c, json_t *id, json_t *req, const char *op, int
     enum bx_err e = req_check_vm_op(req, k, err, sizeof err);
     if (e != BX_OK)
         return FAIL(c, id, e, "%s", err);
+    if (strcmp(op, "net_enable") == 0 && vm->full_isolation && !vm->networked)
+        return FAIL(c, id, BX_E_ISOLATION, "VM '%s' runs in full isolation in its own network "
+                    "namespace; create it with networked=True to use the network", vm->name);
     if (vmproc_send_op(vm, op, req, REQ_VM_RUNS(k), c->id, id) < 0)
         return FAIL(c, id, BX_E_INTERNAL, "out of memory");
     /* The host turned networking on: a node restarted after a timeout or a

@@ -126,6 +126,25 @@ enum bx_err req_check_vm_op(json_t *req, int k, char *err, size_t n)
     return BX_OK;
 }
 
+/* full_isolation, uid, gid, restart: how the VM is isolated and supervised */
+static int check_isolation(json_t *in, char *err, size_t n)
+{
+    static const char *const ids[] = {"uid", "gid"};
+    json_t *full = json_object_get(in, "full_isolation"), *r = json_object_get(in, "restart");
+    if (full && !json_is_boolean(full))
+        return snprintf(err, n, "'full_isolation' must be a boolean"), -1;
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_object_get(in, ids[i]);
+        if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                  json_integer_value(v) >= 0xFFFFFFFFLL))
+            return snprintf(err, n, "'%s' must be an integer from 0 to 4294967294", ids[i]), -1;
+    }
+    const char *rs = json_string_value(r);
+    if (r && (!rs || (strcmp(rs, "never") != 0 && strcmp(rs, "on-crash") != 0)))
+        return snprintf(err, n, "'restart' must be \"never\" or \"on-crash\""), -1;
+    return 0;
+}
+
 enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
 {
     *init = NULL;
@@ -149,7 +168,8 @@ enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
         json_object_set_new(in, "networked", json_false());
     json_t *pers = json_object_get(in, "persistent");
     int bad = check_limits(json_object_get(in, "limits"), err, n) < 0 ||
-              check_callbacks(json_object_get(in, "callbacks"), err, n) < 0;
+              check_callbacks(json_object_get(in, "callbacks"), err, n) < 0 ||
+              check_isolation(in, err, n) < 0;
     if (!bad && (!json_is_boolean(json_object_get(in, "networked")) ||
                  (pers && !json_is_boolean(pers)))) {
         snprintf(err, n, "'networked' and 'persistent' must be booleans");

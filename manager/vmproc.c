@@ -4,13 +4,14 @@
  * and shutdown). Owns struct vm (freed in vm_free) and struct node (freed
  * once it is reaped, its channel closed and no VM holds it). */
 #include "manager.h"
+#include "cgroup.h"
 #include "mailbox.h"
 #include "nodewire.h"
+#include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +20,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define PID_BUCKETS 256
 #define NODE_START_TIMEOUT 10.0     /* seconds a node gets to answer init */
+#define BX_NOBODY 65534             /* Debian's nobody and nogroup */
 
 static void node_read_cb(struct bufferevent *bev, void *arg);
 static void node_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -51,6 +51,7 @@ static void node_release(struct node *n)
     if (*pp == n)
         *pp = n->hnext;
     mgr->nnodes--;
+    cgroup_remove(n->cg_seq);
     free(n);
 }
 
@@ -79,57 +80,78 @@ static void node_detach(struct node *n)
 
 /* ---- spawning ----------------------------------------------------------- */
 
-static int node_spawn_process(int child_fd, pid_t *pid, char *err, size_t errlen)
+/* Starts a node for vm and queues its init frame (answered to client_id's
+ * orig_id when the node is ready). Returns 0, or -1 with err filled. */
+static double limit_num(json_t *limits, const char *key)
 {
-    char parent[32];
-    snprintf(parent, sizeof parent, "%d", (int)getpid());
-    char *argv[] = {(char *)mgr->vmnode_path, "--fd", "3", "--parent", parent, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t def, none;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, child_fd, 3);
-    posix_spawnattr_init(&at);
-    sigemptyset(&none);
-    sigemptyset(&def);
-    sigaddset(&def, SIGPIPE);   /* we ignore it; the node should not inherit that */
-    posix_spawnattr_setsigdefault(&at, &def);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    int rc = posix_spawn(pid, mgr->vmnode_path, &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    if (rc != 0)
-        snprintf(err, errlen, "spawn %s: %s", mgr->vmnode_path, strerror(rc));
-    return rc ? -1 : 0;
+    json_t *v = json_object_get(limits, key);
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+/* What the node about to start gets, for create's reply and examples. */
+static json_t *isolation_report(struct vm *vm, const char *ns, unsigned long long heap)
+{
+    json_t *uid = json_object_get(vm->init, "uid"), *gid = json_object_get(vm->init, "gid");
+    const char *why = cgroup_unavailable();
+    json_t *cg = why ? json_null()
+                     : json_pack("{s:o, s:i}", "memory", heap ? json_integer((json_int_t)heap) : json_null(),
+                                 "pids_max", 4);
+    return json_pack("{s:b, s:s, s:b, s:b, s:O?, s:O?, s:o, s:s?}", "full", vm->full_isolation,
+                     "namespaces", ns, "seccomp", vm->full_isolation, "no_new_privs", 1,
+                     "uid", uid, "gid", gid, "cgroup", cg, "cgroup_unavailable", why);
+}
+
+/* Starts the node process in its cgroup. BX_OK, or a code with err. */
+static enum bx_err node_start(struct vm *vm, int child_fd, pid_t *pid, unsigned *seq,
+                      char *err, size_t errlen)
+{
+    unsigned long long heap = (unsigned long long)limit_num(json_object_get(vm->init, "limits"),
+                                                            "memory_limit");
+    struct spawn_req r = {mgr->vmnode_path, child_fd, vm->full_isolation, vm->networked, ""};
+    *seq = ++mgr->node_seq;
+    if (cgroup_prepare(*seq, heap) < 0)
+        return snprintf(err, errlen, "cannot make the VM's cgroup"), BX_E_INTERNAL;
+    if (spawn_node(&r, pid, err, errlen) < 0) {
+        cgroup_remove(*seq);
+        return r.isolated ? BX_E_ISOLATION : BX_E_INTERNAL;
+    }
+    if (cgroup_attach(*seq, *pid) < 0) {
+        kill(*pid, SIGKILL);    /* not in the pid table yet: reap it here */
+        waitpid(*pid, NULL, 0);
+        cgroup_remove(*seq);
+        snprintf(err, errlen, "cannot move the node into its cgroup");
+        return BX_E_INTERNAL;
+    }
+    json_decref(vm->isolation);
+    vm->isolation = isolation_report(vm, r.out_ns, heap);
+    return BX_OK;
 }
 
 /* Starts a node for vm and queues its init frame (answered to client_id's
- * orig_id when the node is ready). Returns 0, or -1 with err filled. */
-static int node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id,
+ * orig_id when the node is ready). Returns BX_OK, or a code with err. */
+static enum bx_err node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id,
                       char *err, size_t errlen)
 {
     int sv[2];
     pid_t pid;
+    unsigned seq;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         snprintf(err, errlen, "socketpair: %s", strerror(errno));
-        return -1;
+        return BX_E_INTERNAL;
     }
     if (sv[1] == 3) {   /* dup2(3, 3) would leave FD_CLOEXEC set */
         int d = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
         close(sv[1]);
         sv[1] = d;
     }
-    int rc = sv[1] < 0 ? -1 : node_spawn_process(sv[1], &pid, err, errlen);
+    enum bx_err rc = sv[1] < 0 ? BX_E_INTERNAL : node_start(vm, sv[1], &pid, &seq, err, errlen);
     if (sv[1] >= 0)
         close(sv[1]);
-    if (rc < 0) {
+    if (rc != BX_OK) {
         if (sv[1] < 0)
             snprintf(err, errlen, "fcntl: %s", strerror(errno));
         close(sv[0]);
-        return -1;
+        return rc;
     }
     struct node *n = calloc(1, sizeof *n);
     evutil_make_socket_nonblocking(sv[0]);
@@ -139,10 +161,11 @@ static int node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id,
         close(sv[0]);
         free(n);
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return BX_E_INTERNAL;
     }
     n->pid = pid;
     n->vm = vm;
+    n->cg_seq = seq;
     struct node **pp = pid_slot(pid);
     n->hnext = *pp;
     *pp = n;
@@ -154,22 +177,18 @@ static int node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id,
     vm->state = VM_STARTING;
     json_t *init = json_deep_copy(vm->init);
     json_object_set_new(init, "op", json_string("init"));
+    json_object_set_new(init, "host_pid", json_integer(pid));  /* it may be pid 1 in its namespace */
     vmproc_send(vm, init, client_id, orig_id, PEND_INIT, NODE_START_TIMEOUT);
     json_decref(init);
-    return 0;
+    return BX_OK;
 }
 
 /* ---- VM lifetime -------------------------------------------------------- */
 
-static double limit_num(json_t *limits, const char *key)
-{
-    json_t *v = json_object_get(limits, key);
-    return json_is_number(v) ? json_number_value(v) : 0;
-}
-
 struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
-                         json_t *orig_id, char *err, size_t errlen)
+                         json_t *orig_id, enum bx_err *code, char *err, size_t errlen)
 {
+    *code = BX_E_INTERNAL;
     struct vm *vm = calloc(1, sizeof *vm);
     if (!vm) {
         snprintf(err, errlen, "out of memory");
@@ -189,13 +208,21 @@ struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
     vm->cpu_limit = limit_num(limits, "cpu_limit");
     vm->persistent = json_is_true(json_object_get(init, "persistent"));
     vm->networked = json_is_true(json_object_get(init, "networked"));
+    vm->full_isolation = json_is_true(json_object_get(init, "full_isolation"));
+    /* Fully isolated scripts never run as root: nobody, unless told otherwise */
+    if (vm->full_isolation && geteuid() == 0 && !json_object_get(init, "uid")) {
+        json_object_set_new(init, "uid", json_integer(BX_NOBODY));
+        if (!json_object_get(init, "gid"))
+            json_object_set_new(init, "gid", json_integer(BX_NOBODY));
+    }
     json_object_del(init, "persistent");
     vm->deadline = evtimer_new(mgr->base, deadline_cb, vm);
     vm->next_id = 1;
-    if (!vm->deadline || node_spawn(vm, owner->id, orig_id, err, errlen) < 0) {
+    if (!vm->deadline || (*code = node_spawn(vm, owner->id, orig_id, err, errlen)) != BX_OK) {
         if (vm->deadline)
             event_free(vm->deadline);
         json_decref(vm->init);
+        json_decref(vm->isolation);
         free(vm);
         return NULL;
     }
@@ -267,6 +294,7 @@ void vmproc_destroy(struct vm *vm, enum bx_err code, const char *why)
     vm_unlink_owner(vm);
     event_free(vm->deadline);
     json_decref(vm->init);
+    json_decref(vm->isolation);
     free(vm);
 }
 
@@ -429,7 +457,8 @@ static void init_reply(struct vm *vm, struct pending *p, json_t *msg)
     vm->state = VM_READY;
     if (c)
         client_send_new(c, proto_reply_new(p->orig_id,
-                        json_pack("{s:s, s:i}", "name", vm->name, "pid", (int)vm->node->pid)));
+                        json_pack("{s:s, s:i, s:O}", "name", vm->name, "pid", (int)vm->node->pid,
+                                  "isolation", vm->isolation)));
 }
 
 /* A reply must answer the FIFO head: the node runs requests in order.
@@ -654,7 +683,7 @@ static void vm_restart(struct vm *vm, enum bx_err reason)
         events_emit(vm, "TIMEOUT", json_pack("{s:f, s:b}", "timeout", t, "killed", 1));
     else
         events_emit(vm, "CPU_KILL", json_pack("{s:f}", "limit", vm->cpu_limit));
-    if (node_spawn(vm, 0, NULL, err, sizeof err) < 0) {
+    if (node_spawn(vm, 0, NULL, err, sizeof err) != BX_OK) {
         events_emit(vm, "VM_CRASH", json_pack("{s:s}", "reason", err));
         vmproc_destroy(vm, BX_E_VM_CRASHED, err);
         return;

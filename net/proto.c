@@ -27,6 +27,7 @@ static const char *const err_codes[BX_E__COUNT] = {
     [BX_E_CONVERSION_ERROR] = "CONVERSION_ERROR",
     [BX_E_SHUTTING_DOWN] = "SHUTTING_DOWN",
     [BX_E_INTERNAL] = "INTERNAL",
+    [BX_E_ISOLATION] = "ISOLATION_UNAVAILABLE",
 };
 
 const char *bx_err_code(enum bx_err e)

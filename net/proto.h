@@ -31,6 +31,7 @@ enum bx_err {
     BX_E_CONVERSION_ERROR,
     BX_E_SHUTTING_DOWN,
     BX_E_INTERNAL,
+    BX_E_ISOLATION,     /* the isolation asked for cannot be had here */
     BX_E__COUNT
 };
 

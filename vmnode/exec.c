@@ -4,6 +4,7 @@
 #include "node.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -433,15 +434,26 @@ static json_t *op_reset(bx_node *n, json_t *req, json_t *id)
     return proto_reply_new(id, json_true());
 }
 
+/* /proc/self/statm stays open from init: a fully isolated node may read
+ * the fds it holds but open nothing new. */
+static int statm_fd = -1;
+
+void exec_open_statm(void)
+{
+    if (statm_fd < 0)
+        statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+}
+
 static long long rss_bytes(void)
 {
+    char buf[128];
     long long size = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
+    ssize_t k = statm_fd >= 0 ? pread(statm_fd, buf, sizeof buf - 1, 0) : -1;
+    if (k <= 0)
         return 0;
-    if (fscanf(f, "%lld %lld", &size, &rss) != 2)
+    buf[k] = 0;
+    if (sscanf(buf, "%lld %lld", &size, &rss) != 2)
         rss = 0;
-    fclose(f);
     return rss * sysconf(_SC_PAGESIZE);
 }
 
@@ -453,7 +465,7 @@ static json_t *op_stats(bx_node *n, json_t *req, json_t *id)
     double cpu = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
                  (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
     json_t *res = json_pack("{s:i, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:f}",
-        "pid", (int)getpid(), "mem_bytes", (json_int_t)n->mem,
+        "pid", n->host_pid, "mem_bytes", (json_int_t)n->mem,
         "mem_limit", (json_int_t)n->lim.memory_limit, "cpu_ms", cpu,
         "rss_bytes", (json_int_t)rss_bytes(), "executions", (json_int_t)n->executions,
         "errors", (json_int_t)n->errors, "instructions_limit", (json_int_t)n->lim.instruction_limit,
@@ -474,6 +486,8 @@ static json_t *op_net_enable(bx_node *n, json_t *req, json_t *id)
     (void)req;
     if (n->networked)
         return proto_reply_new(id, json_true());
+    if (n->full_isolation)  /* the manager refuses this first; LuaSocket's files are out of reach */
+        return proto_error_new(id, BX_E_ISOLATION, "a fully isolated VM cannot turn networking on");
     if (limits_net_files() < 0)
         return proto_error_new(id, BX_E_INTERNAL, "cannot raise the open-file limit: %s",
                                strerror(errno));

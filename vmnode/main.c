@@ -48,9 +48,17 @@ static int do_init(bx_node *n, json_t *req, json_t *id, json_t **reply)
         *reply = proto_error_new(id, BX_E_INTERNAL, "cannot create the Lua state");
         return -1;
     }
-    n->initialised = 1;
     mailbox_init(json_string_value(json_object_get(req, "name")));
-    *reply = proto_reply_new(id, json_pack("{s:i}", "pid", (int)getpid()));
+    json_t *hp = json_object_get(req, "host_pid");
+    n->host_pid = json_is_integer(hp) ? (int)json_integer_value(hp) : (int)getpid();
+    exec_open_statm();
+    enum bx_err e = isolate_apply(n, req, err, sizeof err);
+    if (e != BX_OK) {
+        *reply = proto_error_new(id, e, "%s", err);
+        return -1;
+    }
+    n->initialised = 1;
+    *reply = proto_reply_new(id, json_pack("{s:i}", "pid", n->host_pid));
     return 0;
 }
 

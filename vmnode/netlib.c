@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "net_lua.h"
@@ -72,6 +73,8 @@ static int check_host(const char *host, char *numeric, size_t nlen, const char *
 {
     if (strcmp(host, "*") == 0)
         return 0;
+    if (strcasecmp(host, "localhost") == 0)
+        host = "127.0.0.1";    /* no lookup: /etc/hosts may be out of reach */
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *p;
     int rc = getaddrinfo(host, NULL, &hints, &res);
     if (rc != 0) {
@@ -102,6 +105,30 @@ static void refuse(lua_State *L, const char *verb, const char *host, const char 
     coded_raise(L, BX_E_POLICY_VIOLATION);
 }
 
+/* Set in full isolation: the node can open no file, and a name lookup reads
+ * /etc/hosts, so only numeric addresses and "localhost" are taken. */
+static int no_lookups;
+
+void netlib_seal(void)
+{
+    no_lookups = 1;
+}
+
+/* Rewrites "localhost" to 127.0.0.1 (LuaSocket would look it up) and, once
+ * sealed, refuses other names (raises). */
+static void no_lookup_host(lua_State *L, int hi, const char *verb, const char *host)
+{
+    unsigned char buf[16];
+    if (strcasecmp(host, "localhost") == 0) {
+        lua_pushstring(L, "127.0.0.1");
+        lua_replace(L, hi);
+    } else if (no_lookups && strcmp(host, "*") != 0 && inet_pton(AF_INET, host, buf) != 1 &&
+               inet_pton(AF_INET6, host, buf) != 1) {
+        luaL_error(L, "%s %s: a fully isolated VM cannot look names up; use a numeric address",
+                   verb, host);
+    }
+}
+
 /* Upvalues: the original function, the index of its host argument, the
  * verb. Checks host (and port, for allow_tcp) and calls the original with
  * the numeric address it resolved. */
@@ -116,8 +143,10 @@ static int net_guard(lua_State *L)
         char numeric[NI_MAXHOST];
         const char *err = NULL;
         int ok = strcmp(verb, "setpeername") == 0 && strcmp(host, "*") == 0;  /* disconnect */
-        if (!ok && allow_listed(host, port))
+        if (!ok && allow_listed(host, port)) {
             ok = 1;
+            no_lookup_host(L, hi, verb, host);
+        }
         else if (!ok) {
             int rc = check_host(host, numeric, sizeof numeric, &err);
             if (rc < 0) {
@@ -202,12 +231,33 @@ static void open_core(lua_State *L)
     lua_call(L, 0, 1);
 }
 
+/* socket.lua's text, read once: a fully isolated node opens no file after
+ * init (seccomp), yet reset rebuilds the state and runs it again. */
+static void load_socket_lua(lua_State *L)
+{
+    static char *src;
+    static size_t len;
+    if (!src) {
+        FILE *f = fopen(SOCKET_LUA, "rb");
+        char *buf = f ? malloc(1 << 16) : NULL;
+        size_t n = buf ? fread(buf, 1, 1 << 16, f) : 0;
+        if (f)
+            fclose(f);
+        if (!buf || n == 0 || n == 1 << 16) {
+            free(buf);
+            luaL_error(L, "cannot read " SOCKET_LUA);
+        }
+        src = buf, len = n;
+    }
+    if (luaL_loadbufferx(L, src, len, "@" SOCKET_LUA, "t") != LUA_OK)
+        lua_error(L);
+}
+
 /* Runs socket.lua with an environment whose `require` only hands out the
  * modules listed here; pushes the resulting socket table. */
 static void run_socket_lua(lua_State *L, int core)
 {
-    if (luaL_loadfilex(L, SOCKET_LUA, "t") != LUA_OK)
-        lua_error(L);
+    load_socket_lua(L);
     lua_newtable(L);                              /* its _ENV */
     lua_newtable(L);                              /* the modules require gives */
     lua_getglobal(L, "string");

@@ -21,5 +21,7 @@ void netlib_register(lua_State *L, bx_node *n);
 int netlib_idle_read(bx_node *n, char **line, size_t *len);
 /* Remembers the init frame's allow_tcp list ("host:port" strings). */
 void netlib_configure(json_t *allow);
+/* From now on only numeric addresses (and "localhost"): full isolation. */
+void netlib_seal(void);
 
 #endif

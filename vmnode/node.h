@@ -46,7 +46,9 @@ typedef struct bx_node {
     bx_limits lim;
     json_t *callbacks;          /* array of names, owned */
     int networked;
+    int full_isolation;         /* seccomp-locked (isolate.c) */
     int initialised;
+    int host_pid;               /* our pid as the manager sees it (we may be pid 1) */
 
     /* counting allocator (limits.c) */
     size_t mem;                 /* live bytes of Lua heap */
@@ -113,6 +115,15 @@ int limits_tripped(bx_node *n);
 void limits_charge_thread(lua_State *L);
 /* Applies the process rlimits that depend on lim. 0 or -1 (errno set). */
 int limits_apply_rlimits(const bx_limits *lim, int networked, char *err, size_t errlen);
+
+/* exec.c: opens what op stats reads, before isolate_apply */
+void exec_open_statm(void);
+
+/* isolate.c: uid/gid drop, no_new_privs and, in full isolation, seccomp;
+ * the last step of init. BX_OK, or a code with err. */
+enum bx_err isolate_apply(bx_node *n, json_t *init, char *err, size_t errlen);
+/* seccomp.c: installs the allow-list for good. 0 or -1 with err. */
+int seccomp_lock(int networked, char *err, size_t errlen);
 /* Raises the open-file limit to what a networked VM needs; 0 or -1. */
 int limits_net_files(void);
 #define BX_NET_FILES 600   /* networked VMs hold a few hundred sockets */

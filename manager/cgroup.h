@@ -1,0 +1,26 @@
+/* cgroup.h - per-node cgroups with memory and pids limits (cgroup.c). */
+#ifndef BX_CGROUP_H
+#define BX_CGROUP_H
+
+#include <sys/types.h>
+
+/* Finds writable cgroups and makes the manager's directory. Returns the
+ * version in use (1 or 2) or 0 when there are none (see cgroup_unavailable). */
+int cgroup_init(void);
+/* NULL when cgroups are in use, else why not. */
+const char *cgroup_unavailable(void);
+/* Makes node seq's cgroup(s), bounded for a Lua heap of heap_limit bytes (0:
+ * no memory bound, pids only). 0 (also without cgroups) or -1. */
+int cgroup_prepare(unsigned seq, unsigned long long heap_limit);
+/* Moves pid into node seq's cgroup(s). The node has only exec'd and waits
+ * for its init frame, which is sent after this: no script ever runs outside
+ * its cgroup. 0 (also without cgroups) or -1. */
+int cgroup_attach(unsigned seq, pid_t pid);
+/* 1 when the kernel's OOM killer fired in node seq's cgroup. */
+int cgroup_oom_killed(unsigned seq);
+/* Removes node seq's cgroup(s); the node must be dead. */
+void cgroup_remove(unsigned seq);
+/* Removes the manager's directory (at exit, after every node is reaped). */
+void cgroup_fini(void);
+
+#endif

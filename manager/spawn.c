@@ -1,0 +1,176 @@
+/* spawn.c - starts a bioxen-vmnode process, plainly or in fresh namespaces.
+ *
+ * A plain node is posix_spawn'd. A fully isolated one is started with
+ * clone(CLONE_VM | CLONE_VFORK | namespaces): the same vfork-style start that
+ * posix_spawn uses, so the manager's memory is not copied, plus new PID,
+ * mount, IPC, UTS and (unless networked) network namespaces. A manager
+ * without CAP_SYS_ADMIN adds a user namespace, the only way the kernel lets
+ * it create the others, mapping its own uid and gid one to one.
+ * If the kernel refuses, the VM is not created: never a silent downgrade.
+ * Called by vmproc.c. */
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define CHILD_STACK (64 * 1024)
+
+/* Shared with the vfork-style child, which reports its failure here. */
+struct child {
+    const char *path;
+    char **argv;
+    int fd;                 /* becomes the node's fd 3 */
+    int userns;
+    uid_t uid;
+    gid_t gid;
+    int err;                /* errno of the failed step, 0 on exec */
+    const char *step;
+};
+
+static int setup_stdio(int fd)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+        return -1;
+    if (null > 3)
+        close(null);
+    if (fd == 3)    /* dup2(3, 3) would leave FD_CLOEXEC set */
+        return fcntl(3, F_SETFD, 0);
+    return dup2(fd, 3) < 0 ? -1 : 0;
+}
+
+/* In a new user namespace the child maps itself: its outer uid and gid to
+ * the same numbers inside, so files and /proc read the same as outside. */
+static int write_map(const char *file, const char *text)
+{
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static int map_ids(const struct child *c)
+{
+    char line[64];
+    snprintf(line, sizeof line, "%u %u 1\n", (unsigned)c->uid, (unsigned)c->uid);
+    if (write_map("/proc/self/uid_map", line) < 0)
+        return -1;
+    if (write_map("/proc/self/setgroups", "deny") < 0)
+        return -1;
+    snprintf(line, sizeof line, "%u %u 1\n", (unsigned)c->gid, (unsigned)c->gid);
+    return write_map("/proc/self/gid_map", line);
+}
+
+/* Runs in the child, on its own stack, sharing the manager's memory until
+ * execve: only plain system calls here. */
+static int child_main(void *arg)
+{
+    struct child *c = arg;
+    sigset_t none;
+    c->step = "map user namespace ids";
+    if (c->userns && map_ids(c) < 0)
+        goto fail;
+    c->step = "set up fds";
+    if (setup_stdio(c->fd) < 0)
+        goto fail;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    c->step = "exec";
+    execve(c->path, c->argv, environ);
+fail:
+    c->err = errno ? errno : EINVAL;
+    _exit(127);
+}
+
+static int spawn_plain(struct spawn_req *r, char **argv, pid_t *pid, char *err, size_t n)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t def, none;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, r->fd, 3);
+    posix_spawnattr_init(&at);
+    sigemptyset(&none);
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);   /* we ignore it; the node should not inherit that */
+    posix_spawnattr_setsigdefault(&at, &def);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    int rc = posix_spawn(pid, r->path, &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc != 0)
+        snprintf(err, n, "spawn %s: %s", r->path, strerror(rc));
+    return rc ? -1 : 0;
+}
+
+static void ns_names(int flags, char *out, size_t n)
+{
+    static const struct { int flag; const char *name; } ns[] = {
+        {CLONE_NEWUSER, "user"}, {CLONE_NEWPID, "pid"}, {CLONE_NEWNS, "mount"},
+        {CLONE_NEWIPC, "ipc"}, {CLONE_NEWUTS, "uts"}, {CLONE_NEWNET, "net"},
+    };
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        if ((flags & ns[i].flag) && len < n)
+            len += (size_t)snprintf(out + len, n - len, "%s%s", len ? "," : "", ns[i].name);
+}
+
+static int spawn_isolated(struct spawn_req *r, char **argv, pid_t *pid, char *err, size_t n)
+{
+    struct child c = {r->path, argv, r->fd, 0, getuid(), getgid(), 0, ""};
+    int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+    if (!r->networked)
+        flags |= CLONE_NEWNET;
+    if (geteuid() != 0)
+        flags |= CLONE_NEWUSER, c.userns = 1;
+    char *stack = malloc(CHILD_STACK);
+    if (!stack)
+        return snprintf(err, n, "out of memory"), -1;
+    sigset_t all, old;
+    sigfillset(&all);
+    /* a signal handler of ours must not run on the child's borrowed memory */
+    sigprocmask(SIG_SETMASK, &all, &old);
+    *pid = clone(child_main, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | flags | SIGCHLD, &c);
+    int e = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    free(stack);
+    char names[64];
+    ns_names(flags, names, sizeof names);
+    if (*pid < 0) {
+        snprintf(err, n, "the kernel refused new %s namespaces: %s", names, strerror(e));
+        return -1;
+    }
+    if (c.err) {
+        waitpid(*pid, NULL, 0);
+        snprintf(err, n, "isolated node: cannot %s: %s", c.step, strerror(c.err));
+        return -1;
+    }
+    snprintf(r->out_ns, sizeof r->out_ns, "%s", names);
+    return 0;
+}
+
+int spawn_node(struct spawn_req *r, pid_t *pid, char *err, size_t n)
+{
+    char parent[32];
+    /* inside a PID namespace the node's parent is invisible (getppid is 0) */
+    snprintf(parent, sizeof parent, "%d", r->isolated ? 0 : (int)getpid());
+    char *argv[] = {(char *)r->path, "--fd", "3", "--parent", parent, NULL};
+    r->out_ns[0] = 0;
+    return r->isolated ? spawn_isolated(r, argv, pid, err, n) : spawn_plain(r, argv, pid, err, n);
+}
