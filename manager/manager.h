@@ -64,6 +64,12 @@ struct vm {
     double cpu_limit;
     int persistent, networked;
     int full_isolation;     /* new namespaces, seccomp, uid drop (spawn.c, the node) */
+    int restart_on_crash;   /* restart="on-crash" */
+    int restarting;         /* backing off after a crash; no node meanwhile */
+    int crashes;            /* within the window that began at crash_since */
+    double crash_since;
+    struct event *restart_ev;   /* owned: the back-off timer */
+    struct evbuffer *held;  /* owned: requests written while restarting */
     json_t *isolation;      /* owned: what the current node got, for create's reply */
     uint64_t owner_id;      /* 0 once the owner left (persistent VMs) */
     enum vm_state state;

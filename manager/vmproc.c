@@ -28,6 +28,7 @@ static void node_read_cb(struct bufferevent *bev, void *arg);
 static void node_event_cb(struct bufferevent *bev, short what, void *arg);
 static void deadline_cb(evutil_socket_t fd, short ev, void *arg);
 static void vm_restart(struct vm *vm, enum bx_err reason);
+static struct evbuffer *node_out(struct vm *vm);
 
 /* ---- pid table ---------------------------------------------------------- */
 
@@ -178,8 +179,20 @@ static enum bx_err node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id
     json_t *init = json_deep_copy(vm->init);
     json_object_set_new(init, "op", json_string("init"));
     json_object_set_new(init, "host_pid", json_integer(pid));  /* it may be pid 1 in its namespace */
+    /* init goes first, before requests held during a restart's back-off */
+    struct pending *held = vm->head, *held_tail = vm->tail;
+    size_t nheld = vm->npending;
+    vm->head = vm->tail = NULL;
+    vm->npending = 0;
     vmproc_send(vm, init, client_id, orig_id, PEND_INIT, NODE_START_TIMEOUT);
     json_decref(init);
+    if (held) {
+        vm->tail->next = held;
+        vm->tail = held_tail;
+        vm->npending += nheld;
+    }
+    if (vm->held && evbuffer_get_length(vm->held))
+        evbuffer_add_buffer(node_out(vm), vm->held);
     return BX_OK;
 }
 
@@ -209,6 +222,8 @@ struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
     vm->persistent = json_is_true(json_object_get(init, "persistent"));
     vm->networked = json_is_true(json_object_get(init, "networked"));
     vm->full_isolation = json_is_true(json_object_get(init, "full_isolation"));
+    const char *restart = json_string_value(json_object_get(init, "restart"));
+    vm->restart_on_crash = restart && strcmp(restart, "on-crash") == 0;
     /* Fully isolated scripts never run as root: nobody, unless told otherwise */
     if (vm->full_isolation && geteuid() == 0 && !json_object_get(init, "uid")) {
         json_object_set_new(init, "uid", json_integer(BX_NOBODY));
@@ -293,6 +308,10 @@ void vmproc_destroy(struct vm *vm, enum bx_err code, const char *why)
     registry_remove(vm);
     vm_unlink_owner(vm);
     event_free(vm->deadline);
+    if (vm->restart_ev)
+        event_free(vm->restart_ev);
+    if (vm->held)
+        evbuffer_free(vm->held);
     json_decref(vm->init);
     json_decref(vm->isolation);
     free(vm);
@@ -326,7 +345,7 @@ void vmproc_kill_all(struct manager *m)
 static void deadline_arm(struct vm *vm)
 {
     struct pending *h = vm->head;
-    if (h && h->timeout > 0) {
+    if (h && h->timeout > 0 && !vm->restarting) {
         double t = h->timeout + mgr->grace;
         if (t > 1e9)    /* a huge timeout (1e300 is valid JSON) must not overflow time_t */
             t = 1e9;
@@ -337,13 +356,24 @@ static void deadline_arm(struct vm *vm)
     }
 }
 
+/* Where a request to vm's node is written: its channel, or while the VM is
+ * restarting the held buffer that follows the next node's init. */
+static struct evbuffer *node_out(struct vm *vm)
+{
+    if (vm->node && vm->node->chan) {
+        flush_mark(vm->node->chan, &vm->node->dirty);
+        return bufferevent_get_output(vm->node->chan);
+    }
+    return vm->restarting ? vm->held : NULL;
+}
+
 void vmproc_send_raw(struct vm *vm, json_t *msg)
 {
     size_t len;
-    char *buf = vm->node && vm->node->chan ? proto_dump(msg, &len) : NULL;
+    struct evbuffer *out = node_out(vm);
+    char *buf = out ? proto_dump(msg, &len) : NULL;
     if (buf) {
-        bufferevent_write(vm->node->chan, buf, len);
-        flush_mark(vm->node->chan, &vm->node->dirty);
+        evbuffer_add(out, buf, len);
         free(buf);
     }
 }
@@ -393,12 +423,10 @@ int vmproc_send_op(struct vm *vm, const char *op, json_t *req, int runs,
     struct pending *p = pending_push(vm, client_id, orig_id, runs ? PEND_EXEC : PEND_OTHER, timeout);
     if (!p)
         return -1;
-    if (vm->node && vm->node->chan) {
-        /* a failed write leaves a partial frame: the node breaks the link */
-        nodewire_request(bufferevent_get_output(vm->node->chan), p->node_id, op, req,
-                         runs ? &run : NULL);
-        flush_mark(vm->node->chan, &vm->node->dirty);
-    }
+    struct evbuffer *out = node_out(vm);
+    /* a failed write leaves a partial frame: the node breaks the link */
+    if (out)
+        nodewire_request(out, p->node_id, op, req, runs ? &run : NULL);
     return 0;
 }
 
@@ -590,6 +618,57 @@ static void node_read_cb(struct bufferevent *bev, void *arg)
     flush_all();
 }
 
+/* ---- restart="on-crash" ------------------------------------------------- */
+
+/* Erlang-style: restart at once-ish, back off while it keeps crashing, give
+ * up after RESTART_MAX crashes within RESTART_WINDOW seconds. */
+#define RESTART_WINDOW 60.0
+#define RESTART_MAX 10
+#define BACKOFF_FIRST 0.1
+#define BACKOFF_MAX 5.0
+
+static void restart_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd; (void)ev;
+    struct vm *vm = arg;
+    char err[256];
+    vm->restarting = 0;
+    if (node_spawn(vm, 0, NULL, err, sizeof err) != BX_OK) {
+        events_emit(vm, "VM_CRASH", json_pack("{s:s}", "reason", err));
+        vmproc_destroy(vm, BX_E_VM_CRASHED, err);
+        return;
+    }
+    events_emit(vm, "VM_RESTART", json_pack("{s:s, s:i, s:i}", "reason", "VM_CRASHED",
+                                            "pid", (int)vm->node->pid, "crashes", vm->crashes));
+}
+
+/* Schedules a fresh node after a back-off; requests that arrive meanwhile
+ * wait in vm->held. 1 if so, 0 when the VM should go. */
+static int crash_restart(struct vm *vm, const char *msg)
+{
+    if (!vm->restart_on_crash || vm->state != VM_READY || mgr->shutting_down)
+        return 0;   /* a node that cannot even start would only crash again */
+    double now = proto_now();
+    if (now - vm->crash_since > RESTART_WINDOW)
+        vm->crash_since = now, vm->crashes = 0;
+    if (++vm->crashes > RESTART_MAX)
+        return 0;
+    if (!vm->restart_ev)
+        vm->restart_ev = evtimer_new(mgr->base, restart_cb, vm);
+    if (!vm->held)
+        vm->held = evbuffer_new();
+    if (!vm->restart_ev || !vm->held)
+        return 0;
+    double d = BACKOFF_FIRST * (double)(1u << (vm->crashes - 1));
+    d = d > BACKOFF_MAX ? BACKOFF_MAX : d;
+    vm_fail_pending(vm, BX_E_VM_CRASHED, msg, 1);
+    vm->restarting = 1;
+    vm->state = VM_STARTING;
+    struct timeval tv = {(time_t)d, (suseconds_t)((d - (time_t)d) * 1e6)};
+    evtimer_add(vm->restart_ev, &tv);
+    return 1;
+}
+
 /* ---- death -------------------------------------------------------------- */
 
 static int died_of_cpu_limit(struct vm *vm, struct node *n)
@@ -601,31 +680,48 @@ static int died_of_cpu_limit(struct vm *vm, struct node *n)
            (sig == SIGKILL && vm->cpu_limit > 0 && n->cpu_s >= vm->cpu_limit - 0.05);
 }
 
+/* A crash: the event(s), then a restart or the VM's end. */
+static void node_crashed(struct vm *vm, int status)
+{
+    char msg[160];
+    json_t *sig = json_null(), *st = json_null();
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+        snprintf(msg, sizeof msg, "VM node was killed by seccomp: it made a forbidden system call");
+        events_emit(vm, "SECURITY_VIOLATION", json_pack("{s:s, s:s}", "layer", "seccomp",
+                                                        "what", "forbidden system call"));
+    } else if (WIFSIGNALED(status)) {
+        snprintf(msg, sizeof msg, "VM node died of signal %d", WTERMSIG(status));
+    } else {
+        snprintf(msg, sizeof msg, "VM node exited with status %d", WEXITSTATUS(status));
+    }
+    if (WIFSIGNALED(status))
+        sig = json_integer(WTERMSIG(status));
+    else
+        st = json_integer(WEXITSTATUS(status));
+    int again = vm->restart_on_crash && vm->state == VM_READY;
+    events_emit(vm, "VM_CRASH", json_pack("{s:o, s:o, s:I, s:b}", "signal", sig, "status", st,
+                                          "pending", (json_int_t)vm->npending, "restart", again));
+    if (!crash_restart(vm, msg))
+        vmproc_destroy(vm, BX_E_VM_CRASHED, msg);
+}
+
 /* Both the channel EOF and the exit status are in: account for the death. */
 static void node_died(struct node *n)
 {
     struct vm *vm = n->vm;
+    int status = n->status;
     n->vm = NULL;
     vm->node = NULL;
     if (died_of_cpu_limit(vm, n)) {
         node_release(n);
         vm_restart(vm, BX_E_CPU_LIMIT);
-        return;
-    }
-    char msg[128];
-    json_t *sig = json_null(), *st = json_null();
-    if (WIFSIGNALED(n->status)) {
-        snprintf(msg, sizeof msg, "VM node died of signal %d", WTERMSIG(n->status));
-        sig = json_integer(WTERMSIG(n->status));
+    } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && cgroup_oom_killed(n->cg_seq)) {
+        node_release(n);    /* the kernel's OOM killer, in the VM's own cgroup */
+        vm_restart(vm, BX_E_MEMORY_LIMIT);
     } else {
-        snprintf(msg, sizeof msg, "VM node exited with status %d", WEXITSTATUS(n->status));
-        st = json_integer(WEXITSTATUS(n->status));
+        node_release(n);
+        node_crashed(vm, status);
     }
-    node_release(n);
-    size_t pending = vm->npending;
-    events_emit(vm, "VM_CRASH", json_pack("{s:o, s:o, s:I}", "signal", sig, "status", st,
-                                          "pending", (json_int_t)pending));
-    vmproc_destroy(vm, BX_E_VM_CRASHED, msg);
 }
 
 static void node_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -672,8 +768,12 @@ static void vm_restart(struct vm *vm, enum bx_err reason)
     char msg[160], err[256];
     int timeout = reason == BX_E_TIMEOUT;
     double t = vm->head ? vm->head->timeout : vm->timeout;
+    json_t *mem = json_object_get(json_object_get(vm->init, "limits"), "memory_limit");
     if (timeout)
         snprintf(msg, sizeof msg, "wall timeout of %gs exceeded; the VM was killed and restarted", t);
+    else if (reason == BX_E_MEMORY_LIMIT)
+        snprintf(msg, sizeof msg, "the VM's cgroup ran out of memory (memory_limit %g bytes); "
+                 "the kernel killed it and it was restarted", json_number_value(mem));
     else
         snprintf(msg, sizeof msg, "CPU limit of %gs exceeded; the VM was killed and restarted",
                  vm->cpu_limit);
@@ -681,6 +781,8 @@ static void vm_restart(struct vm *vm, enum bx_err reason)
     node_detach(vm->node);
     if (timeout)
         events_emit(vm, "TIMEOUT", json_pack("{s:f, s:b}", "timeout", t, "killed", 1));
+    else if (reason == BX_E_MEMORY_LIMIT)
+        events_emit(vm, "MEM_KILL", json_pack("{s:O?, s:s}", "limit", mem, "by", "cgroup"));
     else
         events_emit(vm, "CPU_KILL", json_pack("{s:f}", "limit", vm->cpu_limit));
     if (node_spawn(vm, 0, NULL, err, sizeof err) != BX_OK) {

@@ -65,6 +65,9 @@ enum bx_err isolate_apply(bx_node *n, json_t *req, char *err, size_t errlen)
     if (prctl(PR_SET_DUMPABLE, 0) < 0)
         return snprintf(err, errlen, "prctl(PR_SET_DUMPABLE): %s", strerror(errno)), BX_E_ISOLATION;
     netlib_seal();
+    /* the test build may leave seccomp off to prove the other layers alone */
+    if (testhooks_skip_seccomp && testhooks_skip_seccomp())
+        return BX_OK;
     if (seccomp_lock(n->networked, err, errlen) < 0)
         return BX_E_ISOLATION;
     return BX_OK;

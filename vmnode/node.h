@@ -116,6 +116,11 @@ void limits_charge_thread(lua_State *L);
 /* Applies the process rlimits that depend on lim. 0 or -1 (errno set). */
 int limits_apply_rlimits(const bx_limits *lim, int networked, char *err, size_t errlen);
 
+/* testhooks.c, linked only into bioxen-vmnode-testhooks (a test build that
+ * lets the isolation tests make forbidden system calls): NULL here. */
+void testhooks_register(lua_State *L) __attribute__((weak));
+int testhooks_skip_seccomp(void) __attribute__((weak));
+
 /* exec.c: opens what op stats reads, before isolate_apply */
 void exec_open_statm(void);
 

@@ -309,6 +309,8 @@ static int sb_build(lua_State *L)
     mailbox_register(L);
     if (n->networked)
         netlib_register(L, n);
+    if (testhooks_register)     /* only in bioxen-vmnode-testhooks */
+        testhooks_register(L);
     return 0;
 }
 

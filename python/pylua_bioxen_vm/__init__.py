@@ -11,7 +11,8 @@ exception hierarchy; values.py the Python <-> Lua value mapping.
 """
 
 from .errors import (BioxenError, ConversionError, CPULimitExceeded, ExecutionTimeout,
-                     InstructionLimitExceeded, InvalidRequest, LimitExceeded, LuaError,
+                     InstructionLimitExceeded, InvalidRequest, IsolationUnavailable,
+                     LimitExceeded, LuaError,
                      LuaSyntaxError, ManagerError, MemoryLimitExceeded, PolicyViolation,
                      ProtocolError, VMCrashed, VMExists, VMNotFound)
 from .luaward import IsolatedLuaVM
@@ -29,5 +30,5 @@ __all__ = [
     "BioxenError", "LuaError", "LuaSyntaxError", "LimitExceeded", "ExecutionTimeout",
     "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",
-    "ProtocolError", "InvalidRequest", "NotNetworked",
+    "ProtocolError", "InvalidRequest", "NotNetworked", "IsolationUnavailable",
 ]

@@ -106,6 +106,11 @@ class PolicyViolation(BioxenError):
     """The sandbox policy refused the operation."""
 
 
+class IsolationUnavailable(BioxenError):
+    """The isolation asked for (namespaces, uid drop, seccomp) cannot be had
+    here, so the VM was not created: never a silent downgrade."""
+
+
 class ConversionError(BioxenError, TypeError):
     """A value cannot cross the Python <-> Lua boundary."""
 
@@ -152,6 +157,7 @@ _ERRORS: dict[str, type[BioxenError]] = {
     "VM_NOT_FOUND": VMNotFound,
     "VM_EXISTS": VMExists,
     "POLICY_VIOLATION": PolicyViolation,
+    "ISOLATION_UNAVAILABLE": IsolationUnavailable,
     "CONVERSION_ERROR": ConversionError,
     "SHUTTING_DOWN": ManagerError,
     "INTERNAL": ManagerError,

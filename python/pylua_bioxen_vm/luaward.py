@@ -11,7 +11,6 @@ import os
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
 
-from .errors import BioxenError
 from .manager import VMManager
 
 _seq = itertools.count(1)
@@ -24,13 +23,14 @@ class IsolatedLuaVM:
         memory_limit: bytes of Lua heap.
         callbacks: ``{"lua_name": python_fn}`` callable from Lua.
         instruction_limit: VM instructions per execute/call.
-        uid, gid, full_isolation: privilege drop and seccomp/namespaces;
-            these land with issue 5 and are refused until then.
+        uid, gid: drop the node process to these ids (needs a root manager).
+        full_isolation: new namespaces and a seccomp allow-list as well
+            (see ``VMManager.create_vm``).
         cpu_limit: CPU seconds for the node process.
         timeout: wall-clock seconds per execute/call.
 
     Raises:
-        BioxenError: uid/gid/full_isolation were asked for (not yet built).
+        IsolationUnavailable: the isolation asked for cannot be had here.
         ManagerError: the manager cannot be started.
     """
 
@@ -39,16 +39,13 @@ class IsolatedLuaVM:
                  instruction_limit: Optional[int] = None, uid: Optional[int] = None,
                  gid: Optional[int] = None, full_isolation: bool = False,
                  cpu_limit: Optional[float] = None, timeout: Optional[float] = None) -> None:
-        if uid is not None or gid is not None or full_isolation:
-            # Refuse rather than run with less isolation than was asked for.
-            raise BioxenError("uid/gid/full_isolation are not available yet: full "
-                              "isolation lands with issue 5; create the VM without them")
         self._manager = VMManager()
         try:
             self._vm = self._manager.create_vm(
                 "luaward-%d-%d" % (os.getpid(), next(_seq)),
                 memory_limit=memory_limit, instruction_limit=instruction_limit,
-                cpu_limit=cpu_limit, timeout=timeout, callbacks=callbacks)
+                cpu_limit=cpu_limit, timeout=timeout, callbacks=callbacks,
+                full_isolation=full_isolation, uid=uid, gid=gid)
         except BaseException:
             self._manager.close()
             raise

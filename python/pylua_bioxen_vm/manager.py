@@ -50,6 +50,26 @@ def _connect(address: str, timeout: float) -> tuple[socket.socket, str]:
     return sock, address
 
 
+def _isolation_fields(full: bool, uid: Optional[int], gid: Optional[int],
+                      restart: str) -> dict:
+    out: dict = {}
+    if not isinstance(full, bool):
+        raise InvalidRequest("full_isolation must be True or False, not %r" % (full,))
+    if full:
+        out["full_isolation"] = True
+    for key, v in (("uid", uid), ("gid", gid)):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 0xFFFFFFFF:
+            raise InvalidRequest("%s must be an integer from 0 to 4294967294, not %r" % (key, v))
+        out[key] = v
+    if restart not in ("never", "on-crash"):
+        raise InvalidRequest('restart must be "never" or "on-crash", not %r' % (restart,))
+    if restart != "never":
+        out["restart"] = restart
+    return out
+
+
 class VMManager(NetManagerMixin):
     """Creates and drives named Lua VMs through one bioxen-manager.
 
@@ -107,7 +127,9 @@ class VMManager(NetManagerMixin):
                         callbacks: Optional[dict[str, Callable]] = None,
                         persistent: bool = False, echo: bool = True,
                         mailbox_size: Optional[int] = None,
-                        outbox_size: Optional[int] = None) -> Future:
+                        outbox_size: Optional[int] = None,
+                        full_isolation: bool = False, uid: Optional[int] = None,
+                        gid: Optional[int] = None, restart: str = "never") -> Future:
         """Start creating a VM; return a Future of its VM handle.
 
         Args: see ``create_vm``.
@@ -136,13 +158,15 @@ class VMManager(NetManagerMixin):
             s.callbacks[name] = cbs
         fields = {"name": name, "limits": limits, "callbacks": sorted(cbs),
                   "networked": bool(networked), "persistent": bool(persistent)}
+        fields.update(_isolation_fields(full_isolation, uid, gid, restart))
         if mailbox_size is not None:
             fields["mailbox_size"] = mailbox_size
         if outbox_size is not None:
             fields["outbox_size"] = outbox_size
 
         def made(r: Any) -> VM:
-            vm = VM(s, name, r.get("pid") if isinstance(r, dict) else None, echo)
+            r = r if isinstance(r, dict) else {}
+            vm = VM(s, name, r.get("pid"), echo, r.get("isolation"))
             s.vms[name] = vm
             return vm
         fut = s.conn.request("create", fields, vm=None, transform=made)
@@ -170,12 +194,20 @@ class VMManager(NetManagerMixin):
             outbox_size: values the VM's outbox (Lua ``post``, read with
                 ``vm.recv``) holds (default 1024).
             echo: write captured print output to sys.stdout on execute/call.
+            full_isolation: also run the node in new PID, mount, IPC, UTS and
+                (unless networked) network namespaces, under a seccomp
+                allow-list, as ``uid``/``gid`` (nobody when the manager runs as
+                root and none is given). See docs/security.md.
+            uid, gid: drop the node to these ids (needs a root manager).
+            restart: ``"on-crash"`` restarts a VM whose node dies, with a
+                growing back-off; ``"never"`` (default) removes it.
 
         Returns:
-            The VM handle.
+            The VM handle; ``vm.isolation`` says what the node got.
 
         Raises:
             VMExists: the name is taken.
+            IsolationUnavailable: the isolation asked for cannot be had here.
             InvalidRequest: bad name, negative or mistyped limit.
             ManagerError: the manager failed or is gone.
         """

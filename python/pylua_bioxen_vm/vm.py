@@ -95,10 +95,12 @@ class VM(NetVMMixin):
     """
 
     def __init__(self, session: Any, name: str, pid: Optional[int] = None,
-                 echo: bool = True) -> None:
+                 echo: bool = True, isolation: Optional[dict] = None) -> None:
         self._session = session
         self.name = name
         self.pid = pid
+        #: What the node got at creation: namespaces, seccomp, uid/gid, cgroup.
+        self.isolation: dict = dict(isolation or {})
         self.echo = echo
         self._closed = False
         self._outbox: Optional[Puller] = None   # made by the first recv()
