@@ -143,10 +143,11 @@ static int net_guard(lua_State *L)
         char numeric[NI_MAXHOST];
         const char *err = NULL;
         int ok = strcmp(verb, "setpeername") == 0 && strcmp(host, "*") == 0;  /* disconnect */
-        if (!ok && allow_listed(host, port)) {
+        int listed = !ok && allow_listed(host, port);
+        no_lookup_host(L, hi, verb, host);
+        host = lua_tostring(L, hi);
+        if (listed)
             ok = 1;
-            no_lookup_host(L, hi, verb, host);
-        }
         else if (!ok) {
             int rc = check_host(host, numeric, sizeof numeric, &err);
             if (rc < 0) {

@@ -85,6 +85,22 @@ static int t_x32(lua_State *L)
     return result(L, syscall(0x40000000 | SYS_getpid));
 }
 
+void *volatile testhooks_kept;  /* escapes, so the compiler keeps the writes */
+
+/* malloc and touch n bytes outside the Lua heap (the allocator cannot see
+ * them; only the cgroup or RLIMIT_AS can); kept, never freed */
+static int t_alloc(lua_State *L)
+{
+    size_t n = (size_t)luaL_checkinteger(L, 1);
+    char *p = malloc(n);
+    if (!p)
+        return result(L, -1);
+    memset(p, 1, n);
+    testhooks_kept = p;
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
 static int t_ids(lua_State *L)
 {
     lua_pushinteger(L, getuid());
@@ -108,6 +124,7 @@ void testhooks_register(lua_State *L)
     static const luaL_Reg fns[] = {
         {"connect", t_connect}, {"open", t_open}, {"execve", t_execve}, {"fork", t_fork},
         {"ptrace", t_ptrace}, {"mmap_exec", t_mmap_exec}, {"x32", t_x32}, {"ids", t_ids},
+        {"alloc", t_alloc},
         {"asan", t_asan}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_setglobal(L, "__bx_test");

@@ -75,14 +75,20 @@ class NetVMMixin:
             # LuaSocket and `net` on in the live VM (the script never can).
             # The node runs requests in order, so the call below may follow
             # at once; a failure of this request surfaces through that call.
-            self._request("net_enable", {})  # type: ignore[attr-defined]
+            enable: Optional[Future] = self._request("net_enable", {})  # type: ignore[attr-defined]
             self._net_on = True
+        else:
+            enable = None
         inner = self.call_async("net." + fn, *args, timeout=timeout)  # type: ignore[attr-defined]
         out: Future = Future()
 
         def done(f: Future) -> None:
             e = f.exception()
-            if e is not None:
+            # a refused net_enable (e.g. full isolation) says why, not the call
+            if e is not None and enable is not None and enable.done() and enable.exception():
+                self._net_on = False
+                out.set_exception(enable.exception())
+            elif e is not None:
                 out.set_exception(_not_networked(self, e))
             else:
                 out.set_result(f.result())
