@@ -36,10 +36,15 @@ static int write_file(const char *dir, const char *file, const char *val)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int fd, tries = 0;
+    while ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0 && errno == EINTR && ++tries < 100)
+        ;
     if (fd < 0)
         return -1;
-    ssize_t w = write(fd, val, strlen(val));
+    /* SIGCHLD (the reaper's handler) interrupts these writes now and then */
+    ssize_t w;
+    while ((w = write(fd, val, strlen(val))) < 0 && errno == EINTR && ++tries < 100)
+        ;
     int e = errno;
     close(fd);
     errno = e;
@@ -180,7 +185,10 @@ int cgroup_prepare(unsigned seq, unsigned long long heap_limit)
     char dir[PATH_MAX], val[32];
     for (int i = 0; cg.version && i < (cg.version == 1 ? CG_N : 1); i++) {
         node_dir(i, seq, dir, sizeof dir);
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        int rc, tries = 0;
+        while ((rc = mkdir(dir, 0755)) < 0 && errno == EINTR && ++tries < 100)
+            ;
+        if (rc < 0 && errno != EEXIST)
             goto fail;
         int mem = cg.version == 2 || i == CG_MEM, pids = cg.version == 2 || i == CG_PIDS;
         snprintf(val, sizeof val, "%llu", mem_bound(heap_limit));
@@ -238,7 +246,8 @@ void cgroup_remove(unsigned seq)
     char dir[PATH_MAX];
     for (int i = 0; cg.version && i < (cg.version == 1 ? CG_N : 1); i++) {
         node_dir(i, seq, dir, sizeof dir);
-        rmdir(dir);
+        for (int tries = 0; rmdir(dir) < 0 && errno == EINTR && tries < 100; tries++)
+            ;
     }
 }
 
