@@ -3,6 +3,7 @@
 #include "manager.h"
 #include "cgroup.h"
 #include "mailbox.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -24,7 +25,8 @@ static void stop_tick_cb(evutil_socket_t fd, short ev, void *arg);
 static void usage(void)
 {
     fprintf(stderr, "usage: bioxen-manager --socket PATH [--tcp HOST:PORT --token-file FILE]\n"
-                    "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS] [--no-cgroups]\n");
+                    "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n"
+                    "       [--module-dir DIR] [--no-cgroups]\n");
     exit(2);
 }
 
@@ -72,9 +74,10 @@ static void parse_args(struct manager *m, int argc, char **argv)
     static const struct option opts[] = {
         {"socket", 1, 0, 's'}, {"tcp", 1, 0, 't'}, {"token-file", 1, 0, 'k'},
         {"vmnode", 1, 0, 'v'}, {"exit-with-stdin", 0, 0, 'e'},
-        {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"no-cgroups", 0, 0, 'c'},
-        {0, 0, 0, 0}};
-    const char *vmnode = NULL, *token_file = NULL;
+        {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"module-dir", 1, 0, 'm'},
+        {"no-cgroups", 0, 0, 'c'}, {0, 0, 0, 0}};
+    const char *vmnode = NULL, *token_file = NULL, *module_dir = NULL;
+    char err[512];
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -86,6 +89,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'f': m->max_frame = strtoull(optarg, NULL, 10); break;
         case 'g': m->grace = strtod(optarg, NULL); break;
         case 'c': m->no_cgroups = 1; break;
+        case 'm': module_dir = optarg; break;
         default: usage();
         }
     }
@@ -96,6 +100,10 @@ static void parse_args(struct manager *m, int argc, char **argv)
         exit(2);
     }
     m->vmnode_path = find_vmnode(vmnode);
+    if (module_dir && policy_set_module_dir(module_dir, err, sizeof err) < 0) {
+        fprintf(stderr, "bioxen-manager: %s\n", err);
+        exit(2);
+    }
 }
 
 static int wire_events(struct manager *m)
@@ -146,6 +154,7 @@ int main(int argc, char **argv)
     vmproc_free_all(&m);
     cgroup_fini();
     mailbox_free_all();
+    policy_free();
     event_free(m.sig_term);
     event_free(m.sig_int);
     event_free(m.sig_chld);

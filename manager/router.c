@@ -6,6 +6,7 @@
 #include "manager.h"
 #include "validate.h"
 #include "mailbox.h"
+#include "policy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,8 @@ void router_dispatch(struct client *c, json_t *req)
         op_create(c, id, req);
     else if (mailbox_client_op(c, id, op, req))
         ;   /* mailbox_open/close, mail_send/recv, outbox_recv */
+    else if (policy_client_op(c, id, op, req))
+        ;   /* set_policy */
     else if (strcmp(op, "destroy") == 0) {
         struct vm *vm = registry_find(req_vm_name(req) ? req_vm_name(req) : "");
         if (!vm)

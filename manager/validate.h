@@ -28,6 +28,18 @@ enum bx_err req_check_vm_op(json_t *req, int k, char *err, size_t n);
  * *init, defaults filled in) and its limits, callbacks and flags. *init is
  * NULL unless BX_OK. */
 enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n);
+/* Policy bounds: netlib.c keeps at most 64 tcp pairs of < 256 bytes. */
+#define POLICY_TCP_MAX 64
+#define POLICY_TCP_TEXT_MAX 255
+#define POLICY_FS_MAX 256
+#define POLICY_IMPORTS_MAX 256
+/* A policy object checked and normalised: a new object with exactly mem
+ * (integer or null), tcp, fs and imports (fresh lists), or NULL with err
+ * set (BAD_REQUEST). Used by create (through req_check_create) and by
+ * set_policy (policy.c). */
+json_t *req_policy_normal(json_t *pol, char *err, size_t n);
+/* set_policy: the VM name and the policy; BX_OK or BAD_REQUEST. */
+enum bx_err req_check_set_policy(json_t *req, char *err, size_t n);
 /* One limit value: 0, or -1 with err naming the field. */
 int req_check_limit(const char *key, json_t *v, int is_float, char *err, size_t n);
 

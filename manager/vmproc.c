@@ -7,6 +7,7 @@
 #include "cgroup.h"
 #include "mailbox.h"
 #include "nodewire.h"
+#include "policy.h"
 #include "spawn.h"
 
 #include <errno.h>
@@ -581,6 +582,8 @@ static void node_frame(struct node *n, const char *line, size_t len)
         node_callback(n->vm, msg);
     } else if (mailbox_node_frame(n->vm, msg, len)) {
         ; /* mail, mail_pull: mailbox.c answers */
+    } else if (policy_node_frame(n->vm, msg)) {
+        ; /* ask: fs_read, module */
     } else if (json_is_string(json_object_get(msg, "event"))) {
         json_object_set_new(msg, "vm", json_string(n->vm->name));
         json_object_set_new(msg, "ts", json_real(proto_now()));

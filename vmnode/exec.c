@@ -16,6 +16,7 @@
 #include "convert.h"
 #include "coded.h"
 #include "netlib.h"
+#include "policy.h"
 
 #define TB_KEY "bioxen.traceback"
 
@@ -515,6 +516,7 @@ static const struct {
     { "reset", op_reset },
     { "stats", op_stats },
     { "net_enable", op_net_enable },
+    { "set_policy", policy_op_set },
 };
 
 json_t *exec_request(bx_node *n, json_t *req, json_t *id, const char *op)

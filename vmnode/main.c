@@ -4,6 +4,7 @@
 #include "node.h"
 #include "mailbox.h"
 #include "netlib.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ static int do_init(bx_node *n, json_t *req, json_t *id, json_t **reply)
     n->networked = json_is_true(net);
     n->callbacks = cbs ? json_incref(cbs) : json_array();
     netlib_configure(json_object_get(req, "allow_tcp"));
+    policy_configure(n, json_object_get(req, "policy"));   /* policy hook */
     if (limits_apply_rlimits(&lim, n->networked, err, sizeof err) < 0) {
         *reply = proto_error_new(id, BX_E_INTERNAL, "%s", err);
         return -1;
@@ -80,6 +82,8 @@ static int handle_frame(bx_node *n, const char *line, size_t len)
         ; /* a late answer to a callback that was abandoned: no reply */
     else if (mailbox_frame(req))
         ; /* an ack or pulled mail that arrived after its wait ended */
+    else if (policy_frame(req))
+        ; /* policy hook: an fs/require answer whose wait a timeout ended */
     else if (!id || !op)
         reply = proto_error_new(id, BX_E_BAD_REQUEST, "a request needs an integer or string \"id\" and a string \"op\"");
     else if (strcmp(op, "init") == 0)

@@ -96,9 +96,13 @@ static int check_host(const char *host, char *numeric, size_t nlen, const char *
 
 static void refuse(lua_State *L, const char *verb, const char *host, const char *port)
 {
-    char what[512];
+    char what[512], target[256];
     snprintf(what, sizeof what, "%s %.200s:%.20s refused: loopback only", verb, host, port);
-    json_t *ev = json_pack("{s:s, s:{s:s}}", "event", "SECURITY_VIOLATION", "detail", "what", what);
+    snprintf(target, sizeof target, "%.200s:%.20s", host, port);
+    /* action/target/reason as every policy refusal reports them (policy.c) */
+    json_t *ev = json_pack("{s:s, s:{s:s, s:s, s:o, s:s}}", "event", "SECURITY_VIOLATION", "detail",
+                           "what", what, "action", verb, "target", conv_text_json(target, strlen(target)),
+                           "reason", "loopback only (no allow_tcp grant)");
     if (ev)
         link_send(node_of(L), ev);
     lua_pushstring(L, what);

@@ -4,6 +4,7 @@
 #include "node.h"
 #include "mailbox.h"
 #include "netlib.h"
+#include "policy.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -307,6 +308,7 @@ static int sb_build(lua_State *L)
     lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     callback_register(L, n);
     mailbox_register(L);
+    policy_register(L);     /* fs and require */
     if (n->networked)
         netlib_register(L, n);
     if (testhooks_register)     /* only in bioxen-vmnode-testhooks */

@@ -19,6 +19,7 @@ from .luaward import IsolatedLuaVM
 from .mailbox import Mailbox
 from .manager import VMManager
 from .net import NotNetworked
+from .policy import Policy
 from .session import Event
 from .values import LuaOpaque
 from .vm import VM, ExecResult
@@ -26,7 +27,7 @@ from .vm import VM, ExecResult
 __version__ = "0.1.0"
 
 __all__ = [
-    "VMManager", "VM", "Mailbox", "ExecResult", "Event", "LuaOpaque", "IsolatedLuaVM",
+    "VMManager", "VM", "Policy", "Mailbox", "ExecResult", "Event", "LuaOpaque", "IsolatedLuaVM",
     "BioxenError", "LuaError", "LuaSyntaxError", "LimitExceeded", "ExecutionTimeout",
     "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",

@@ -64,7 +64,8 @@ class EmbeddedManager:
         self.socket_path = socket_path
 
     @classmethod
-    def start(cls, manager_path: Optional[str], start_timeout: float) -> "EmbeddedManager":
+    def start(cls, manager_path: Optional[str], start_timeout: float,
+              module_dir: Optional[str] = None) -> "EmbeddedManager":
         """Start the manager and wait for its ``READY <path>`` line.
 
         Raises:
@@ -76,7 +77,8 @@ class EmbeddedManager:
         sock = os.path.join(tmpdir, "manager.sock")
         try:
             proc = subprocess.Popen(
-                [binary, "--socket", sock, "--exit-with-stdin"],
+                [binary, "--socket", sock, "--exit-with-stdin"]
+                + (["--module-dir", module_dir] if module_dir else []),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         except OSError as e:
             shutil.rmtree(tmpdir, ignore_errors=True)

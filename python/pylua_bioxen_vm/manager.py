@@ -8,6 +8,7 @@ forgotten manager is cleaned up by weakref.finalize.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import weakref
@@ -20,6 +21,7 @@ from .errors import InvalidRequest, ManagerError, VMNotFound
 from .limits import check_limits
 from .mailbox import Mailbox, send_mail
 from .net import NetManagerMixin
+from .policy import Policy, check_policy
 from .session import Event, Session
 from .vm import VM
 
@@ -80,6 +82,8 @@ class VMManager(NetManagerMixin):
         manager_path: the bioxen-manager executable for the embedded mode.
         start_timeout: seconds to wait for the manager to start or answer.
         token: authentication token for TCP listeners.
+        module_dir: directory the embedded manager serves ``require`` from
+            (``a.b`` is ``module_dir/a/b.lua``; see ``Policy.allow_import``).
         **default_limits: memory_limit, instruction_limit, timeout, cpu_limit,
             max_output applied to every VM created here unless overridden.
 
@@ -90,13 +94,17 @@ class VMManager(NetManagerMixin):
 
     def __init__(self, address: Optional[str] = None, *, manager_path: Optional[str] = None,
                  start_timeout: float = 10.0, token: Optional[str] = None,
-                 **default_limits: Any) -> None:
+                 module_dir: Optional[str] = None, **default_limits: Any) -> None:
         self.default_limits = check_limits(default_limits)
+        if module_dir is not None and (address is not None or not os.path.isdir(module_dir)):
+            raise InvalidRequest("module_dir %r: it must be an existing directory, and it "
+                                 "applies to the embedded manager only (start a shared "
+                                 "manager with --module-dir)" % (module_dir,))
         s = self._session = Session()
         self._finalizer = weakref.finalize(self, s.close)
         try:
             if address is None:
-                s.embedded = EmbeddedManager.start(manager_path, start_timeout)
+                s.embedded = EmbeddedManager.start(manager_path, start_timeout, module_dir)
                 address = "unix:" + s.embedded.socket_path
             sock, addr = _connect(address, start_timeout)
             s.conn = Connection(sock, addr, s.on_push)
@@ -129,7 +137,8 @@ class VMManager(NetManagerMixin):
                         mailbox_size: Optional[int] = None,
                         outbox_size: Optional[int] = None,
                         full_isolation: bool = False, uid: Optional[int] = None,
-                        gid: Optional[int] = None, restart: str = "never") -> Future:
+                        gid: Optional[int] = None, restart: str = "never",
+                        policy: Optional[Policy] = None) -> Future:
         """Start creating a VM; return a Future of its VM handle.
 
         Args: see ``create_vm``.
@@ -163,6 +172,10 @@ class VMManager(NetManagerMixin):
             fields["mailbox_size"] = mailbox_size
         if outbox_size is not None:
             fields["outbox_size"] = outbox_size
+        if policy is not None:
+            fields["policy"] = check_policy(policy)
+            # a TCP grant is for a networked VM: it turns networking on
+            fields["networked"] = fields["networked"] or bool(policy.tcp)
 
         def made(r: Any) -> VM:
             r = r if isinstance(r, dict) else {}
@@ -201,6 +214,8 @@ class VMManager(NetManagerMixin):
             uid, gid: drop the node to these ids (needs a root manager).
             restart: ``"on-crash"`` restarts a VM whose node dies, with a
                 growing back-off; ``"never"`` (default) removes it.
+            policy: a ``Policy`` (memory, TCP, files, imports); its ``mem``
+                replaces ``memory_limit``, a TCP grant makes the VM networked.
 
         Returns:
             The VM handle; ``vm.isolation`` says what the node got.

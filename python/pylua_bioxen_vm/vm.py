@@ -17,6 +17,7 @@ from .errors import InvalidRequest, VMNotFound
 from .limits import check_limit
 from .mailbox import Puller
 from .net import NetVMMixin
+from .policy import Policy, check_policy
 from .values import from_wire, to_wire
 
 
@@ -270,6 +271,36 @@ class VM(NetVMMixin):
     def stats(self) -> dict:
         """pid, mem_bytes, mem_limit, cpu_ms, rss_bytes, executions, errors..."""
         return self._call_sync("stats", {})
+
+    # -- policy ---------------------------------------------------------
+
+    def set_policy_async(self, policy: Policy) -> Future:
+        """Hot-reload the VM's policy; a Future of None.
+
+        The manager swaps it at once (file grants apply to the next
+        ``fs.read`` even of a running script) and the VM takes its TCP,
+        memory and import grants before its next request; globals stay.
+        Emits ``POLICY_HOTLOAD`` with the new policy as detail.  A TCP grant
+        turns networking on in the VM, as a networking method does.
+
+        Raises:
+            InvalidRequest: at once, when ``policy`` is not a Policy.
+        """
+        fields = {"policy": check_policy(policy)}
+        if policy.tcp and not self._net_on:
+            self._request("net_enable", {})
+            self._net_on = True
+        return self._request("set_policy", fields, lambda r: None)
+
+    def set_policy(self, policy: Policy) -> None:
+        """Hot-reload the VM's policy and wait until the VM has it (see
+        ``set_policy_async``).
+
+        Raises:
+            InvalidRequest: ``policy`` is not a Policy.
+            VMNotFound: the VM is gone.
+        """
+        self._session.conn.wait(self.set_policy_async(policy))
 
     # -- outbox ---------------------------------------------------------
 
