@@ -12,14 +12,27 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from pylua_bioxen_vm import BioxenError, Policy, VMManager  # noqa: E402
 
 
+# which layer raises which error (docs/security.md)
+LAYERS = {
+    "MemoryLimitExceeded": "counting allocator",
+    "InstructionLimitExceeded": "instruction count hook",
+    "ExecutionTimeout": "wall timeout (hook, then the manager's kill)",
+    "LuaError": "stripped standard library",
+    "PolicyViolation": "policy",
+    "IsolationUnavailable": "network namespace",
+}
+
+
 def attempt(vm, what, code):
     """Run code; print its result or the error and which layer raised it."""
     try:
         value = vm.execute(code)
-        print("  %-44s -> ran: %r" % (what, value))
+        print("  %-40s ran: %r" % (what, value))
     except BioxenError as e:
-        first = str(e).splitlines()[0]
-        print("  %-44s -> stopped (%s): %s" % (what, type(e).__name__, first[:90]))
+        name = type(e).__name__
+        msg = str(e).splitlines()[0].split(": ", 1)[-1]
+        print("  %-40s stopped by the %s (%s)\n  %-40s   %s"
+              % (what, LAYERS.get(name, "sandbox"), name, "", msg[:100]))
 
 
 def limits(manager):
@@ -31,7 +44,7 @@ def limits(manager):
     attempt(vm, "backtracking pattern inside one C call",
             "return string.find(string.rep('a', 30000), '.-.-.-.-b')")
     r = vm.execute_result("for i = 1, 1e5 do print(i) end return 'done'")
-    print("  %-44s -> ran, output kept to %d bytes (truncated: %s)"
+    print("  %-40s ran; output capped at %d bytes (truncated: %s)"
           % ("print flood", len(r.output), r.output_truncated))
     attempt(vm, "the VM afterwards", "return 'still usable'")
 
@@ -41,7 +54,7 @@ def escapes(manager):
     vm = manager.create_vm("plain", timeout=2.0, echo=False)
     attempt(vm, "os.execute('id')", "return os.execute('id')")
     attempt(vm, "io.open('/etc/passwd')", "return io.open('/etc/passwd')")
-    attempt(vm, "load of precompiled bytecode", "return load('\\27Lua', 'x', 'b')")
+    attempt(vm, "load of precompiled bytecode (text-only)", "return load('\\27Lua', 'x', 'b')")
     attempt(vm, "require 'socket' (networking is off)", "return require('socket')")
 
 
@@ -64,7 +77,8 @@ def isolation(manager):
     try:
         vm.start_server(0)
     except BioxenError as e:
-        print("  %-44s -> stopped (%s)" % ("vm.start_server(0)", type(e).__name__))
+        print("  %-40s stopped by the %s (%s)"
+              % ("vm.start_server(0)", LAYERS.get(type(e).__name__), type(e).__name__))
 
 
 def policy(manager, data_dir):

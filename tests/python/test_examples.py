@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
     ("basic_usage.py", ["4.0", "42", "Hello, Python", "alice"]),
     ("callbacks.py", ["Python got", "ValueError"]),
     ("distributed_compute.py", ["pi", "speed-up"]),
+    ("sandbox.py", ["stopped by the counting allocator", "Seccomp 2", "POLICY_HOTLOAD",
+                    "stopped by the policy", "the manager still answers: True"]),
     ("p2p_messaging.py", ["Hello from client!", "broadcast reached 3 peers",
                           "late hello", "from Python"]),
 ])
