@@ -11,8 +11,8 @@ out=$(mktemp -d /tmp/bioxen-fuzz.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
 CFLAGS=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-        -D_GNU_SOURCE -DBX_VALUE_BYTES_MAX=262144 -Inet -Ivmnode -Imanager $(pkg-config --cflags jansson lua5.4 libevent))
-LIBS=($(pkg-config --libs jansson lua5.4 libevent) -lm)
+        -D_GNU_SOURCE -DBX_VALUE_BYTES_MAX=262144 -Inet -Ivmnode -Imanager $(pkg-config --cflags jansson lua5.4 libevent libseccomp))
+LIBS=($(pkg-config --libs jansson lua5.4 libevent libseccomp) -lm)
 
 # target name → its sources (besides tests/fuzz/fuzz_<name>.c)
 declare -A SRCS=(
@@ -20,7 +20,7 @@ declare -A SRCS=(
     [proto]="net/frame.c net/proto.c"
 )
 # the node's modules without its main(): the real conversion, sandbox, limits
-NODE_SRCS="$(ls vmnode/*.c | grep -v '/main\.c$' | tr '\n' ' ')"
+NODE_SRCS="$(ls vmnode/*.c | grep -v -e '/main\.c$' -e '/testhooks\.c$' | tr '\n' ' ')"
 SRCS[convert]="net/frame.c net/proto.c $NODE_SRCS"
 # the manager's framing and validation, plus the node's init-limits parser
 SRCS[request]="net/frame.c net/proto.c manager/linebuf.c manager/validate.c manager/pathcheck.c $NODE_SRCS"
