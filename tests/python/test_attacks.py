@@ -32,12 +32,23 @@ ATTACKS = Path(__file__).resolve().parents[1] / "attacks"
 FILES = sorted(ATTACKS.glob("[0-9][0-9][0-9]_*.lua"))
 
 DEFAULTS = {"memory_limit": 32 << 20, "timeout": 5.0}
-HEADER_KEYS = {"attack", "expect", "message", "limits", "result", "truncated"}
+HEADER_KEYS = {"attack", "expect", "message", "limits", "result", "truncated", "callbacks"}
 # Anything may answer an "any-error" attack but success, a hang or harm to
 # others: a clean Lua-level error or the node's death.
 ANY_ERROR = (bx.LuaError, bx.LimitExceeded, VMCrashed, bx.ConversionError)
 BYSTANDER_MARK = "still here after the attacks"
 CHECK_TIMEOUT = 10.0  # seconds for the after-attack probes; only catches hangs
+
+
+def _fail(*args: Any) -> None:
+    raise ValueError("the host refuses: %d arguments" % len(args))
+
+
+# Host functions an attack may ask for with "-- callbacks: name ...".
+CALLBACKS = {
+    "echo": lambda *args: args[0] if args else None,
+    "fail": _fail,
+}
 
 
 def parse_header(path: Path) -> dict[str, Any]:
@@ -59,6 +70,7 @@ def parse_header(path: Path) -> dict[str, Any]:
     head["limits"] = limits
     if "result" in head:
         head["result"] = ast.literal_eval(head["result"])
+    head["callbacks"] = {n: CALLBACKS[n] for n in head.get("callbacks", "").split()}
     if "truncated" in head:
         head["truncated"] = head["truncated"] == "true"
     return head
@@ -150,6 +162,8 @@ def test_attack(arena: tuple[VMManager, Any], mode: dict[str, Any], path: Path) 
     kw = dict(DEFAULTS)
     kw.update(mode)
     kw.update(head["limits"])
+    if head["callbacks"]:
+        kw["callbacks"] = head["callbacks"]
     name = "atk-" + path.name.split("_", 1)[0]
     vm = m.create_vm(name, echo=False, **kw)
     try:
