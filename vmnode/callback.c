@@ -10,7 +10,8 @@
 
 #include "convert.h"
 
-/* Sends {"callback":K,"fn":name,"args":[...]}; raises on bad args. */
+/* Sends {"callback":K,"fn":name,"args":[...]}; raises on bad args, and on
+ * args that are each under the value limit but together over a frame. */
 static long long cb_send(lua_State *L, bx_node *n, const char *name)
 {
     char err[256];
@@ -26,7 +27,10 @@ static long long cb_send(lua_State *L, bx_node *n, const char *name)
     }
     long long k = ++n->cb_next;
     json_t *msg = json_pack("{s:I, s:s, s:o}", "callback", (json_int_t)k, "fn", name, "args", args);
-    if (!msg || link_send(n, msg) < 0)
+    int rc = msg ? link_send(n, msg) : -1;
+    if (rc == -2)
+        luaL_error(L, "callback '%s': arguments too large to send (over the frame limit)", name);
+    if (rc < 0)
         _exit(1); /* the manager is gone: nobody to answer to */
     return k;
 }

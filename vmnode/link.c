@@ -82,6 +82,14 @@ int link_send(bx_node *n, json_t *msg)
     const char *buf;
     size_t len;
     int rc = reply_build(n, msg, &buf, &len);
+    if (rc == 0 && len > n->fb.max && !json_object_get(msg, "id")) {
+        /* A callback, mail or post (not a reply) too big for one frame: an
+         * error "reply" in its place would have no request to answer, and
+         * the manager kills a node for a stray reply. The caller raises in
+         * Lua instead (tests/attacks/160, 129). */
+        json_decref(msg);
+        return -2;
+    }
     if (rc == 0 && len > n->fb.max) {
         /* the manager would drop the whole link over one oversized reply */
         json_t *err = proto_error_new(json_object_get(msg, "id"), BX_E_CONVERSION_ERROR,

@@ -144,7 +144,10 @@ static int l_send(lua_State *L)
         return luaL_error(L, "mailbox.send: %s", err);
     long long k = ++mb.next_k;
     json_t *msg = json_pack("{s:I, s:s, s:o}", "mail", (json_int_t)k, "to", to, "value", v);
-    if (!msg || link_send(node_of(L), msg) < 0)
+    int rc = msg ? link_send(node_of(L), msg) : -1;
+    if (rc == -2) /* the value fit its limit, the frame around it did not */
+        return luaL_error(L, "mailbox.send: value too large to send (over the frame limit)");
+    if (rc < 0)
         _exit(1);   /* the manager is gone */
     mb.unacked++;
     if (is_confirmed(to)) {
@@ -175,7 +178,10 @@ static int l_post(lua_State *L)
     if (conv_to_json(L, 1, &v, err, sizeof err) != BX_OK)
         return luaL_error(L, "post: %s", err);
     json_t *msg = json_pack("{s:I, s:o}", "post", (json_int_t)++mb.next_k, "value", v);
-    if (!msg || link_send(node_of(L), msg) < 0)
+    int rc = msg ? link_send(node_of(L), msg) : -1;
+    if (rc == -2) /* the value fit its limit, the frame around it did not */
+        return luaL_error(L, "post: value too large to send (over the frame limit)");
+    if (rc < 0)
         _exit(1);   /* the manager is gone */
     mb.unacked++;
     wait_acks(L, MAILBOX_WINDOW - 1);

@@ -159,7 +159,8 @@ void callback_register(lua_State *L, bx_node *n);
  * fired (only if stop_on_timeout), -3 when an extra fd of n->xfds is ready or
  * n->xdeadline passed (only if stop_on_timeout and xfds is set). */
 int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout);
-/* Writes msg as one frame with one write(); steals msg. 0 or -1. */
+/* Writes msg as one frame with one write(); steals msg. 0, -1 (link gone),
+ * or -2: msg is not a reply and is over the frame limit; nothing was sent. */
 int link_send(bx_node *n, json_t *msg);
 void link_queue_push(bx_node *n, const char *line, size_t len);
 /* want(msg, ud): 1 = the awaited frame (stop), 0 = consumed, -1 = not

@@ -231,16 +231,29 @@ static int sb_cowrap(lua_State *L)
     return 1;
 }
 
+/* How deep coroutine.close calls nest (a __close handler closing another
+ * coroutine). Lua 5.4.4's lua_resetthread runs the handlers with the closed
+ * coroutine's own C-call count instead of the caller's (fixed in 5.4.5 by
+ * lua_closethread), so its C-stack check never fires and 20,000 nested
+ * closes overflow the C stack (SIGSEGV; tests/attacks/140). Lua's own bound
+ * on C calls, LUAI_MAXCCALLS, is 200. */
+#define SB_CLOSE_DEPTH_MAX 200
+static int sb_close_depth;
+
 /* coroutine.close runs __close handlers inside co: it must carry limits too */
 static int sb_coclose(lua_State *L)
 {
     lua_State *co = lua_tothread(L, 1);
     luaL_argexpected(L, co, 1, "coroutine");
+    if (sb_close_depth >= SB_CLOSE_DEPTH_MAX)
+        return luaL_error(L, "C stack overflow (coroutine.close nested too deep)");
     sb_pass_hook(L, co);
     lua_State *prev = limits_set_running(co);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
+    sb_close_depth++; /* lua_pcall always returns here, so this unwinds */
     int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    sb_close_depth--;
     limits_set_running(prev);
     if (status != LUA_OK)
         return lua_error(L);

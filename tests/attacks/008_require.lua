@@ -1,0 +1,4 @@
+-- attack: load a C module through require
+-- expect: LuaError
+-- message: global 'require'
+return require("io")
