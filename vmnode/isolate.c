@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 static int id_field(json_t *req, const char *key, long long *out)
@@ -65,6 +66,9 @@ enum bx_err isolate_apply(bx_node *n, json_t *req, char *err, size_t errlen)
     if (prctl(PR_SET_DUMPABLE, 0) < 0)
         return snprintf(err, errlen, "prctl(PR_SET_DUMPABLE): %s", strerror(errno)), BX_E_ISOLATION;
     netlib_seal();
+    /* os.date reads /etc/localtime on first use: load it now, while files
+     * can still be opened (glibc keeps it until TZ changes, and it cannot) */
+    tzset();
     /* the test build may leave seccomp off to prove the other layers alone */
     if (testhooks_skip_seccomp && testhooks_skip_seccomp())
         return BX_OK;

@@ -1,4 +1,4 @@
 -- attack: load a C module through require
--- expect: LuaError
--- message: global 'require'
+-- expect: PolicyViolation
+-- message: not in the policy's imports
 return require("io")

@@ -83,7 +83,7 @@ def expected_class(name: str) -> type[BaseException]:
     return cls
 
 
-@pytest.fixture(scope="module", params=[{}], ids=["plain"])
+@pytest.fixture(scope="module", params=[{}, {"full_isolation": True}], ids=["plain", "full"])
 def mode(request: Any) -> dict[str, Any]:
     """Extra create_vm options every attacked VM gets (the isolation mode)."""
     return dict(request.param)
