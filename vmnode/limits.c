@@ -13,14 +13,6 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define BX_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BX_ASAN 1
-#endif
-#endif
-
 /* Read by the SIGALRM handler, which may only arm a hook (as lua.c's
  * laction does): lua_sethook is the one Lua call that is safe there. */
 static lua_State *volatile g_L;

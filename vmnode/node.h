@@ -15,6 +15,16 @@
 #include "frame.h"
 #include "proto.h"
 
+/* BX_ASAN: an AddressSanitizer build (gcc or clang), which needs a larger
+ * address space (limits.c) and a few more system calls (seccomp.c). */
+#if defined(__SANITIZE_ADDRESS__)
+#define BX_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BX_ASAN 1
+#endif
+#endif
+
 #define BX_OUTPUT_DEFAULT ((size_t)1 << 20)
 #define BX_ERRTEXT_MAX ((size_t)64 << 10)
 

@@ -18,14 +18,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define BX_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BX_ASAN 1
-#endif
-#endif
-
 static const int always[] = {
     SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(pread64),
     SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg),

@@ -111,7 +111,7 @@ static int t_ids(lua_State *L)
 
 static int t_asan(lua_State *L)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef BX_ASAN
     lua_pushboolean(L, 1);
 #else
     lua_pushboolean(L, 0);
