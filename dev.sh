@@ -60,7 +60,7 @@ case "${1:-}" in
         rm -rf "$sanlog"
         echo "== fuzzing every parser the outside world reaches"
         DEBS=(clang libclang-rt-14-dev); install_deps
-        tests/fuzz/run.sh "${BIOXEN_FUZZ_SECONDS:-45}"
+        tests/fuzz/run.sh "${BIOXEN_FUZZ_SECONDS:-60}"
         ;;
     build)
         install_deps
