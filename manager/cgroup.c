@@ -175,9 +175,15 @@ static void node_dir(int ctl, unsigned seq, char *out, size_t n)
 
 /* Memory for the node beyond its Lua heap: the interpreter, Jansson's
  * buffers, captured output, page tables. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CG_SLACK (1ULL << 30)   /* a sanitizer build's node: ASan's quarantine and shadow */
+#else
+#define CG_SLACK (32ULL << 20)
+#endif
+
 static unsigned long long mem_bound(unsigned long long heap)
 {
-    return heap + heap / 4 + (32ULL << 20);
+    return heap + heap / 4 + CG_SLACK;
 }
 
 int cgroup_prepare(unsigned seq, unsigned long long heap_limit)
