@@ -20,7 +20,7 @@ from .mailbox import Mailbox
 from .manager import VMManager
 from .net import NotNetworked
 from .policy import Policy
-from .session import Event
+from .core import Event
 from .values import LuaOpaque
 from .vm import VM, ExecResult
 

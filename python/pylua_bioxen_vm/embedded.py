@@ -1,7 +1,7 @@
 """The embedded manager: find bioxen-manager, start it privately, stop it.
 
 VMManager() with no address calls ``start()``; the returned EmbeddedManager is
-owned by the session and stopped by ``stop()`` on close (or by the session's
+owned by the Core (core.py) and stopped by ``stop()`` on close (or by the core's
 weakref finalizer).  The manager runs with ``--exit-with-stdin`` and a stdin
 pipe we hold, so it also dies if this Python process dies without cleanup.
 """

@@ -2,7 +2,7 @@
 
 With no address it starts a private embedded manager (embedded.py) and stops
 it on close.  It creates VM handles (vm.py), lists and measures VMs, and
-exposes pushed events.  The shared state lives in a Session (session.py) so a
+exposes pushed events.  The shared state lives in a Core (core.py) so a
 forgotten manager is cleaned up by weakref.finalize.
 """
 
@@ -22,7 +22,7 @@ from .limits import check_limits
 from .mailbox import Mailbox, send_mail
 from .net import NetManagerMixin
 from .policy import Policy, check_policy
-from .session import Event, Session
+from .core import Core, Event
 from .vm import VM
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -100,7 +100,7 @@ class VMManager(NetManagerMixin):
             raise InvalidRequest("module_dir %r: it must be an existing directory, and it "
                                  "applies to the embedded manager only (start a shared "
                                  "manager with --module-dir)" % (module_dir,))
-        s = self._session = Session()
+        s = self._core = Core()
         self._finalizer = weakref.finalize(self, s.close)
         try:
             if address is None:
@@ -158,7 +158,7 @@ class VMManager(NetManagerMixin):
             if not isinstance(k, str) or not _NAME_RE.match(k) or not callable(fn):
                 raise InvalidRequest("callbacks must map Lua global names to "
                                      "callables; bad entry %r" % (k,))
-        s = self._session
+        s = self._core
         # Registered before the request so a callback can never find no table;
         # only if the name is not already one of ours (VM_EXISTS must not
         # clobber the live VM's table).
@@ -226,7 +226,7 @@ class VMManager(NetManagerMixin):
             InvalidRequest: bad name, negative or mistyped limit.
             ManagerError: the manager failed or is gone.
         """
-        return self._session.conn.wait(self.create_vm_async(name, networked, **kw))
+        return self._core.conn.wait(self.create_vm_async(name, networked, **kw))
 
     def get_vm(self, name: str) -> VM:
         """Handle of an existing VM (ours, or a persistent one by name).
@@ -234,23 +234,23 @@ class VMManager(NetManagerMixin):
         Raises:
             VMNotFound: no VM of that name.
         """
-        vm = self._session.vms.get(name)
+        vm = self._core.vms.get(name)
         if vm is not None:
             return vm
         for info in self.list_vms():
             if info.get("name") == name:
-                return VM(self._session, name, info.get("pid"))
+                return VM(self._core, name, info.get("pid"))
         raise VMNotFound("VM %r: no VM of that name (create it with create_vm() first)"
                          % name, vm=name, code="VM_NOT_FOUND")
 
     def list_vms(self) -> list[dict]:
         """One dict per VM: name, pid, state, pending, persistent, networked."""
-        return list(self._session.conn.call("list", {}))
+        return list(self._core.conn.call("list", {}))
 
     def shutdown_all(self) -> int:
         """Destroy every VM of this connection (and persistent ones); return the count."""
-        n = self._session.conn.call("shutdown_all", {})
-        s = self._session
+        n = self._core.conn.call("shutdown_all", {})
+        s = self._core
         for vm in list(s.vms.values()):
             vm._closed = True
         s.vms.clear()
@@ -259,11 +259,11 @@ class VMManager(NetManagerMixin):
 
     def metrics(self) -> dict:
         """executions, errors, error_rate, avg/min/max/p50/p99 ms, peak memory..."""
-        return dict(self._session.conn.call("metrics", {}))
+        return dict(self._core.conn.call("metrics", {}))
 
     def ping(self) -> bool:
         """True if the manager answers."""
-        return self._session.conn.call("ping", {}) == "pong"
+        return self._core.conn.call("ping", {}) == "pong"
 
     # -- mailboxes (mailbox.py) --------------------------------------
 
@@ -276,8 +276,8 @@ class VMManager(NetManagerMixin):
         fields: dict = {"name": name}
         if size is not None:
             fields["size"] = size
-        self._session.conn.request("mailbox_open", fields).result()
-        return Mailbox(self._session.conn, name)
+        self._core.conn.request("mailbox_open", fields).result()
+        return Mailbox(self._core.conn, name)
 
     def send_to(self, to: str, value: Any, timeout: Optional[float] = None) -> bool:
         """Send ``value`` to the mailbox of VM ``to`` (or a client mailbox),
@@ -287,11 +287,11 @@ class VMManager(NetManagerMixin):
         Raises:
             VMNotFound: no VM or mailbox has that name.
         """
-        return send_mail(self._session.conn, to, value, None, timeout).result()
+        return send_mail(self._core.conn, to, value, None, timeout).result()
 
     def send_to_async(self, to: str, value: Any, timeout: Optional[float] = None) -> Future:
         """Like send_to, returning a Future of True."""
-        return send_mail(self._session.conn, to, value, None, timeout)
+        return send_mail(self._core.conn, to, value, None, timeout)
 
     # -- events -------------------------------------------------------
 
@@ -304,8 +304,8 @@ class VMManager(NetManagerMixin):
             fn: receives ``{"ts", "vm", "type", "detail"}``.
         """
         key = "*" if event_type == "*" else event_type.upper()
-        with self._session.lock:
-            self._session.handlers.setdefault(key, []).append(fn)
+        with self._core.lock:
+            self._core.handlers.setdefault(key, []).append(fn)
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
         """Iterate over pushed events as ``Event(ts, vm, type, detail)``.
@@ -315,7 +315,7 @@ class VMManager(NetManagerMixin):
                 (None: run until the manager is closed).
         """
         while True:
-            ev = self._session.next_event(timeout)
+            ev = self._core.next_event(timeout)
             if ev is None:
                 return
             yield ev
@@ -324,7 +324,7 @@ class VMManager(NetManagerMixin):
 
     @property
     def closed(self) -> bool:
-        return self._session.closed
+        return self._core.closed
 
     def close(self) -> None:
         """Destroy our VMs and stop the embedded manager (if any).  Idempotent."""
@@ -338,5 +338,5 @@ class VMManager(NetManagerMixin):
 
     def __repr__(self) -> str:
         return "<VMManager %s vms=%d%s>" % (getattr(self, "address", "?"),
-                                            len(self._session.vms),
+                                            len(self._core.vms),
                                             " closed" if self.closed else "")

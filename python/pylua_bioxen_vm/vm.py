@@ -95,9 +95,9 @@ class VM(NetVMMixin):
             ``sys.stdout`` when the result arrives.
     """
 
-    def __init__(self, session: Any, name: str, pid: Optional[int] = None,
+    def __init__(self, core: Any, name: str, pid: Optional[int] = None,
                  echo: bool = True, isolation: Optional[dict] = None) -> None:
-        self._session = session
+        self._core = core
         self.name = name
         self.pid = pid
         #: What the node got at creation: namespaces, seccomp, uid/gid, cgroup.
@@ -115,7 +115,7 @@ class VM(NetVMMixin):
         if self._closed:
             raise VMNotFound("VM %r was closed; create a new one with create_vm()"
                              % self.name, vm=self.name)
-        return self._session.conn.request(op, fields, vm=self.name, transform=transform)
+        return self._core.conn.request(op, fields, vm=self.name, transform=transform)
 
     def _call_sync(self, op: str, fields: dict, transform: Any = None) -> Any:
         # The plain (blocking) methods go through Connection.call so the
@@ -123,7 +123,7 @@ class VM(NetVMMixin):
         if self._closed:
             raise VMNotFound("VM %r was closed; create a new one with create_vm()"
                              % self.name, vm=self.name)
-        return self._session.conn.call(op, fields, vm=self.name, transform=transform)
+        return self._core.conn.call(op, fields, vm=self.name, transform=transform)
 
     # -- execute --------------------------------------------------------
 
@@ -138,7 +138,7 @@ class VM(NetVMMixin):
             raise VMNotFound("VM %r was closed; create a new one with create_vm()"
                              % self.name, vm=self.name)
         transform = _TRANSFORMS[self.echo, want_value]
-        conn = self._session.conn
+        conn = self._core.conn
         if chunkname is None and timeout is None and instruction_limit is None:
             # Hot path: the same bytes _encode would write, without a dict.
             body = self._exec_head + encode_str(code) + "}"
@@ -300,7 +300,7 @@ class VM(NetVMMixin):
             InvalidRequest: ``policy`` is not a Policy.
             VMNotFound: the VM is gone.
         """
-        self._session.conn.wait(self.set_policy_async(policy))
+        self._core.conn.wait(self.set_policy_async(policy))
 
     # -- outbox ---------------------------------------------------------
 
@@ -318,7 +318,7 @@ class VM(NetVMMixin):
             raise VMNotFound("VM %r was closed; create a new one with create_vm()"
                              % self.name, vm=self.name)
         if self._outbox is None:
-            self._outbox = Puller(self._session.conn, "outbox_recv", {"vm": self.name},
+            self._outbox = Puller(self._core.conn, "outbox_recv", {"vm": self.name},
                                   "the outbox of VM %r" % self.name)
         return self._outbox.recv(timeout)[1]
 
@@ -329,7 +329,7 @@ class VM(NetVMMixin):
         if self._closed:
             return
         self._closed = True
-        s = self._session
+        s = self._core
         s.vms.pop(self.name, None)
         s.callbacks.pop(self.name, None)
         if s.conn is None or s.conn.closed:

@@ -93,7 +93,7 @@ def deadline():
 
 
 def manager_pid(m):
-    return m._session.embedded.proc.pid
+    return m._core.embedded.proc.pid
 
 
 @pytest.fixture

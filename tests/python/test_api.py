@@ -212,7 +212,7 @@ def test_manager_context_and_idempotent_close():
     with VMManager() as m:
         vm = m.create_vm("x")
         assert vm.execute("return 1") == 1
-        procs = [m._session.embedded.proc.pid] + descendants(m._session.embedded.proc.pid)
+        procs = [m._core.embedded.proc.pid] + descendants(m._core.embedded.proc.pid)
     assert not wait_gone(procs)
     m.close()
     with pytest.raises(VMNotFound):
@@ -239,7 +239,7 @@ def test_forgotten_manager_is_cleaned_up():
     from pylua_bioxen_vm import VMManager
     m = VMManager()
     m.create_vm("lost").execute("return 1")
-    pid = m._session.embedded.proc.pid
+    pid = m._core.embedded.proc.pid
     del m
     gc.collect()
     assert not wait_gone([pid])
@@ -278,7 +278,7 @@ def test_manager_death_fails_pending_and_takes_nodes_along(make_manager):
     from pylua_bioxen_vm import ManagerError
     m = make_manager()
     vm = m.create_vm("orphan")
-    mpid = m._session.embedded.proc.pid
+    mpid = m._core.embedded.proc.pid
     nodes = descendants(mpid)
     fut = vm.execute_async("while true do end")
     os.kill(mpid, _signal.SIGKILL)

@@ -131,7 +131,7 @@ def test_cgroup_holds_every_node(manager):
         pytest.skip("no cgroups here: %s" % vm.isolation.get("cgroup_unavailable"))
     with open("/proc/%d/cgroup" % vm.pid) as f:
         lines = f.read()
-    assert "bioxen.%d/n" % manager._session.embedded.proc.pid in lines
+    assert "bioxen.%d/n" % manager._core.embedded.proc.pid in lines
     assert vm.isolation["cgroup"]["pids_max"] >= 1
 
 

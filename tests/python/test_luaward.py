@@ -10,7 +10,7 @@ def test_isolated_lua_vm_basics():
     seen = []
     with IsolatedLuaVM(memory_limit=32 << 20, instruction_limit=1_000_000,
                        callbacks={"notify": seen.append}, timeout=5.0) as vm:
-        mpid = vm._manager._session.embedded.proc.pid
+        mpid = vm._manager._core.embedded.proc.pid
         procs = [mpid] + descendants(mpid)
         assert vm.execute("return 2 + 3") == 5
         vm.execute("function hello(n) notify(n) return 'hi ' .. n end")

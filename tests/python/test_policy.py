@@ -373,7 +373,7 @@ BAD_WIRE = [
 
 @pytest.mark.parametrize("bad", BAD_WIRE)
 def test_bad_policy_on_the_wire(manager, bad):
-    c = Raw(manager._session.embedded.socket_path)
+    c = Raw(manager._core.embedded.socket_path)
     r = c.req(op="create", name="w1", policy=bad)
     assert r["error"]["code"] == "BAD_REQUEST", r
     assert "policy" in r["error"]["message"]
@@ -384,7 +384,7 @@ def test_bad_policy_on_the_wire(manager, bad):
 
 
 def test_set_policy_and_allow_tcp_on_the_wire(manager):
-    c = Raw(manager._session.embedded.socket_path)
+    c = Raw(manager._core.embedded.socket_path)
     r = c.req(op="set_policy", vm="ghost", policy={})
     assert r["error"]["code"] == "VM_NOT_FOUND"
     assert c.req(op="create", name="w3", allow_tcp="x")["error"]["code"] == "BAD_REQUEST"

@@ -142,7 +142,7 @@ def test_sync_async_events_callbacks_all_at_once(shuffled):
 def test_sync_wait_timeout_then_late_reply_still_resolves(shuffled):
     h, fake, m = shuffled()
     vm = m.create_vm("a", echo=False)
-    conn = m._session.conn
+    conn = m._core.conn
     fut = vm.execute_async("never-1")
     with pytest.raises(FutureTimeout):
         conn.wait(fut, 0.05)

@@ -30,8 +30,8 @@ class Event(NamedTuple):
     detail: dict
 
 
-class Session:
-    """Connection plus everything the reader thread hands work to.
+class Core:
+    """Connection plus everything the reader thread hands work to (not a user session: see sessions.py).
 
     Only manager.py and vm.py use it.
     """
