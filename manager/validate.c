@@ -3,6 +3,7 @@
  * exactly the code the manager runs. Called by router.c and fuzz_request.c. */
 #include "validate.h"
 #include "pathcheck.h"
+#include "project_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ static const struct { const char *op, *field; json_type type; } vm_ops[] = {
     {"exists", "fn", JSON_STRING}, {"set_globals", "globals", JSON_OBJECT},
     {"get_global", "name", JSON_STRING}, {"reset", NULL, JSON_NULL},
     {"stats", NULL, JSON_NULL}, {"net_enable", NULL, JSON_NULL},
+    {"get_state", NULL, JSON_NULL},
 };
 
 int req_vm_op(const char *op)
@@ -117,12 +119,16 @@ enum bx_err req_check_vm_op(json_t *req, int k, char *err, size_t n)
     if (!REQ_VM_RUNS(k))
         return BX_OK;
     json_t *t = json_object_get(req, "timeout"), *il = json_object_get(req, "instruction_limit");
-    json_t *args = json_object_get(req, "args");
+    json_t *args = json_object_get(req, "args"), *expr = json_object_get(req, "expr");
     if ((t && req_check_limit("timeout", t, 1, err, n) < 0) ||
         (il && req_check_limit("instruction_limit", il, 0, err, n) < 0))
         return BX_E_BAD_REQUEST;
     if (args && !json_is_array(args)) {
         snprintf(err, n, "'args' must be a list");
+        return BX_E_BAD_REQUEST;
+    }
+    if (expr && !json_is_boolean(expr)) {
+        snprintf(err, n, "'expr' must be a boolean");
         return BX_E_BAD_REQUEST;
     }
     return BX_OK;
@@ -314,7 +320,8 @@ enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
     int bad = check_limits(json_object_get(in, "limits"), err, n) < 0 ||
               check_callbacks(json_object_get(in, "callbacks"), err, n) < 0 ||
               check_isolation(in, err, n) < 0 ||
-              create_policy(in, err, n) < 0;
+              create_policy(in, err, n) < 0 ||
+              req_check_project(json_object_get(in, "project"), err, n) < 0;
     if (!bad && (!json_is_boolean(json_object_get(in, "networked")) ||
                  (pers && !json_is_boolean(pers)))) {
         snprintf(err, n, "'networked' and 'persistent' must be booleans");

@@ -11,7 +11,7 @@
 #include "proto.h"
 
 /* Index of a VM op (exec, call, exists, set_globals, get_global, reset,
- * stats) or -1. Indexes 0 and 1 (exec, call) run code. */
+ * stats, net_enable, get_state) or -1. Indexes 0 and 1 (exec, call) run code. */
 int req_vm_op(const char *op);
 #define REQ_VM_RUNS(k) ((k) <= 1)
 

@@ -17,6 +17,7 @@
 #include "coded.h"
 #include "netlib.h"
 #include "policy.h"
+#include "project.h"
 
 #define TB_KEY "bioxen.traceback"
 
@@ -259,16 +260,17 @@ typedef json_t *(*op_fn)(bx_node *n, json_t *req, json_t *id);
 static json_t *op_exec(bx_node *n, json_t *req, json_t *id)
 {
     json_t *jcode = json_object_get(req, "code"), *jname = json_object_get(req, "chunkname"), *reply;
-    if (!json_is_string(jcode) || (jname && !json_is_string(jname)))
-        return proto_error_new(id, BX_E_BAD_REQUEST, "exec needs a string \"code\" (and an optional string \"chunkname\")");
+    json_t *jexpr = json_object_get(req, "expr");
+    if (!json_is_string(jcode) || (jname && !json_is_string(jname)) || (jexpr && !json_is_boolean(jexpr)))
+        return proto_error_new(id, BX_E_BAD_REQUEST, "exec needs a string \"code\" (and an optional string \"chunkname\" and boolean \"expr\")");
     run r;
     if (run_begin(&r, n, id, req, &reply) < 0)
         return reply;
     lua_State *L = n->L;
     n->executions++;
     lua_pushcfunction(L, msgh);
-    int st = luaL_loadbufferx(L, json_string_value(jcode), json_string_length(jcode),
-                              jname ? json_string_value(jname) : "=exec", "t");
+    int st = project_load_chunk(L, json_string_value(jcode), json_string_length(jcode),
+                                jname ? json_string_value(jname) : "=exec", json_is_true(jexpr));
     if (st != LUA_OK)
         reply = fail_reply(&r, st, 1);
     else if ((st = lua_pcall(L, 0, LUA_MULTRET, r.base + 1)) != LUA_OK || limits_tripped(n))
@@ -517,6 +519,7 @@ static const struct {
     { "stats", op_stats },
     { "net_enable", op_net_enable },
     { "set_policy", policy_op_set },
+    { "get_state", project_op_get_state },
 };
 
 json_t *exec_request(bx_node *n, json_t *req, json_t *id, const char *op)

@@ -5,6 +5,7 @@
 #include "mailbox.h"
 #include "netlib.h"
 #include "policy.h"
+#include "project.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -42,6 +43,10 @@ static int do_init(bx_node *n, json_t *req, json_t *id, json_t **reply)
     n->callbacks = cbs ? json_incref(cbs) : json_array();
     netlib_configure(json_object_get(req, "allow_tcp"));
     policy_configure(n, json_object_get(req, "policy"));   /* policy hook */
+    if (project_configure(json_object_get(req, "project"), err, sizeof err) < 0) {
+        *reply = proto_error_new(id, BX_E_BAD_REQUEST, "%s", err);
+        return 0;
+    }
     if (limits_apply_rlimits(&lim, n->networked, err, sizeof err) < 0) {
         *reply = proto_error_new(id, BX_E_INTERNAL, "%s", err);
         return -1;

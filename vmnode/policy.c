@@ -4,12 +4,12 @@
  * the policy, reads the file and answers with its bytes; the wait goes
  * through link_await like mailbox.recv, under the request's limits.
  *
- * require looks in three places, in order: the node-local preload table
- * (registry PRELOAD_KEY: name -> source string, or any other value used as
- * the module itself; empty today, filled by issue 6's run_project with
- * project files and mocks), then the per-VM cache (LOADED_KEY, like
- * package.loaded), then the manager's module directory. A name is served
- * only if it is preloaded or listed in the policy's imports. */
+ * require looks in this order: the node-local preload table (registry
+ * PRELOAD_KEY: a project's mocks, name -> the module's value itself), the
+ * project's files (project.c; "a.b" is /a/b.lua or /a/b/init.lua), then
+ * the manager's module directory for a name listed in the policy's
+ * imports; anything else is refused. Loaded modules are cached per VM
+ * (LOADED_KEY, like package.loaded). */
 #include "policy.h"
 
 #include <lauxlib.h>
@@ -22,6 +22,7 @@
 #include "convert.h"
 #include "mailbox.h"
 #include "netlib.h"
+#include "project.h"
 
 #define LOADED_KEY "bioxen.loaded"
 #define PRELOAD_KEY "bioxen.preload"
@@ -184,7 +185,8 @@ static int import_listed(const char *name)
 
 static int refuse_import(lua_State *L, const char *name)
 {
-    const char *why = "not in the policy's imports";
+    const char *why = project_active() ? "not in the project or the policy's imports"
+                                       : "not in the policy's imports";
     json_t *ev = json_pack("{s:s, s:{s:s, s:o, s:s}}", "event", "SECURITY_VIOLATION", "detail",
                            "action", "require", "target", conv_text_json(name, strlen(name)),
                            "reason", why);
@@ -196,26 +198,51 @@ static int refuse_import(lua_State *L, const char *name)
     return coded_raise(L, BX_E_POLICY_VIOLATION);
 }
 
-/* Runs the module source on top (replacing it by the module's value) in
- * the VM's own globals, with name as its argument. Slot loaded holds the
- * cache; it marks name as loading meanwhile, so a require cycle fails. */
+/* __close of the guard run_module leaves below a running module: when the
+ * module raised, its "loading" mark goes, so a later require tries again.
+ * Being a to-be-closed slot instead of a pcall, the error's traceback is
+ * taken inside the module and names its file. */
+static int guard_close(lua_State *L)
+{
+    lua_rawgeti(L, 1, 1);   /* the cache */
+    lua_rawgeti(L, 1, 2);   /* the name */
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_touserdata(L, -1) == &loading) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+    }
+    return 0;
+}
+
+/* Runs the module source below its chunk name on top (leaving the
+ * module's value on top) in the VM's own globals, with name as its
+ * argument. Slot loaded holds the cache; it marks name as loading
+ * meanwhile, so a require cycle fails. The caller returns right after (a
+ * to-be-closed guard stays on the stack). */
 static void run_module(lua_State *L, const char *name, int loaded)
 {
     size_t len;
-    const char *src = lua_tolstring(L, -1, &len);
-    lua_pushfstring(L, "=%s", name);
+    const char *src = lua_tolstring(L, -2, &len);
     if (luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t") != LUA_OK)
         lua_error(L);   /* the syntax error, with the module's name */
-    lua_replace(L, -3);  /* the chunk takes the source's slot */
-    lua_pop(L, 1);
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, loaded);
+    lua_rawseti(L, -2, 1);
+    lua_pushstring(L, name);
+    lua_rawseti(L, -2, 2);
+    if (luaL_newmetatable(L, "bioxen.require_guard")) {
+        lua_pushcfunction(L, guard_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_setmetatable(L, -2);
+    lua_toclose(L, -1);
     lua_pushlightuserdata(L, &loading);
     lua_setfield(L, loaded, name);
+    lua_pushvalue(L, -2);
     lua_pushstring(L, name);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        lua_pushnil(L);
-        lua_setfield(L, loaded, name);
-        lua_error(L);   /* the same error object: a coded one keeps its code */
-    }
+    lua_call(L, 1, 1);  /* an error keeps its object: a coded one keeps its code */
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_pushboolean(L, 1);
@@ -224,14 +251,18 @@ static void run_module(lua_State *L, const char *name, int loaded)
 
 static int l_require(lua_State *L)
 {
-    const char *name = luaL_checkstring(L, 1);
+    const char *name = luaL_checkstring(L, 1), *src, *path;
+    size_t len;
     lua_settop(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, PRELOAD_KEY);    /* 2 */
     lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY);     /* 3 */
     if (!lua_istable(L, 2) || !lua_istable(L, 3))
         return luaL_error(L, "require is not available in this state");
-    int pre = lua_getfield(L, 2, name) != LUA_TNIL;      /* 4 */
-    if (!pre && !import_listed(name))
+    if (lua_getfield(L, 2, name) != LUA_TNIL)            /* a mock: the value itself */
+        return 1;
+    lua_pop(L, 1);
+    int in_project = project_find(name, &src, &len, &path);
+    if (!in_project && !import_listed(name))
         return refuse_import(L, name);
     if (lua_getfield(L, 3, name) != LUA_TNIL) {
         if (lua_touserdata(L, -1) == &loading)
@@ -239,13 +270,14 @@ static int l_require(lua_State *L)
         return 1;
     }
     lua_pop(L, 1);
-    if (!pre || lua_type(L, 4) == LUA_TSTRING) {
-        if (!pre) {
-            lua_pop(L, 1);
-            push_answer(L, ask(L, "module", text_arg(L, 1)));
-        }
-        run_module(L, name, 3);
+    if (in_project) {
+        lua_pushlstring(L, src, len);
+        lua_pushfstring(L, "@%s", path);
+    } else {
+        push_answer(L, ask(L, "module", text_arg(L, 1)));
+        lua_pushfstring(L, "=%s", name);
     }
+    run_module(L, name, 3);
     lua_pushvalue(L, -1);
     lua_setfield(L, 3, name);
     return 1;
@@ -257,6 +289,7 @@ void policy_register(lua_State *L)
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
     lua_newtable(L);
+    project_register_mocks(L);
     lua_setfield(L, LUA_REGISTRYINDEX, PRELOAD_KEY);
     luaL_newlib(L, fs);
     lua_setglobal(L, "fs");

@@ -5,6 +5,7 @@
 #include "mailbox.h"
 #include "netlib.h"
 #include "policy.h"
+#include "project.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -326,6 +327,7 @@ static int sb_build(lua_State *L)
         netlib_register(L, n);
     if (testhooks_register)     /* only in bioxen-vmnode-testhooks */
         testhooks_register(L);
+    project_baseline(L);    /* last: every global so far is the sandbox's */
     return 0;
 }
 

@@ -23,6 +23,8 @@ from .mailbox import Mailbox, send_mail
 from .net import NetManagerMixin
 from .policy import Policy, check_policy
 from .core import Core, Event
+from .projects import ProjectMixin
+from .sessions import SessionMixin
 from .vm import VM
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -72,7 +74,7 @@ def _isolation_fields(full: bool, uid: Optional[int], gid: Optional[int],
     return out
 
 
-class VMManager(NetManagerMixin):
+class VMManager(NetManagerMixin, SessionMixin, ProjectMixin):
     """Creates and drives named Lua VMs through one bioxen-manager.
 
     Args:
@@ -138,7 +140,8 @@ class VMManager(NetManagerMixin):
                         outbox_size: Optional[int] = None,
                         full_isolation: bool = False, uid: Optional[int] = None,
                         gid: Optional[int] = None, restart: str = "never",
-                        policy: Optional[Policy] = None) -> Future:
+                        policy: Optional[Policy] = None,
+                        project: Optional[dict] = None) -> Future:
         """Start creating a VM; return a Future of its VM handle.
 
         Args: see ``create_vm``.
@@ -176,6 +179,8 @@ class VMManager(NetManagerMixin):
             fields["policy"] = check_policy(policy)
             # a TCP grant is for a networked VM: it turns networking on
             fields["networked"] = fields["networked"] or bool(policy.tcp)
+        if project is not None:  # wire form from projects.py (run_project)
+            fields["project"] = project
 
         def made(r: Any) -> VM:
             r = r if isinstance(r, dict) else {}

@@ -129,7 +129,7 @@ class VM(NetVMMixin):
 
     def _exec(self, code: str, want_value: bool, timeout: Optional[float],
               instruction_limit: Optional[int], chunkname: Optional[str],
-              sync: bool = False) -> Any:
+              sync: bool = False, expr: bool = False) -> Any:
         """Send an exec; its Future, or with ``sync`` its result."""
         if not isinstance(code, str):
             raise InvalidRequest("code must be a str, not %s" % type(code).__name__,
@@ -139,7 +139,7 @@ class VM(NetVMMixin):
                              % self.name, vm=self.name)
         transform = _TRANSFORMS[self.echo, want_value]
         conn = self._core.conn
-        if chunkname is None and timeout is None and instruction_limit is None:
+        if chunkname is None and timeout is None and instruction_limit is None and not expr:
             # Hot path: the same bytes _encode would write, without a dict.
             body = self._exec_head + encode_str(code) + "}"
             if sync:
@@ -148,6 +148,8 @@ class VM(NetVMMixin):
         fields: dict[str, Any] = {"code": code}
         if chunkname is not None:
             fields["chunkname"] = chunkname
+        if expr:
+            fields["expr"] = True
         _per_call(fields, timeout, instruction_limit)
         if sync:
             return conn.call("exec", fields, vm=self.name, transform=transform)
@@ -155,7 +157,7 @@ class VM(NetVMMixin):
 
     def execute_async(self, code: str, *, timeout: Optional[float] = None,
                       instruction_limit: Optional[int] = None,
-                      chunkname: Optional[str] = None) -> Future:
+                      chunkname: Optional[str] = None, expr: bool = False) -> Future:
         """Run a Lua chunk; return a Future of its return value.
 
         Args:
@@ -163,19 +165,24 @@ class VM(NetVMMixin):
             timeout: wall-clock seconds for this call, overriding the VM's.
             instruction_limit: instruction budget for this call.
             chunkname: Lua chunk name used in error messages.
+            expr: expression mode, like the ``lua`` REPL: ``code`` is first
+                compiled as ``"return " .. code`` (so ``"x + 5"`` returns its
+                value), and as itself when that is not valid Lua (so
+                statements still run; a syntax error reports on ``code``).
 
         Returns:
             Future of None (no value), the value (one), or a tuple (several).
             It fails with LuaError, LuaSyntaxError, a LimitExceeded subclass,
             VMCrashed, VMNotFound or ManagerError.
         """
-        return self._exec(code, True, timeout, instruction_limit, chunkname)
+        return self._exec(code, True, timeout, instruction_limit, chunkname, expr=expr)
 
     def execute(self, code: str, *, timeout: Optional[float] = None,
                 instruction_limit: Optional[int] = None,
-                chunkname: Optional[str] = None) -> Any:
+                chunkname: Optional[str] = None, expr: bool = False) -> Any:
         """Run a Lua chunk and return its value; see ``execute_async``."""
-        return self._exec(code, True, timeout, instruction_limit, chunkname, sync=True)
+        return self._exec(code, True, timeout, instruction_limit, chunkname, sync=True,
+                          expr=expr)
 
     def execute_result_async(self, code: str, *, timeout: Optional[float] = None,
                              instruction_limit: Optional[int] = None,
