@@ -20,6 +20,7 @@ from .mailbox import Mailbox
 from .manager import VMManager
 from .net import NotNetworked
 from .policy import Policy
+from .sessions import Session
 from .core import Event
 from .values import LuaOpaque
 from .vm import VM, ExecResult
@@ -27,7 +28,7 @@ from .vm import VM, ExecResult
 __version__ = "0.1.0"
 
 __all__ = [
-    "VMManager", "VM", "Policy", "Mailbox", "ExecResult", "Event", "LuaOpaque", "IsolatedLuaVM",
+    "VMManager", "VM", "Policy", "Session", "Mailbox", "ExecResult", "Event", "LuaOpaque", "IsolatedLuaVM",
     "BioxenError", "LuaError", "LuaSyntaxError", "LimitExceeded", "ExecutionTimeout",
     "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",

@@ -10,17 +10,13 @@ the run fails. Mixed into VMManager (manager.py).
 
 from __future__ import annotations
 
-import itertools
-import os
+import uuid
 from concurrent.futures import Future
 from typing import Any, Mapping, Optional
 
 from .errors import InvalidRequest
 from .policy import Policy
 from .values import to_wire
-
-_serial = itertools.count(1)
-
 
 def _project_field(files: Mapping[str, str], entrypoint: str,
                    mocks: Optional[Mapping[str, Any]]) -> dict:
@@ -55,7 +51,8 @@ class ProjectMixin:
             InvalidRequest: at once, for a bad file map, entrypoint or limit.
         """
         project = _project_field(files, entrypoint, mocks)
-        name = "project.%d.%d" % (os.getpid(), next(_serial))
+        # unique across clients of a shared manager, not only in this process
+        name = "project." + uuid.uuid4().hex[:20]
         out: Future = Future()
         out.set_running_or_notify_cancel()
         cf = self.create_vm_async(name, echo=echo, policy=policy,  # type: ignore[attr-defined]
