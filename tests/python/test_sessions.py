@@ -159,3 +159,13 @@ def test_wire_expr_and_get_state(manager):
     assert c.req(op="get_state", vm="raw1")["result"] == {"z": 1}
     assert c.req(op="get_state", vm="ghost")["error"]["code"] == "VM_NOT_FOUND"
     c.sock.close()
+
+
+def test_get_state_too_large_is_conversion_error(manager):
+    from pylua_bioxen_vm import ConversionError
+    s = manager.create_session("big")
+    s.run("a = string.rep('x', 6 << 20); b = a .. 'y'; c = a .. 'z'")   # 18 MiB in all
+    with pytest.raises(ConversionError):
+        s.get_state()
+    s.run("b, c = nil, nil")
+    assert len(s.get_state()["a"]) == 6 << 20                 # the VM keeps serving
