@@ -184,14 +184,15 @@ def _settle(afut: asyncio.Future, cfut: Future) -> None:
 
 def _thread_callback(fn: Callable, loop: asyncio.AbstractEventLoop) -> Callable:
     """A Lua->Python callback as Core's callback threads run it: a plain
-    function as is (on a worker thread); a coroutine function on ``loop``, the
-    worker waiting for its result (the loop itself never waits)."""
+    function as is (on a worker thread); a coroutine function as a task on
+    ``loop``, whose concurrent Future Core answers Lua from when it is done,
+    so no thread waits while the coroutine runs."""
     if not inspect.iscoroutinefunction(fn):
         return fn
 
     @functools.wraps(fn)
-    def run(*args: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(fn(*args), loop).result()
+    def run(*args: Any) -> Future:
+        return asyncio.run_coroutine_threadsafe(fn(*args), loop)
     return run
 
 

@@ -288,3 +288,26 @@ def test_not_open_and_wrong_loop_are_clear_errors():
         assert m.sync.list_vms() == []   # the sync side works from any thread
     finally:
         m.sync.close()
+
+
+def test_coroutine_callbacks_hold_no_thread_while_they_wait():
+    """20 VMs (more than the 8 callback threads) sit in one async callback at
+    once: it returns only when all of them are in."""
+    async def main():
+        async with opened() as m:
+            n, entered, all_in = 20, [0], asyncio.Event()
+
+            async def rendezvous(i):
+                entered[0] += 1
+                if entered[0] == n:
+                    all_in.set()
+                await all_in.wait()
+                return i * 10
+            vms = [await m.create_vm("r%d" % i, timeout=T, callbacks={"meet": rendezvous})
+                   for i in range(n)]
+            base = threading.active_count()
+            got = await asyncio.wait_for(asyncio.gather(
+                *(vm.execute("return meet(%d) + 1" % i) for i, vm in enumerate(vms))), T)
+            assert got == [i * 10 + 1 for i in range(n)]
+            assert threading.active_count() <= base + 8     # the callback pool at most
+    run(main())
