@@ -65,7 +65,8 @@ class Hub:
     Hub) cannot keep a forgotten manager alive.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 handlers: dict[str, list[Callable]]) -> None:
         self.loop = loop
         self._lock = threading.Lock()
         self._ready: list[tuple[Any, Any]] = []   # (asyncio future, cf future) or (None, event)
@@ -73,7 +74,7 @@ class Hub:
         # Loop-only state below.
         self.events: collections.deque = collections.deque(maxlen=EVENT_BUFFER)
         self._waiters: set[asyncio.Future] = set()
-        self.handlers: dict[str, list[Callable]] = {}
+        self.handlers = handlers                  # AsyncVMManager.on's table
         self._tasks: set[asyncio.Task] = set()    # handler tasks, kept from GC
         self.closed = False
 
@@ -432,6 +433,8 @@ class AsyncVMManager:
         self._args = (address, kwargs)
         self.sync: Optional[VMManager] = None
         self._hub: Optional[Hub] = None
+        self._handlers: dict[str, list[Callable]] = {}   # on() works before open
+        self._opening: Optional[asyncio.Future] = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -445,18 +448,33 @@ class AsyncVMManager:
         """
         if self.sync is not None:
             return self
-        loop = asyncio.get_running_loop()
-        address, kwargs = self._args
-        m = await loop.run_in_executor(None, functools.partial(VMManager, address, **kwargs))
-        self._hub = Hub(loop)
-        m.on("*", self._hub.push_event)
-        self.sync = m
+        if self._opening is None:
+            # One start however many tasks open at once; a failed start may be retried.
+            address, kwargs = self._args
+            self._opening = asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(VMManager, address, **kwargs))
+        opening = self._opening
+        try:
+            m = await asyncio.shield(opening)
+        except BaseException:
+            if opening.done() and self._opening is opening:
+                self._opening = None
+            raise
+        if self.sync is None:
+            self._hub = Hub(opening.get_loop(), self._handlers)
+            m.on("*", self._hub.push_event)
+            self.sync = m
         return self
 
     async def close(self) -> None:
         """Destroy our VMs and stop the embedded manager (if any), in the
         default executor.  Pending awaits fail with ManagerError; ``events()``
         iterations end.  Idempotent."""
+        if self.sync is None and self._opening is not None:
+            try:
+                await self.open()    # a start under way: let it finish, then close
+            except Exception:
+                return               # it failed: nothing to close
         m, hub = self.sync, self._hub
         if m is None or hub is None:
             return
@@ -589,9 +607,8 @@ class AsyncVMManager:
             fn: a plain function (called on the loop: it must not block) or
                 a coroutine function (run as a task).
         """
-        _, hub = self._parts()
         key = "*" if event_type == "*" else event_type.upper()
-        hub.handlers.setdefault(key, []).append(fn)
+        self._handlers.setdefault(key, []).append(fn)
 
     async def events(self, timeout: Optional[float] = None) -> AsyncIterator[Event]:
         """``async for ev in m.events()``: pushed events as ``Event(ts, vm,

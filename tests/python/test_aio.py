@@ -143,14 +143,15 @@ def test_vm_methods_mirror_the_sync_api():
 
 def test_events_by_async_for_and_handlers_on_the_loop():
     async def main():
-        async with opened() as m:
-            loop_thread = threading.get_ident()
-            plain, coro_seen = [], asyncio.Event()
-            m.on("timeout", lambda ev: plain.append((ev, threading.get_ident())))
+        m = opened()
+        loop_thread = threading.get_ident()
+        plain, coro_seen = [], asyncio.Event()
+        m.on("timeout", lambda ev: plain.append((ev, threading.get_ident())))  # before open
 
-            async def on_any(ev):
-                if ev["type"] == "TIMEOUT":
-                    coro_seen.set()
+        async def on_any(ev):
+            if ev["type"] == "TIMEOUT":
+                coro_seen.set()
+        async with m:
             m.on("*", on_any)
             vm = await m.create_vm("ev", timeout=0.3)
             with pytest.raises(ExecutionTimeout):
@@ -310,4 +311,18 @@ def test_coroutine_callbacks_hold_no_thread_while_they_wait():
                 *(vm.execute("return meet(%d) + 1" % i) for i, vm in enumerate(vms))), T)
             assert got == [i * 10 + 1 for i in range(n)]
             assert threading.active_count() <= base + 8     # the callback pool at most
+    run(main())
+
+
+def test_concurrent_opens_start_one_manager_and_close_waits_for_a_start():
+    async def main():
+        m = opened()
+        a, b = await asyncio.gather(m.open(), m.open())
+        assert a is b is m and await m.ping()
+        await close_and_check(m)
+        m2 = opened()
+        opening = asyncio.ensure_future(m2.open())
+        await asyncio.sleep(0)
+        await m2.close()              # the start under way finishes, then closes
+        assert (await opening) is m2 and m2.closed
     run(main())
