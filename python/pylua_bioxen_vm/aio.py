@@ -10,8 +10,8 @@ whose reader (reader.py) resolves a concurrent.futures.Future as for the
 Futures API.  The Hub below carries that result onto the event loop:
 
   event loop --request()--> Connection --> manager
-  reader thread --Future done--> Hub._done: append to a locked list; if the
-                                 list was empty, loop.call_soon_threadsafe(drain)
+  reader thread --Future done--> Hub.post: append to a locked list; if the
+                                 no drain is queued yet, loop.call_soon_threadsafe(drain)
   event loop --Hub._drain--> set every finished asyncio future at once
 
 So no thread is made or parked per call, and a burst of N replies costs the
@@ -69,7 +69,7 @@ class Hub:
                  handlers: dict[str, list[Callable]]) -> None:
         self.loop = loop
         self._lock = threading.Lock()
-        self._ready: list[tuple[Any, Any]] = []   # (asyncio future, cf future) or (None, event)
+        self._ready: list[tuple[Callable, tuple]] = []   # (fn, args) to run on the loop
         self._scheduled = False                   # a _drain is queued on the loop
         # Loop-only state below.
         self.events: collections.deque = collections.deque(maxlen=EVENT_BUFFER)
@@ -93,19 +93,19 @@ class Hub:
         if cfut.done():
             _settle(afut, cfut)
         else:
-            cfut.add_done_callback(functools.partial(self._done, afut))
+            cfut.add_done_callback(functools.partial(self.post, _settle, afut))
         return afut
-
-    def _done(self, afut: asyncio.Future, cfut: Future) -> None:
-        self._push(afut, cfut)
 
     def push_event(self, ev: dict) -> None:
         """Core's "*" event handler (runs on Core's event thread)."""
-        self._push(None, Event(**ev))
+        self.post(self._deliver, Event(**ev))
 
-    def _push(self, afut: Any, item: Any) -> None:
+    def post(self, fn: Callable, *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop soon, from any thread, without
+        waiting; calls posted before the loop gets to them share one wake-up.
+        (The way to feed anything else, e.g. stream items, to the loop.)"""
         with self._lock:
-            self._ready.append((afut, item))
+            self._ready.append((fn, args))
             if self._scheduled:
                 return
             self._scheduled = True
@@ -120,11 +120,12 @@ class Hub:
         with self._lock:
             ready, self._ready = self._ready, []
             self._scheduled = False
-        for afut, item in ready:
-            if afut is not None:
-                _settle(afut, item)
-            else:
-                self._deliver(item)
+        for fn, args in ready:
+            try:
+                fn(*args)
+            except Exception as e:  # one bad call must not strand the rest of the batch
+                self.loop.call_exception_handler({
+                    "message": "bioxen: %r failed on the event loop" % (fn,), "exception": e})
 
     def _deliver(self, ev: Event) -> None:
         self.events.append(ev)       # a full buffer drops its oldest event
