@@ -326,3 +326,20 @@ def test_concurrent_opens_start_one_manager_and_close_waits_for_a_start():
         await m2.close()              # the start under way finishes, then closes
         assert (await opening) is m2 and m2.closed
     run(main())
+
+
+def test_event_buffer_keeps_the_newest_10000():
+    """Like the sync buffer: bounded, the oldest events dropped first."""
+    async def main():
+        async with opened() as m:
+            n, last = 10050, asyncio.Event()
+            m.on("security_violation",
+                 lambda ev: ev["detail"].get("target") == "/x/%d" % n and last.set())
+            vm = await m.create_vm("spam", echo=False)
+            assert await vm.execute("local n = 0 for i = 1, %d do "
+                                    "if not pcall(fs.read, '/x/' .. i) then n = n + 1 end "
+                                    "end return n" % n, timeout=T) == n
+            await asyncio.wait_for(last.wait(), T)       # every event is in the buffer
+            got = [ev.detail["target"] async for ev in m.events(timeout=0.5)]
+            assert got == ["/x/%d" % i for i in range(n - 10000 + 1, n + 1)]
+    run(main())
