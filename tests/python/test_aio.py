@@ -343,3 +343,15 @@ def test_event_buffer_keeps_the_newest_10000():
             got = [ev.detail["target"] async for ev in m.events(timeout=0.5)]
             assert got == ["/x/%d" % i for i in range(n - 10000 + 1, n + 1)]
     run(main())
+
+
+def test_asyncio_example_runs():
+    import subprocess
+    import sys
+    from conftest import REPO
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "asyncio_usage.py")],
+                       cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for word in ("-> 42", "sum 2664667000", "-> 15 x 12", "bad input", "ExecutionTimeout",
+                 "TIMEOUT slow", "worker3"):
+        assert word in r.stdout, (word, r.stdout)
