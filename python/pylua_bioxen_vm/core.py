@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple, Optional
 
 from .connection import Connection
@@ -76,13 +76,33 @@ class Core:
 
     def _run_callback(self, msg: dict) -> None:
         vm, key, name = msg.get("vm"), msg.get("callback"), msg.get("fn")
-        reply: dict[str, Any] = {"op": "cb_result", "vm": vm, "callback": key}
         fn = self.callbacks.get(vm, {}).get(name)
         try:
             if fn is None:
                 raise LookupError("no Python callback %r registered for VM %r"
                                   % (name, vm))
             ret = fn(*from_wire(msg.get("args") or []))
+        except BaseException as e:  # noqa: any exception becomes a Lua error
+            self._answer_callback(vm, key, None, e)
+            return
+        if isinstance(ret, Future):
+            # Answered when done, holding no thread meanwhile (aio.py's
+            # coroutine callbacks return the Future of their task).
+            def done(f: Future) -> None:
+                try:
+                    self._answer_callback(vm, key, f.result(), None)
+                except BaseException as e:  # noqa: failed or cancelled
+                    self._answer_callback(vm, key, None, e)
+            ret.add_done_callback(done)
+            return
+        self._answer_callback(vm, key, ret, None)
+
+    def _answer_callback(self, vm: Any, key: Any, ret: Any,
+                         err: Optional[BaseException]) -> None:
+        reply: dict[str, Any] = {"op": "cb_result", "vm": vm, "callback": key}
+        try:
+            if err is not None:
+                raise err
             vals = list(ret) if isinstance(ret, tuple) else [] if ret is None else [ret]
             reply["result"] = to_wire(vals)
         except BaseException as e:  # noqa: any exception becomes a Lua error
