@@ -5,6 +5,7 @@
 #include "mailbox.h"
 #include "netlib.h"
 #include "policy.h"
+#include "stream.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -79,6 +80,8 @@ static int sb_print(lua_State *L)
 {
     bx_node *n = node_of(L);
     int top = lua_gettop(L);
+    if (stream_active())
+        return stream_print(L);     /* each line to the requester at once */
     for (int i = 1; i <= top; i++) {
         size_t len;
         const char *s = luaL_tolstring(L, i, &len);

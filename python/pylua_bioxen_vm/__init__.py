@@ -23,6 +23,7 @@ from .policy import Policy
 from .core import Event
 from .values import LuaOpaque
 from .vm import VM, ExecResult
+from .stream import Stream, StreamItem
 
 __version__ = "0.1.0"
 
@@ -32,4 +33,5 @@ __all__ = [
     "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",
     "ProtocolError", "InvalidRequest", "NotNetworked", "IsolationUnavailable",
+    "Stream", "StreamItem",
 ]
