@@ -317,6 +317,7 @@ static int sb_build(lua_State *L)
     sb_override(L, "wrap", sb_cowrap, 0);
     sb_override(L, "create", sb_cocreate, 0);
     sb_override(L, "close", sb_coclose, 1);
+    sb_override(L, "yield", stream_co_yield, 0);   /* a streamed chunk's yields can fail */
     lua_pop(L, 2);
     /* package.loaded in the registry is not reachable from the sandbox, but
      * nothing in it should outlive the build either */

@@ -6,6 +6,7 @@
 #include "stream.h"
 
 #include <lauxlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@ static struct {
     long long sent, acked;
     int cancelled;
     size_t printed;             /* bytes of print counted against max_output */
+    lua_State *co;              /* the chunk's coroutine */
+    char yield_err[300];        /* why the last top-level yield was not sent */
     /* ids cancelled before their request started (the client closed a
      * stream still queued behind another request) */
     json_int_t precancel[PRECANCEL_MAX];
@@ -45,6 +48,8 @@ void stream_begin(bx_node *n, json_t *id)
     st.sent = st.acked = 0;
     st.cancelled = 0;
     st.printed = 0;
+    st.co = NULL;
+    st.yield_err[0] = 0;
     for (int i = 0; i < st.nprecancel && i < PRECANCEL_MAX; i++)
         if (json_is_integer(id) && st.precancel[i] == json_integer_value(id))
             st.cancelled = 1;
@@ -54,6 +59,7 @@ void stream_end(void)
 {
     json_decref(st.id);
     st.id = NULL;
+    st.co = NULL;
     st.active = 0;
 }
 
@@ -91,27 +97,35 @@ int stream_want(json_t *msg, void *ud)
 /* ---- sending --------------------------------------------------------------- */
 
 /* Sends one item (value stolen), first waiting for room in the window.
- * Raises in L: cancelled, timed out while the consumer did not read, too
- * large. */
-static void send_item(lua_State *L, const char *kind, json_t *value)
+ * NULL, or why not: cancelled, timed out while the consumer did not read,
+ * too large for a frame. */
+static const char *try_send(const char *kind, json_t *value)
 {
     bx_node *n = st.n;
     if (!st.cancelled && st.sent - st.acked >= STREAM_WINDOW &&
         link_await(n, stream_want, NULL) == -2) {
         json_decref(value);
-        luaL_error(L, "timeout while the stream's consumer was not reading");
+        return "timeout while the stream's consumer was not reading";
     }
     if (st.cancelled) {
         json_decref(value);
-        luaL_error(L, "stream cancelled");
+        return "stream cancelled";
     }
     json_t *msg = json_pack("{s:O, s:s, s:o}", "stream", st.id, "kind", kind, "value", value);
     int rc = msg ? link_send(n, msg) : -1;
     if (rc == -2)
-        luaL_error(L, "stream %s item too large to send (over the frame limit)", kind);
+        return "stream item too large to send (over the frame limit)";
     if (rc < 0)
         _exit(1);   /* the manager is gone */
     st.sent++;
+    return NULL;
+}
+
+static void send_item(lua_State *L, const char *kind, json_t *value)
+{
+    const char *why = try_send(kind, value);
+    if (why)
+        luaL_error(L, "%s", why);
 }
 
 /* One printed line (without its "\n"), unless max_output is spent. */
@@ -177,22 +191,43 @@ static void pass_hook(lua_State *from, lua_State *to)
     }
 }
 
-/* The yielded values as a stream item; raises in L if one cannot cross. */
-static void send_yield(lua_State *L, lua_State *co, int nres)
+/* Sends the yielded values as a stream item; what went wrong is raised
+ * inside the script when it resumes (stream_co_yield). */
+static void send_yield(lua_State *co, int nres)
 {
     char err[256];
     json_t *values = json_array();
-    for (int i = 1; i <= nres; i++) {
+    for (int i = 1; i <= nres && values; i++) {
         json_t *j;
         if (conv_to_json(co, lua_gettop(co) - nres + i, &j, err, sizeof err) != BX_OK) {
+            snprintf(st.yield_err, sizeof st.yield_err, "stream yield, value %d: %s", i, err);
             json_decref(values);
             lua_pop(co, nres);
-            luaL_error(L, "stream yield, value %d: %s", i, err);
+            return;
         }
         json_array_append_new(values, j);
     }
     lua_pop(co, nres);
-    send_item(L, "yield", values);
+    const char *why = values ? try_send("yield", values) : "out of memory";
+    if (why)
+        snprintf(st.yield_err, sizeof st.yield_err, "%s", why);
+}
+
+static int yield_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    if (st.active && L == st.co && st.yield_err[0]) {
+        lua_pushstring(L, st.yield_err);
+        st.yield_err[0] = 0;
+        return lua_error(L);
+    }
+    return lua_gettop(L);   /* what resume passed */
+}
+
+int stream_co_yield(lua_State *L)
+{
+    return lua_yieldk(L, lua_gettop(L), 0, yield_k);
 }
 
 /* lua_CFunction: resumes the chunk (upvalue-free: argument 1, a thread)
@@ -211,7 +246,7 @@ static int drive(lua_State *L)
         if (limits_tripped(n))
             pass_hook(co, L);   /* the trip follows the error out */
         if (status == LUA_YIELD) {
-            send_yield(L, co, nres);
+            send_yield(co, nres);
             continue;
         }
         if (status == LUA_OK) {
@@ -230,7 +265,7 @@ static int drive(lua_State *L)
 static int drive_start(lua_State *L)
 {
     /* 1: the chunk, 2: tb_key; the thread made here, protected */
-    lua_State *co = lua_newthread(L);
+    lua_State *co = st.co = lua_newthread(L);
     lua_pushvalue(L, 1);
     lua_xmove(L, co, 1);
     lua_replace(L, 1);

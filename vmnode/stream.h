@@ -26,6 +26,9 @@ int stream_pcall(lua_State *L, const char *tb_key);
 /* print and post while a stream is active (Lua functions). */
 int stream_print(lua_State *L);
 int stream_post(lua_State *L);
+/* coroutine.yield (sandbox.c): as Lua's, but a top-level yield of a
+ * stream whose item could not be sent raises why when it resumes. */
+int stream_co_yield(lua_State *L);
 /* Consumes a stream_ack frame (1), else 0. A stray one is dropped. */
 int stream_frame(json_t *msg);
 /* The want of the node's window wait; link_await lets it see stream_acks. */

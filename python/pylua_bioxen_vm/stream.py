@@ -193,9 +193,12 @@ class Stream:
             fields["timeout"] = timeout
         if instruction_limit is not None:
             fields["instruction_limit"] = instruction_limit
-        from .vm import _value_quiet   # what execute() returns, never echoed
+        from .vm import _to_result     # never echoed: print lines are items
+        #: The ExecResult of the run once it ended (output_truncated tells if
+        #: max_output dropped print lines; output itself is empty).
+        self.result: Optional[Any] = None
         self.future: Future = self._conn.request_stream(
-            "exec", fields, vm=vm.name, transform=_value_quiet, sink=self)
+            "exec", fields, vm=vm.name, transform=_to_result, sink=self)
         self.future.add_done_callback(self._on_reply)
 
     # -- called by the connection (reader thread) ----------------------------
@@ -224,7 +227,8 @@ class Stream:
         if exc is not None:
             self.core.finish(error=exc)
         else:
-            self.core.finish(fut.result())
+            self.result = fut.result()
+            self.core.finish(self.result.value)
 
     def _send_ack(self, n: int, cancel: bool) -> None:
         if self._rid is None:
