@@ -168,44 +168,21 @@ class StreamCore:
         return running
 
 
-class Stream:
-    """What ``VM.stream`` returns: iterate it for ``StreamItem``s (the last
-    one of kind "result"); use it in a ``with`` block, or call ``close()``,
-    to cancel a script you stop reading early.
+class _Sink:
+    """The connection's side of one stream: gets its id, items and reply on
+    the reader thread and feeds the StreamCore.  Holds no reference to the
+    Stream, so a Stream dropped unread is collected (and cancels itself)."""
 
-    Errors of the request (LuaError, ExecutionTimeout, ...) are raised by the
-    iteration, after the items that came before them.
-    """
-
-    def __init__(self, vm: Any, code: str, timeout: Optional[float] = None,
-                 instruction_limit: Optional[int] = None) -> None:
-        if not isinstance(code, str):
-            raise InvalidRequest("code must be a str, not %s" % type(code).__name__, vm=vm.name)
-        if vm._closed:
-            raise VMNotFound("VM %r was closed; create a new one with create_vm()"
-                             % vm.name, vm=vm.name)
+    def __init__(self, conn: Any, vm: str, core: StreamCore) -> None:
+        self.conn = conn
         self.vm = vm
-        self._conn = vm._core.conn
-        self._rid: Optional[int] = None
-        self.core = StreamCore(self._send_ack)
-        fields: dict[str, Any] = {"code": code, "stream": True}
-        if timeout is not None:
-            fields["timeout"] = timeout
-        if instruction_limit is not None:
-            fields["instruction_limit"] = instruction_limit
-        from .vm import _to_result     # never echoed: print lines are items
-        #: The ExecResult of the run once it ended (output_truncated tells if
-        #: max_output dropped print lines; output itself is empty).
+        self.core = core
+        self.rid: Optional[int] = None
         self.result: Optional[Any] = None
-        self.future: Future = self._conn.request_stream(
-            "exec", fields, vm=vm.name, transform=_to_result, sink=self)
-        self.future.add_done_callback(self._on_reply)
-
-    # -- called by the connection (reader thread) ----------------------------
 
     def stream_started(self, rid: int) -> None:
         """The request's id, told before anything of it can arrive."""
-        self._rid = rid
+        self.rid = rid
 
     def stream_push(self, kind: Any, value: Any) -> None:
         """One stream frame of this request (reader thread)."""
@@ -220,9 +197,9 @@ class Stream:
             return  # a value we cannot decode: the node is not ours to trust
         self.core.push(kind, value)
 
-    def _on_reply(self, fut: Future) -> None:
-        if self._rid is not None:
-            self._conn.forget_stream(self._rid)
+    def on_reply(self, fut: Future) -> None:
+        if self.rid is not None:
+            self.conn.forget_stream(self.rid)
         exc = fut.exception()
         if exc is not None:
             self.core.finish(error=exc)
@@ -230,15 +207,58 @@ class Stream:
             self.result = fut.result()
             self.core.finish(self.result.value)
 
-    def _send_ack(self, n: int, cancel: bool) -> None:
-        if self._rid is None:
+    def send_ack(self, n: int, cancel: bool) -> None:
+        if self.rid is None:
             return
-        msg: dict[str, Any] = {"op": "stream_ack", "vm": self.vm.name, "stream": self._rid, "n": n}
+        msg: dict[str, Any] = {"op": "stream_ack", "vm": self.vm, "stream": self.rid, "n": n}
         if cancel:
             msg["cancel"] = True
-        self._conn.send_frame(msg)
+        self.conn.send_frame(msg)
 
-    # -- the user's side -------------------------------------------------------
+
+class Stream:
+    """What ``VM.stream`` returns: iterate it for ``StreamItem``s (the last
+    one of kind "result"); use it in a ``with`` block, or call ``close()``,
+    to cancel a script you stop reading early (a Stream dropped unfinished
+    cancels too).
+
+    Errors of the request (LuaError, ExecutionTimeout, ...) are raised by the
+    iteration, after the items that came before them.
+
+    Attributes:
+        future: the Future of the exec's ExecResult.
+        core: the StreamCore (for wrappers such as an asyncio iterator).
+    """
+
+    def __init__(self, vm: Any, code: str, timeout: Optional[float] = None,
+                 instruction_limit: Optional[int] = None) -> None:
+        if not isinstance(code, str):
+            raise InvalidRequest("code must be a str, not %s" % type(code).__name__, vm=vm.name)
+        if vm._closed:
+            raise VMNotFound("VM %r was closed; create a new one with create_vm()"
+                             % vm.name, vm=vm.name)
+        from .vm import _to_result     # never echoed: print lines are items
+        self.vm = vm
+        self.core: StreamCore = StreamCore(lambda n, c: sink.send_ack(n, c))
+        sink = self._sink = _Sink(vm._core.conn, vm.name, self.core)
+        fields: dict[str, Any] = {"code": code, "stream": True}
+        if timeout is not None:
+            fields["timeout"] = timeout
+        if instruction_limit is not None:
+            fields["instruction_limit"] = instruction_limit
+        self.future: Future = sink.conn.request_stream(
+            "exec", fields, vm=vm.name, transform=_to_result, sink=sink)
+        self.future.add_done_callback(sink.on_reply)
+
+    @property
+    def result(self) -> Optional[Any]:
+        """The run's ExecResult once it ended well (its output_truncated says
+        whether max_output dropped print lines; its output is empty)."""
+        return self._sink.result
+
+    @property
+    def _rid(self) -> Optional[int]:
+        return self._sink.rid
 
     def __iter__(self) -> "Stream":
         return self
@@ -252,13 +272,19 @@ class Stream:
 
     @property
     def buffered(self) -> int:
-        """Items received and not yet taken."""
+        """Items received and not yet taken (at most STREAM_WINDOW)."""
         return self.core.buffered
 
     def close(self) -> None:
         """Cancel the script if it still runs (it gets the Lua error "stream
         cancelled"); later items and its reply are dropped.  Idempotent."""
         self.core.cancel()
+
+    def __del__(self) -> None:
+        try:
+            self.core.cancel()
+        except Exception:
+            pass  # interpreter shutdown: nothing left to tell
 
     def __enter__(self) -> "Stream":
         return self
