@@ -226,3 +226,16 @@ def test_a_stream_dropped_unread_cancels_itself(manager):
     del s
     gc.collect()
     assert vm.execute("return 'free again'", timeout=T) == "free again"
+
+
+def test_requests_wait_behind_a_blocked_stream(manager):
+    vm = manager.create_vm("busy")
+    s = vm.stream("for i = 1, 200 do coroutine.yield(i) end "
+                  "local v = mailbox.recv() return v")
+    wait_buffered(s, STREAM_WINDOW)          # the node now blocks on the window
+    later = vm.execute_async("return 'after'")
+    manager.send_to("busy", "mail")
+    assert not later.done()                  # queued in the node behind the stream
+    items = list(s)
+    assert len(items) == 201 and items[-1] == StreamItem("result", "mail")
+    assert later.result(T) == "after"
