@@ -229,8 +229,9 @@ class Connection:
         rid = msg.get("id")
         if rid is None:
             if "stream" in msg:
+                sid = msg["stream"]
                 with self._pending_lock:
-                    sink = self._streams.get(msg["stream"])
+                    sink = self._streams.get(sid) if type(sid) is int else None
                 if sink is not None:
                     sink.stream_push(msg.get("kind"), msg.get("value"))
             elif "event" in msg or "callback" in msg:
