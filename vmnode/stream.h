@@ -19,9 +19,10 @@ void stream_begin(bx_node *n, json_t *id);
 void stream_end(void);
 /* True while a streamed request runs. */
 int stream_active(void);
-/* Runs the function on top of L (above errfunc-free stack) as the stream's
- * coroutine, protected: like lua_pcall(L, 0, LUA_MULTRET, 0). Sets the
- * traceback under tb_key for an error raised by the script. */
+/* Runs the function on top of L as the stream's coroutine, protected and
+ * with the request's limits carried in: like lua_pcall(L, 0, LUA_MULTRET, 0)
+ * (results replace the function). An error of the script leaves its
+ * coroutine's traceback in the registry under tb_key. */
 int stream_pcall(lua_State *L, const char *tb_key);
 /* print and post while a stream is active (Lua functions). */
 int stream_print(lua_State *L);
