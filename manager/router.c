@@ -7,6 +7,7 @@
 #include "validate.h"
 #include "mailbox.h"
 #include "policy.h"
+#include "stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,8 @@ void router_dispatch(struct client *c, json_t *req)
     json_t *id = json_object_get(req, "id");
     if (op && strcmp(op, "cb_result") == 0 && c->authed)
         return op_cb_result(c, req);
+    if (op && strcmp(op, "stream_ack") == 0 && c->authed)
+        return stream_client_ack(c, req);   /* no id, no reply */
     char err[128];
     if (req_check_id(req, err, sizeof err) != BX_OK)
         return FAIL(c, NULL, BX_E_BAD_REQUEST, "%s", err);

@@ -45,6 +45,15 @@ int req_cb_result_ok(json_t *req)
     return json_is_integer(json_object_get(req, "callback"));
 }
 
+int req_stream_ack_ok(json_t *req)
+{
+    json_t *sid = json_object_get(req, "stream"), *k = json_object_get(req, "n");
+    json_t *cancel = json_object_get(req, "cancel");
+    return req_vm_name(req) && (json_is_integer(sid) || json_is_string(sid)) &&
+           (!k || (json_is_integer(k) && json_integer_value(k) >= 0)) &&
+           (!cancel || json_is_boolean(cancel));
+}
+
 /* The C string of a JSON string without NUL bytes, else NULL: a name with
  * a NUL would silently stand for its prefix. */
 static const char *plain_string(json_t *v)
@@ -129,6 +138,11 @@ enum bx_err req_check_vm_op(json_t *req, int k, char *err, size_t n)
     }
     if (expr && !json_is_boolean(expr)) {
         snprintf(err, n, "'expr' must be a boolean");
+        return BX_E_BAD_REQUEST;
+    }
+    json_t *stream = json_object_get(req, "stream");
+    if (stream && (k != 0 || !json_is_boolean(stream))) {
+        snprintf(err, n, "'stream' must be a boolean, on exec only");
         return BX_E_BAD_REQUEST;
     }
     return BX_OK;
@@ -358,6 +372,10 @@ enum bx_err req_check(json_t *req, char *err, size_t n)
     const char *op = json_string_value(json_object_get(req, "op"));
     if (op && strcmp(op, "cb_result") == 0) {
         snprintf(err, n, "cb_result%s", req_cb_result_ok(req) ? "" : " (dropped)");
+        return BX_OK;
+    }
+    if (op && strcmp(op, "stream_ack") == 0) {
+        snprintf(err, n, "stream_ack%s", req_stream_ack_ok(req) ? "" : " (dropped)");
         return BX_OK;
     }
     enum bx_err e = req_check_id(req, err, n);

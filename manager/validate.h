@@ -19,6 +19,9 @@ int req_vm_op(const char *op);
 enum bx_err req_check_id(json_t *req, char *err, size_t n);
 /* Only an authed connection's cb_result for an integer callback goes on. */
 int req_cb_result_ok(json_t *req);
+/* stream_ack: vm a name, stream an integer or string, n (if present) a
+ * non-negative integer, cancel (if present) a boolean. */
+int req_stream_ack_ok(json_t *req);
 /* 'vm' names a VM: the string, or NULL (BAD_REQUEST). */
 const char *req_vm_name(json_t *req);
 /* VM op k's required field and, for exec/call, the timeout,

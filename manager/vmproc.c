@@ -9,6 +9,7 @@
 #include "nodewire.h"
 #include "policy.h"
 #include "spawn.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -580,6 +581,8 @@ static void node_frame(struct node *n, const char *line, size_t len)
     }
     if (json_object_get(msg, "callback")) {
         node_callback(n->vm, msg);
+    } else if (stream_node_frame(n->vm, msg)) {
+        ; /* a stream item: to its requester */
     } else if (mailbox_node_frame(n->vm, msg, len)) {
         ; /* mail, mail_pull: mailbox.c answers */
     } else if (policy_node_frame(n->vm, msg)) {

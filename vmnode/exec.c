@@ -18,6 +18,7 @@
 #include "netlib.h"
 #include "policy.h"
 #include "project.h"
+#include "stream.h"
 
 #define TB_KEY "bioxen.traceback"
 
@@ -266,6 +267,9 @@ static json_t *op_exec(bx_node *n, json_t *req, json_t *id)
     run r;
     if (run_begin(&r, n, id, req, &reply) < 0)
         return reply;
+    int streamed = stream_requested(req);
+    if (streamed)
+        stream_begin(n, id);
     lua_State *L = n->L;
     n->executions++;
     lua_pushcfunction(L, msgh);
@@ -273,10 +277,13 @@ static json_t *op_exec(bx_node *n, json_t *req, json_t *id)
                                 jname ? json_string_value(jname) : "=exec", json_is_true(jexpr));
     if (st != LUA_OK)
         reply = fail_reply(&r, st, 1);
-    else if ((st = lua_pcall(L, 0, LUA_MULTRET, r.base + 1)) != LUA_OK || limits_tripped(n))
+    else if ((st = streamed ? stream_pcall(L, TB_KEY) : lua_pcall(L, 0, LUA_MULTRET, r.base + 1)) != LUA_OK ||
+             limits_tripped(n))
         reply = fail_reply(&r, st, 0);
     else
         reply = ok_reply(&r, r.base + 2);
+    if (streamed)
+        stream_end();
     run_end(&r);
     return reply;
 }

@@ -3,6 +3,7 @@
  * replies, and the queue of requests read while a callback waited.
  * Called by main.c (request loop) and callback.c (waiting for cb_result). */
 #include "node.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -114,7 +115,9 @@ int link_await(bx_node *n, link_want want, void *ud)
         if (r == -2 || r == -3)
             return r;
         json_t *m = proto_parse(line, len, perr, sizeof perr);
-        int w = m ? want(m, ud) : -1;
+        /* a stream_ack is consumed whatever waits: a stream may block on
+         * its window after this wait */
+        int w = !m ? -1 : want != stream_want && stream_frame(m) ? 0 : want(m, ud);
         json_decref(m);
         if (w == 1)
             return 1;

@@ -14,6 +14,7 @@
 
 #include "coded.h"
 #include "convert.h"
+#include "stream.h"
 
 #define CONFIRMED_MAX 16
 
@@ -171,6 +172,8 @@ static int l_send(lua_State *L)
  * the first; a full outbox blocks like a full mailbox. */
 static int l_post(lua_State *L)
 {
+    if (stream_active())
+        return stream_post(L);      /* during a stream: to its requester */
     lua_settop(L, 1);
     raise_pending(L);
     char err[256];

@@ -6,6 +6,7 @@
 #include "netlib.h"
 #include "policy.h"
 #include "project.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -85,6 +86,8 @@ static int handle_frame(bx_node *n, const char *line, size_t len)
         id = NULL;
     if (op && strcmp(op, "cb_result") == 0)
         ; /* a late answer to a callback that was abandoned: no reply */
+    else if (stream_frame(req))
+        ; /* an ack of a stream that has ended: dropped */
     else if (mailbox_frame(req))
         ; /* an ack or pulled mail that arrived after its wait ended */
     else if (policy_frame(req))

@@ -6,6 +6,7 @@
 #include "netlib.h"
 #include "policy.h"
 #include "project.h"
+#include "stream.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -80,6 +81,8 @@ static int sb_print(lua_State *L)
 {
     bx_node *n = node_of(L);
     int top = lua_gettop(L);
+    if (stream_active())
+        return stream_print(L);     /* each line to the requester at once */
     for (int i = 1; i <= top; i++) {
         size_t len;
         const char *s = luaL_tolstring(L, i, &len);
@@ -315,6 +318,7 @@ static int sb_build(lua_State *L)
     sb_override(L, "wrap", sb_cowrap, 0);
     sb_override(L, "create", sb_cocreate, 0);
     sb_override(L, "close", sb_coclose, 1);
+    sb_override(L, "yield", stream_co_yield, 0);   /* a streamed chunk's yields can fail */
     lua_pop(L, 2);
     /* package.loaded in the registry is not reachable from the sandbox, but
      * nothing in it should outlive the build either */

@@ -25,6 +25,7 @@ from .sessions import Session
 from .core import Event
 from .values import LuaOpaque
 from .vm import VM, ExecResult
+from .stream import Stream, StreamItem
 
 __version__ = "0.1.0"
 
@@ -35,4 +36,5 @@ __all__ = [
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",
     "ProtocolError", "InvalidRequest", "NotNetworked", "IsolationUnavailable",
     "AsyncVMManager", "AsyncVM", "AsyncMailbox",
+    "Stream", "StreamItem",
 ]

@@ -73,6 +73,8 @@ class Connection:
         self._ids = itertools.count(1)
         # id -> (future, vm name, transform); guarded by _pending_lock.
         self._pending: dict[int, tuple[Future, Optional[str], Transform]] = {}
+        # id -> stream sink (stream.Stream) of a streamed exec; guarded too.
+        self._streams: dict[int, Any] = {}
         self._broken: Optional[str] = None
         self._last_unmatched: Optional[BioxenError] = None
         self.frame_max = 16 << 20
@@ -109,6 +111,21 @@ class Connection:
         fut = self._send(body, vm, transform)
         self._role.sent_async()
         return fut
+
+    def request_stream(self, op: str, fields: dict, *, vm: Optional[str] = None,
+                       transform: Transform = None, sink: Any = None) -> Future:
+        """``request`` whose stream frames go to ``sink``: it is told the id
+        (``sink.stream_started(id)``) before the request is sent, then gets
+        ``sink.stream_push(kind, value)`` on the reader thread for each item,
+        until ``forget_stream(id)``."""
+        fut = self._send(_encode(op, fields, vm), vm, transform, sink)
+        self._role.sent_async()
+        return fut
+
+    def forget_stream(self, rid: int) -> None:
+        """Stop routing stream frames of request ``rid``."""
+        with self._pending_lock:
+            self._streams.pop(rid, None)
 
     def call(self, op: str, fields: dict, *, vm: Optional[str] = None,
              transform: Transform = None) -> Any:
@@ -149,7 +166,8 @@ class Connection:
         return fut.result(None if deadline is None
                           else max(0.0, deadline - time.monotonic()))
 
-    def _send(self, body: Any, vm: Optional[str], transform: Transform) -> Future:
+    def _send(self, body: Any, vm: Optional[str], transform: Transform,
+              sink: Any = None) -> Future:
         fut: Future = Future()
         # A request cannot be taken back once it may be on the wire, so its
         # Future is "running" from the start: cancel() returns False, and the
@@ -171,12 +189,16 @@ class Connection:
                     % (len(line), self.frame_max), vm=vm))
                 return fut
             self._pending[rid] = (fut, vm, transform)
+            if sink is not None:
+                self._streams[rid] = sink
+                sink.stream_started(rid)
         try:
             with self._send_lock:
                 self._sock.sendall(line)
         except OSError as e:
             with self._pending_lock:
                 entry = self._pending.pop(rid, None)
+            self._streams.pop(rid, None)
             if entry is not None:
                 fut.set_exception(ManagerError(
                     "lost connection to manager at %s: %s" % (self.address, e), vm=vm))
@@ -206,7 +228,13 @@ class Connection:
             return
         rid = msg.get("id")
         if rid is None:
-            if "event" in msg or "callback" in msg:
+            if "stream" in msg:
+                sid = msg["stream"]
+                with self._pending_lock:
+                    sink = self._streams.get(sid) if type(sid) is int else None
+                if sink is not None:
+                    sink.stream_push(msg.get("kind"), msg.get("value"))
+            elif "event" in msg or "callback" in msg:
                 self._on_push(msg)
             elif "error" in msg:
                 # id null: the manager could not parse one of our frames.
@@ -255,6 +283,7 @@ class Connection:
             if self._broken is None:
                 self._broken = reason
             pending, self._pending = self._pending, {}
+            self._streams = {}
         for fut, vm, _ in pending.values():
             if not fut.done():
                 fut.set_exception(ManagerError("%s; request for VM %r failed"

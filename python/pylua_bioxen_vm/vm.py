@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from concurrent.futures import Future
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from .connection import encode_str
 from .errors import InvalidRequest, VMNotFound
@@ -19,6 +19,9 @@ from .mailbox import Puller
 from .net import NetVMMixin
 from .policy import Policy, check_policy
 from .values import from_wire, to_wire
+
+if TYPE_CHECKING:
+    from .stream import Stream
 
 
 class ExecResult(NamedTuple):
@@ -154,6 +157,19 @@ class VM(NetVMMixin):
         if sync:
             return conn.call("exec", fields, vm=self.name, transform=transform)
         return conn.request("exec", fields, vm=self.name, transform=transform)
+
+    def stream(self, code: str, *, timeout: Optional[float] = None,
+               instruction_limit: Optional[int] = None) -> "Stream":
+        """Run a Lua chunk and get what it prints, yields at its top level
+        (``coroutine.yield(v, ...)``) and ``post()``s as it happens.
+
+        Returns a ``Stream``: iterate it for ``StreamItem(kind, value)``s,
+        the last of kind "result" (value: what ``execute`` returns).  Errors
+        raise from the iteration.  Leaving a ``with vm.stream(...) as s``
+        block (or ``s.close()``) early cancels the script.  See stream.py.
+        """
+        from .stream import Stream
+        return Stream(self, code, timeout, instruction_limit)
 
     def execute_async(self, code: str, *, timeout: Optional[float] = None,
                       instruction_limit: Optional[int] = None,
