@@ -10,7 +10,7 @@ VMManager (manager.py) talks to bioxen-manager over one connection
 exception hierarchy; values.py the Python <-> Lua value mapping.
 """
 
-from .aio import AsyncMailbox, AsyncVM, AsyncVMManager
+from .aio import AsyncMailbox, AsyncSession, AsyncStream, AsyncVM, AsyncVMManager
 from .errors import (BioxenError, ConversionError, CPULimitExceeded, ExecutionTimeout,
                      InstructionLimitExceeded, InvalidRequest, IsolationUnavailable,
                      LimitExceeded, LuaError,
@@ -35,6 +35,6 @@ __all__ = [
     "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",
     "ProtocolError", "InvalidRequest", "NotNetworked", "IsolationUnavailable",
-    "AsyncVMManager", "AsyncVM", "AsyncMailbox",
+    "AsyncVMManager", "AsyncVM", "AsyncMailbox", "AsyncStream", "AsyncSession",
     "Stream", "StreamItem",
 ]

@@ -43,11 +43,13 @@ import time
 from concurrent.futures import Future
 from typing import Any, AsyncIterator, Callable, Optional
 
+from .aio_more import AsyncSession, AsyncStream
 from .core import EVENT_BUFFER, Event
 from .errors import InvalidRequest, ManagerError, VMNotFound
 from .mailbox import Mailbox, Puller, send_mail
 from .manager import _NAME_RE, VMManager
 from .policy import Policy
+from .sessions import Session, session_vm_name
 from .values import from_wire, to_wire
 from .vm import VM, ExecResult
 
@@ -262,15 +264,25 @@ class AsyncVM:
 
     async def execute(self, code: str, *, timeout: Optional[float] = None,
                       instruction_limit: Optional[int] = None,
-                      chunkname: Optional[str] = None) -> Any:
-        """Run a Lua chunk and return its value (see ``VM.execute_async``).
+                      chunkname: Optional[str] = None, expr: bool = False) -> Any:
+        """Run a Lua chunk and return its value (see ``VM.execute_async``;
+        ``expr=True`` is the REPL's expression mode).
 
         Raises:
             LuaError, LuaSyntaxError, a LimitExceeded subclass, VMCrashed,
             VMNotFound, ManagerError: as the sync API.
         """
         return await self._hub.wrap(self.sync.execute_async(
-            code, timeout=timeout, instruction_limit=instruction_limit, chunkname=chunkname))
+            code, timeout=timeout, instruction_limit=instruction_limit, chunkname=chunkname,
+            expr=expr))
+
+    def stream(self, code: str, *, timeout: Optional[float] = None,
+               instruction_limit: Optional[int] = None) -> AsyncStream:
+        """``async for item in vm.stream(code)``: what the chunk prints,
+        yields at its top level and ``post()``s, as it happens, then its
+        result (see ``VM.stream``).  Sends the request at once; never blocks."""
+        return AsyncStream(self.sync.stream(code, timeout=timeout,
+                                            instruction_limit=instruction_limit), self._hub)
 
     async def execute_result(self, code: str, *, timeout: Optional[float] = None,
                              instruction_limit: Optional[int] = None,
@@ -575,6 +587,27 @@ class AsyncVMManager:
         """True if the manager answers."""
         return await self._request("ping", {}) == "pong"
 
+    # -- sessions and projects ----------------------------------------------
+
+    async def create_session(self, session_id: str, **create_vm_kwargs: Any) -> AsyncSession:
+        """A session whose state persists across runs (``VMManager.create_session``).
+
+        Raises:
+            VMExists, InvalidRequest, ManagerError.
+        """
+        m, _ = self._parts()
+        vm = await self.create_vm(session_vm_name(session_id), **create_vm_kwargs)
+        s = Session(m, session_id, vm.sync)
+        m._session_table()[session_id] = s
+        return AsyncSession(s, vm)
+
+    async def run_project(self, files: Any, entrypoint: str = "/main.lua",
+                          **kw: Any) -> Any:
+        """Run a multi-file project on a throwaway VM; the entrypoint's value
+        (arguments as ``VMManager.run_project``)."""
+        m, hub = self._parts()
+        return await hub.wrap(m.run_project_async(files, entrypoint, **kw))
+
     # -- mailboxes ---------------------------------------------------------
 
     async def mailbox(self, name: str, size: Optional[int] = None) -> AsyncMailbox:
@@ -636,4 +669,4 @@ def _read_text(path: str) -> str:
         return f.read()
 
 
-__all__ = ["AsyncVMManager", "AsyncVM", "AsyncMailbox"]
+__all__ = ["AsyncVMManager", "AsyncVM", "AsyncMailbox", "AsyncStream", "AsyncSession"]

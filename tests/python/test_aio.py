@@ -355,3 +355,62 @@ def test_asyncio_example_runs():
     for word in ("-> 42", "sum 2664667000", "-> 15 x 12", "bad input", "ExecutionTimeout",
                  "TIMEOUT slow", "worker3"):
         assert word in r.stdout, (word, r.stdout)
+
+
+def test_async_for_over_a_stream_gets_items_before_the_script_ends():
+    """The script yields 1, then waits for mail the test sends only after it
+    has item 1: the order proves the item came while the script ran."""
+    async def main():
+        m = await opened().open()
+        try:
+            vm = await m.create_vm("streamer", echo=False, timeout=30.0)
+            code = ("print('start') coroutine.yield(1) "
+                    "local v = mailbox.recv() post(v) return 'done', v")
+            seen = []
+            async with vm.stream(code) as s:
+                async for item in s:
+                    seen.append((item.kind, item.value))
+                    if item.kind == "yield":
+                        await m.send_to("streamer", "go")
+            assert seen == [("print", "start"), ("yield", (1,)), ("post", "go"),
+                            ("result", ("done", "go"))]
+            # errors raise from the iteration, after the items before them
+            items = []
+            with pytest.raises(LuaError, match="boom"):
+                async for item in vm.stream("coroutine.yield(7) error('boom')"):
+                    items.append(item.value)
+            assert items == [(7,)]
+            # leaving early cancels; the VM stays usable
+            async with vm.stream("for i = 1, 1e9 do coroutine.yield(i) end") as s:
+                assert (await s.next(T)).value == (1,)
+            assert await vm.execute("return 41 + 1") == 42
+        finally:
+            await close_and_check(m)
+    run(main())
+
+
+def test_async_sessions_and_projects():
+    async def main():
+        m = await opened().open()
+        try:
+            async with await m.create_session("alice") as s:
+                assert await s.run("x = 10") is None
+                assert await s.run("x + 5") == 15
+                await s.set_state({"cfg": {"debug": True}})
+                assert await s.get_state() == {"x": 10, "cfg": {"debug": True}}
+                await s.reset()
+                assert await s.get_state() == {}
+            with pytest.raises(VMExists):
+                await m.create_session("bob")
+                await m.create_session("bob")
+            got = await m.run_project(
+                {"/main.lua": "return require('util').twice(21)",
+                 "/util.lua": "return {twice = function(x) return 2 * x end}"},
+                "/main.lua")
+            assert got == 42
+            names = {v["name"] for v in await m.list_vms()}
+            assert "session.alice" not in names
+            assert not any(n.startswith("project.") for n in names)
+        finally:
+            await close_and_check(m)
+    run(main())
