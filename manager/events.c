@@ -6,6 +6,9 @@
 void events_emit_json(struct vm *vm, json_t *ev)
 {
     struct client *owner = vm ? client_find(vm->owner_id) : NULL;
+    const char *type = json_string_value(json_object_get(ev, "event"));
+    if (type)
+        stats_event(vm, type);  /* crash and restart totals */
     if (owner && !owner->subscribed)
         client_send(owner, ev);
     for (struct client *c = mgr->subscribers; c; c = c->sub_next)

@@ -4,6 +4,7 @@
 #include "cgroup.h"
 #include "mailbox.h"
 #include "policy.h"
+#include "promhttp.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,8 @@
 #include "frame.h"
 
 struct manager *mgr;
+static const char *metrics_host = "127.0.0.1";
+static int metrics_port = -1;  /* -1: no Prometheus endpoint */
 
 static void signal_cb(evutil_socket_t sig, short ev, void *arg);
 static void stdin_cb(evutil_socket_t fd, short ev, void *arg);
@@ -26,7 +29,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bioxen-manager --socket PATH [--tcp HOST:PORT --token-file FILE]\n"
                     "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n"
-                    "       [--module-dir DIR] [--no-cgroups]\n");
+                    "       [--module-dir DIR] [--no-cgroups] [--metrics-port PORT [--metrics-host HOST]]\n");
     exit(2);
 }
 
@@ -69,13 +72,24 @@ static char *read_token(const char *file)
     return n ? strdup(buf) : NULL;
 }
 
+/* 0..65535 (0: any free port, reported by "hello" and "metrics"). */
+static int parse_port(const char *s)
+{
+    char *end;
+    long p = strtol(s, &end, 10);
+    if (!*s || *end || p < 0 || p > 65535)
+        usage();
+    return (int)p;
+}
+
 static void parse_args(struct manager *m, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"socket", 1, 0, 's'}, {"tcp", 1, 0, 't'}, {"token-file", 1, 0, 'k'},
         {"vmnode", 1, 0, 'v'}, {"exit-with-stdin", 0, 0, 'e'},
         {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"module-dir", 1, 0, 'm'},
-        {"no-cgroups", 0, 0, 'c'}, {0, 0, 0, 0}};
+        {"no-cgroups", 0, 0, 'c'}, {"metrics-port", 1, 0, 'P'},
+        {"metrics-host", 1, 0, 'H'}, {0, 0, 0, 0}};
     const char *vmnode = NULL, *token_file = NULL, *module_dir = NULL;
     char err[512];
     int c;
@@ -90,6 +104,8 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'g': m->grace = strtod(optarg, NULL); break;
         case 'c': m->no_cgroups = 1; break;
         case 'm': module_dir = optarg; break;
+        case 'P': metrics_port = parse_port(optarg); break;
+        case 'H': metrics_host = optarg; break;
         default: usage();
         }
     }
@@ -145,11 +161,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: %s\n", err);
         return 1;
     }
+    if (metrics_port >= 0 && promhttp_start(m.base, metrics_host, metrics_port, err, sizeof err) < 0) {
+        fprintf(stderr, "bioxen-manager: %s\n", err);
+        return 1;
+    }
     printf("READY %s\n", m.socket_path);
     fflush(stdout);
     event_base_dispatch(m.base);
 
     manager_shutdown("event loop ended");   /* no-op after a clean stop */
+    promhttp_stop();
     client_free_all(&m);
     vmproc_free_all(&m);
     cgroup_fini();

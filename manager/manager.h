@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "proto.h"
+#include "stats.h"
 
 #define MGR_OUT_HIGH ((size_t)64 << 20)   /* stop reading a client above this */
 #define MGR_METRICS_RING 4096
@@ -32,6 +33,7 @@ struct pending {
     json_t *orig_id;        /* owned: the client's id, echoed verbatim */
     enum pend_kind kind;
     double timeout;         /* effective wall timeout, 0 = none */
+    char op[STATS_OP_MAX];  /* the VM op, for stats.c ("" for init) */
     size_t id_len;
     char id_text[];         /* orig_id as JSON text, for pass-through replies */
 };
@@ -78,6 +80,7 @@ struct vm {
     size_t npending;
     struct event *deadline; /* owned: timer on the FIFO head */
     uint64_t next_id;       /* next node request id */
+    struct vmstats st;      /* counters (stats.c) */
 };
 
 struct client {

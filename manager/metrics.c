@@ -4,6 +4,10 @@
 
 #include <stdlib.h>
 
+#include "promhttp.h"
+
+static void metrics_totals(json_t *r);
+
 void metrics_record(int failed, double ms, json_int_t mem)
 {
     struct metrics *m = &mgr->m;
@@ -51,7 +55,7 @@ json_t *metrics_report(void)
         }
         avg = m->sum_ms / m->ring_len;
     }
-    return json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f}",
+    json_t *r = json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f}",
                      "vms", (json_int_t)mgr->nvms,
                      "executions", (json_int_t)m->executions,
                      "errors", (json_int_t)m->errors,
@@ -60,4 +64,28 @@ json_t *metrics_report(void)
                      "p50_ms", p50, "p99_ms", p99,
                      "peak_mem_bytes", m->peak_mem,
                      "uptime_s", proto_now() - mgr->start_time);
+    metrics_totals(r);
+    return r;
+}
+
+/* Totals since start next to the windowed figures above; the old keys stay
+ * as they were (executions and errors were always totals). */
+static void metrics_totals(json_t *r)
+{
+    struct metrics *m = &mgr->m;
+    json_t *t = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I}",
+                          "vms_alive", (json_int_t)mgr->nvms,
+                          "executions_total", (json_int_t)m->executions,
+                          "errors_total", (json_int_t)m->errors,
+                          "vms_created_total", (json_int_t)stats_totals.vms_created,
+                          "vms_crashed_total", (json_int_t)stats_totals.vms_crashed,
+                          "vms_restarted_total", (json_int_t)stats_totals.vms_restarted,
+                          "errors_by_code", stats_errors_by_code(),
+                          "duration_window", (json_int_t)m->ring_len,
+                          "duration_window_max", (json_int_t)MGR_METRICS_RING);
+    if (r && t)
+        json_object_update(r, t);
+    json_decref(t);
+    if (r && promhttp_port() > 0)
+        json_object_set_new(r, "metrics_port", json_integer(promhttp_port()));
 }

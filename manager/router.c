@@ -8,6 +8,7 @@
 #include "mailbox.h"
 #include "policy.h"
 #include "stream.h"
+#include "promhttp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,9 +110,21 @@ static void op_auth(struct client *c, json_t *id, json_t *req)
 
 static void op_hello(struct client *c, json_t *id)
 {
-    reply(c, id, json_pack("{s:s, s:i, s:i, s:I}", "server", "bioxen-manager",
-                           "version", BX_PROTO_VERSION, "pid", (int)getpid(),
-                           "frame_max", (json_int_t)mgr->max_frame));
+    json_t *r = json_pack("{s:s, s:i, s:i, s:I}", "server", "bioxen-manager",
+                          "version", BX_PROTO_VERSION, "pid", (int)getpid(),
+                          "frame_max", (json_int_t)mgr->max_frame);
+    if (r && promhttp_port() > 0)   /* --metrics-port 0 picks one: say which */
+        json_object_set_new(r, "metrics_port", json_integer(promhttp_port()));
+    reply(c, id, r);
+}
+
+static void op_history(struct client *c, json_t *id, json_t *req)
+{
+    char err[128];
+    size_t n;
+    if (req_check_history(req, &n, err, sizeof err) != BX_OK)
+        return FAIL(c, id, BX_E_BAD_REQUEST, "%s", err);
+    reply(c, id, stats_history(n));
 }
 
 /* ---- VM ops ------------------------------------------------------------- */
@@ -198,6 +211,8 @@ void router_dispatch(struct client *c, json_t *req)
         op_shutdown_all(c, id);
     else if (strcmp(op, "metrics") == 0)
         reply(c, id, metrics_report());
+    else if (strcmp(op, "history") == 0)
+        op_history(c, id, req);
     else if (strcmp(op, "subscribe") == 0) {
         events_subscribe(c);
         reply(c, id, json_true());

@@ -362,9 +362,24 @@ enum bx_err req_check_set_policy(json_t *req, char *err, size_t n)
     return BX_OK;
 }
 
+enum bx_err req_check_history(json_t *req, size_t *count, char *err, size_t n)
+{
+    json_t *v = json_object_get(req, "n");
+    *count = REQ_HISTORY_DEFAULT;
+    if (!v || json_is_null(v))
+        return BX_OK;
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        snprintf(err, n, "'n' must be a non-negative integer");
+        return BX_E_BAD_REQUEST;
+    }
+    json_int_t k = json_integer_value(v);
+    *count = k > REQ_HISTORY_MAX ? REQ_HISTORY_MAX : (size_t)k;  /* all that is kept */
+    return BX_OK;
+}
+
 static const char *const manager_ops[] = {
     "auth", "create", "destroy", "ping", "hello", "list", "shutdown_all",
-    "metrics", "subscribe", "shutdown",
+    "metrics", "subscribe", "shutdown", "history",
 };
 
 enum bx_err req_check(json_t *req, char *err, size_t n)
@@ -395,6 +410,10 @@ enum bx_err req_check(json_t *req, char *err, size_t n)
     }
     if (strcmp(op, "set_policy") == 0)
         return req_check_set_policy(req, err, n);
+    if (strcmp(op, "history") == 0) {
+        size_t count;
+        return req_check_history(req, &count, err, n);
+    }
     if (strcmp(op, "create") == 0) {
         json_t *init;
         e = req_check_create(req, &init, err, n);

@@ -43,6 +43,11 @@ enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n);
 json_t *req_policy_normal(json_t *pol, char *err, size_t n);
 /* set_policy: the VM name and the policy; BX_OK or BAD_REQUEST. */
 enum bx_err req_check_set_policy(json_t *req, char *err, size_t n);
+/* history: 'n' absent or null (REQ_HISTORY_DEFAULT) or an integer >= 0,
+ * cut to REQ_HISTORY_MAX (the ring's size) in *count; else BAD_REQUEST. */
+#define REQ_HISTORY_DEFAULT 100
+#define REQ_HISTORY_MAX 1024
+enum bx_err req_check_history(json_t *req, size_t *count, char *err, size_t n);
 /* One limit value: 0, or -1 with err naming the field. */
 int req_check_limit(const char *key, json_t *v, int is_float, char *err, size_t n);
 

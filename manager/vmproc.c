@@ -248,6 +248,7 @@ struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
     if (owner->vms)
         owner->vms->own_prev = vm;
     owner->vms = vm;
+    stats_vm_created(vm);
     registry_add(vm);
     return vm;
 }
@@ -292,6 +293,8 @@ static size_t vm_fail_pending(struct vm *vm, enum bx_err head_code,
         next = p->next;
         enum bx_err code = p == vm->head ? head_code : BX_E_VM_CRASHED;
         json_t *r = proto_error_new(p->orig_id, code, "%s", msg);
+        if (p->kind == PEND_EXEC)
+            stats_run(vm, p->op, bx_err_code(code), -1, 0, msg);
         if (restarted)
             json_object_set_new(json_object_get(r, "error"), "restarted", json_true());
         pending_answer(p, r);
@@ -394,6 +397,7 @@ static struct pending *pending_push(struct vm *vm, uint64_t client_id, json_t *o
     p->orig_id = json_incref(orig_id);
     p->kind = kind;
     p->timeout = timeout;
+    p->op[0] = 0;
     p->id_len = nodewire_id_text(orig_id, p->id_text, id_len);
     if (vm->tail)
         vm->tail->next = p;
@@ -425,6 +429,7 @@ int vmproc_send_op(struct vm *vm, const char *op, json_t *req, int runs,
     struct pending *p = pending_push(vm, client_id, orig_id, runs ? PEND_EXEC : PEND_OTHER, timeout);
     if (!p)
         return -1;
+    snprintf(p->op, sizeof p->op, "%s", op);
     struct evbuffer *out = node_out(vm);
     /* a failed write leaves a partial frame: the node breaks the link */
     if (out)
@@ -464,8 +469,11 @@ static void reply_accounting(struct vm *vm, struct pending *p, json_t *msg)
     if (p->kind == PEND_EXEC) {
         json_t *src = json_is_object(res) ? res : err;
         json_t *mem = json_object_get(src, "mem_bytes"), *dur = json_object_get(src, "duration_ms");
-        metrics_record(!json_is_object(res), json_is_number(dur) ? json_number_value(dur) : -1,
-                       json_is_integer(mem) ? json_integer_value(mem) : 0);
+        const char *ecode = json_string_value(json_object_get(err, "code"));
+        stats_run(vm, p->op, json_is_object(res) ? "" : ecode ? ecode : "INTERNAL",
+                  json_is_number(dur) ? json_number_value(dur) : -1,
+                  json_is_integer(mem) ? json_integer_value(mem) : 0,
+                  json_string_value(json_object_get(err, "message")));
     }
     const char *code = json_string_value(json_object_get(err, "code"));
     if (code)
@@ -524,10 +532,27 @@ static void node_reply(struct node *n, json_t *msg)
     } else {
         json_object_del(msg, "hdr");
         json_object_set(msg, "id", p->orig_id);
+        if (strcmp(p->op, "stats") == 0 && json_is_object(json_object_get(msg, "result")))
+            stats_vm_reply(vm, json_object_get(msg, "result"));  /* adds the manager's counters */
         client_send(client_find(p->client_id), msg);  /* the reply, then its event */
         reply_accounting(vm, p, msg);
     }
     pending_free(p);
+}
+
+/* Accounts for a run whose reply passed through; only an error's reply is
+ * parsed, for its message (errors are rare, successes are the hot path). */
+static void passed_run(struct vm *vm, struct pending *p, const struct nodewire_head *h,
+                       const char *line, size_t len)
+{
+    json_t *msg = NULL;
+    if (h->code[0]) {
+        char err[64];
+        msg = proto_parse(line, len, err, sizeof err);
+    }
+    stats_run(vm, p->op, h->code, h->code[0] ? -1 : h->us / 1e3, (json_int_t)h->mem,
+              json_string_value(json_object_get(json_object_get(msg, "error"), "message")));
+    json_decref(msg);
 }
 
 /* The hot path: the reply's bytes after its id go to the client as they are;
@@ -538,7 +563,8 @@ static int node_reply_passed(struct node *n, const char *line, size_t len)
     static const char result[] = ",\"result\":";
     struct nodewire_head h;
     struct pending *q = n->vm->head;
-    if (nodewire_head(line, len, &h) < 0 || !q || q->node_id != h.id || q->kind == PEND_INIT)
+    if (nodewire_head(line, len, &h) < 0 || !q || q->node_id != h.id || q->kind == PEND_INIT ||
+        strcmp(q->op, "stats") == 0)
         return -1;
     if (!h.has_hdr && (q->kind == PEND_EXEC || len - h.rest < sizeof result - 1 ||
                        memcmp(line + h.rest, result, sizeof result - 1) != 0))
@@ -547,7 +573,7 @@ static int node_reply_passed(struct node *n, const char *line, size_t len)
     client_send_passed(client_find(p->client_id), p->id_text, p->id_len,
                        line + h.rest, len - h.rest);
     if (p->kind == PEND_EXEC)
-        metrics_record(h.code[0] != 0, h.code[0] ? -1 : h.us / 1e3, (json_int_t)h.mem);
+        passed_run(n->vm, p, &h, line, len);
     if (h.code[0])
         reply_events(n->vm, p, h.code);
     pending_free(p);

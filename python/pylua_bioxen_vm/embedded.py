@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from .errors import ManagerError
 
@@ -65,7 +65,8 @@ class EmbeddedManager:
 
     @classmethod
     def start(cls, manager_path: Optional[str], start_timeout: float,
-              module_dir: Optional[str] = None) -> "EmbeddedManager":
+              module_dir: Optional[str] = None,
+              extra_args: Sequence[str] = ()) -> "EmbeddedManager":
         """Start the manager and wait for its ``READY <path>`` line.
 
         Raises:
@@ -78,7 +79,7 @@ class EmbeddedManager:
         try:
             proc = subprocess.Popen(
                 [binary, "--socket", sock, "--exit-with-stdin"]
-                + (["--module-dir", module_dir] if module_dir else []),
+                + (["--module-dir", module_dir] if module_dir else []) + list(extra_args),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         except OSError as e:
             shutil.rmtree(tmpdir, ignore_errors=True)

@@ -20,6 +20,7 @@ from .embedded import EmbeddedManager
 from .errors import InvalidRequest, ManagerError, VMNotFound
 from .limits import check_limits
 from .mailbox import Mailbox, send_mail
+from .metrics import history_n, metrics_args
 from .net import NetManagerMixin
 from .policy import Policy, check_policy
 from .core import Core, Event
@@ -86,6 +87,9 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin):
         token: authentication token for TCP listeners.
         module_dir: directory the embedded manager serves ``require`` from
             (``a.b`` is ``module_dir/a/b.lua``; see ``Policy.allow_import``).
+        metrics_port: serve Prometheus ``GET /metrics`` from the embedded
+            manager on this port (0: any free port; see ``metrics_port``).
+        metrics_host: the address it listens on (default 127.0.0.1).
         **default_limits: memory_limit, instruction_limit, timeout, cpu_limit,
             max_output applied to every VM created here unless overridden.
 
@@ -96,8 +100,10 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin):
 
     def __init__(self, address: Optional[str] = None, *, manager_path: Optional[str] = None,
                  start_timeout: float = 10.0, token: Optional[str] = None,
-                 module_dir: Optional[str] = None, **default_limits: Any) -> None:
+                 module_dir: Optional[str] = None, metrics_port: Optional[int] = None,
+                 metrics_host: Optional[str] = None, **default_limits: Any) -> None:
         self.default_limits = check_limits(default_limits)
+        extra = metrics_args(address, metrics_port, metrics_host)
         if module_dir is not None and (address is not None or not os.path.isdir(module_dir)):
             raise InvalidRequest("module_dir %r: it must be an existing directory, and it "
                                  "applies to the embedded manager only (start a shared "
@@ -106,7 +112,8 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin):
         self._finalizer = weakref.finalize(self, s.close)
         try:
             if address is None:
-                s.embedded = EmbeddedManager.start(manager_path, start_timeout, module_dir)
+                s.embedded = EmbeddedManager.start(manager_path, start_timeout, module_dir,
+                                                    extra)
                 address = "unix:" + s.embedded.socket_path
             sock, addr = _connect(address, start_timeout)
             s.conn = Connection(sock, addr, s.on_push)
@@ -263,8 +270,32 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin):
         return int(n or 0)
 
     def metrics(self) -> dict:
-        """executions, errors, error_rate, avg/min/max/p50/p99 ms, peak memory..."""
+        """The manager's figures (docs/protocol.md, "Metrics and history").
+
+        Totals since the manager started: executions (= executions_total),
+        errors (= errors_total), errors_by_code, vms_created_total,
+        vms_crashed_total, vms_restarted_total, uptime_s; now: vms (=
+        vms_alive), peak_mem_bytes; avg/min/max/p50/p99_ms over the last
+        ``duration_window`` successful runs (at most ``duration_window_max``).
+        """
         return dict(self._core.conn.call("metrics", {}))
+
+    def history(self, n: int = 100) -> list[dict]:
+        """The last ``n`` exec/call runs, newest last (at most 1024 are kept).
+
+        Each is ``{ts, vm, op, duration_ms, ok, error, mem_bytes}``; ``error``
+        is the error code or None, ``duration_ms`` None when not known.
+
+        Raises:
+            InvalidRequest: ``n`` is not a non-negative integer.
+        """
+        return list(self._core.conn.call("history", {"n": history_n(n)}))
+
+    @property
+    def metrics_port(self) -> Optional[int]:
+        """The port of the manager's Prometheus endpoint, None if it has none."""
+        port = self.server_info.get("metrics_port")
+        return int(port) if port else None
 
     def ping(self) -> bool:
         """True if the manager answers."""

@@ -292,7 +292,12 @@ class VM(NetVMMixin):
         self._call_sync("reset", {})
 
     def stats(self) -> dict:
-        """pid, mem_bytes, mem_limit, cpu_ms, rss_bytes, executions, errors..."""
+        """pid, mem_bytes (Lua heap), mem_limit, cpu_ms, rss_bytes (live RSS),
+        executions, errors, restarts, last_error ({code, message, ts} or None).
+
+        executions, errors and last_error are the manager's and span node
+        restarts (a timeout kill counts); cpu_ms and rss_bytes are the
+        current node's."""
         return self._call_sync("stats", {})
 
     # -- policy ---------------------------------------------------------
