@@ -9,10 +9,14 @@ import argparse
 import math
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 from typing import Any, Optional
 
 from .errors import BioxenError, LimitExceeded, LuaError, ManagerError, PolicyViolation
+from .embedded import EmbeddedManager, find_manager
 from .manager import VMManager
 from .values import LuaOpaque
 
@@ -141,10 +145,7 @@ def connect(args: argparse.Namespace, *, embedded_ok: bool = False,
     addr = explicit_address(args)
     module_dir = getattr(args, "module_dir", None)
     if addr is None and embedded_ok:
-        try:
-            return VMManager(module_dir=module_dir, **limits)
-        except ManagerError as e:
-            raise CliError("cannot start an embedded manager: %s" % e, EXIT_MANAGER) from None
+        return private_manager(module_dir, **limits)
     if module_dir:
         raise CliError("--module-dir applies to an embedded manager only; start the shared "
                        "one with `bioxen serve --module-dir DIR`", EXIT_USAGE)
@@ -162,6 +163,43 @@ def connect(args: argparse.Namespace, *, embedded_ok: bool = False,
                            "--token, or set BIOXEN_TOKEN)" % where, EXIT_MANAGER) from None
         raise CliError("no manager answers at %s (%s): %s" % (path or where, e, hint),
                        EXIT_MANAGER) from None
+
+
+def private_manager(module_dir: Optional[str], **limits: Any) -> VMManager:
+    """A VMManager on a manager of its own, like ``VMManager()``, except that
+    the manager runs in a session of its own: a Ctrl-C typed at the terminal
+    (the repl's "drop this line") must reach us, not kill the manager.  It
+    still goes with us: closing the VMManager stops it, and so does our death
+    (``--exit-with-stdin``)."""
+    if module_dir is not None and not os.path.isdir(module_dir):
+        raise CliError("--module-dir %s is not a directory" % module_dir, EXIT_USAGE)
+    try:
+        binary = find_manager(None)
+    except ManagerError as e:
+        raise CliError(str(e), EXIT_MANAGER) from None
+    tmpdir = tempfile.mkdtemp(prefix="bioxen-")
+    sock = os.path.join(tmpdir, "manager.sock")
+    try:
+        proc = subprocess.Popen(
+            [binary, "--socket", sock, "--exit-with-stdin"]
+            + (["--module-dir", module_dir] if module_dir else []),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+            start_new_session=True)
+    except OSError as e:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise CliError("cannot start %s: %s" % (binary, e), EXIT_MANAGER) from None
+    emb = EmbeddedManager(proc, tmpdir, sock)
+    try:
+        emb.socket_path = emb._wait_ready(binary, 30.0)
+        m = VMManager("unix:" + emb.socket_path, start_timeout=30.0, **limits)
+    except BaseException as e:
+        emb.stop(0.0)
+        if isinstance(e, ManagerError):
+            raise CliError("cannot start a private manager: %s" % e, EXIT_MANAGER) from None
+        raise
+    # The core now owns it: close() sends shutdown and stops the process.
+    m._core.embedded = emb
+    return m
 
 
 def error_status(e: BaseException) -> int:
