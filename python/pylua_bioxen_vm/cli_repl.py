@@ -31,8 +31,21 @@ def _incomplete(e: LuaSyntaxError) -> bool:
 class Repl:
     """Reads chunks, runs them on ``vm``, prints what they print and return."""
 
-    def __init__(self, vm: VM) -> None:
+    def __init__(self, vm: VM, readline: Any = None) -> None:
         self.vm = vm
+        self.readline = readline
+
+    def _remember(self, lines: list[str]) -> None:
+        """Keep a multi-line chunk as one history entry, as lua.c does."""
+        rl = self.readline
+        if rl is None or len(lines) < 2:
+            return
+        n = rl.get_current_history_length()
+        if n < len(lines):
+            return
+        for i in range(len(lines)):
+            rl.remove_history_item(n - 1 - i)
+        rl.add_history("\n".join(lines))
 
     def run_chunk(self, code: str) -> bool:
         """Run one chunk; False if it is incomplete (more lines are needed)."""
@@ -76,6 +89,7 @@ class Repl:
             lines.append(line)
             try:
                 if self.run_chunk("\n".join(lines)):
+                    self._remember(lines)
                     lines = []
             except KeyboardInterrupt:
                 sys.stdout.write("\ninterrupted (the chunk runs on in the VM until it "
@@ -120,7 +134,7 @@ def cmd_repl(args: argparse.Namespace) -> int:
             sys.stdout.write("bioxen repl: %s; Ctrl-D exits\n" % banner)
             sys.stdout.flush()
         try:
-            Repl(vm).loop()
+            Repl(vm, readline if hist is not None else None).loop()
         finally:
             if args.vm is None:
                 try:

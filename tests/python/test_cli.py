@@ -359,16 +359,27 @@ def test_top_prints_n_tables_then_exits(env, server, client):
     vm.close()
 
 
+def test_top_on_a_terminal_quits_on_q(env, server):
+    p = Pty(env, "top", "--interval", "0.2", "-a", server.sock)
+    try:
+        p.expect(r"\x1b\[H\x1b\[2J.*bioxen top")       # clears the screen each time
+        os.write(p.fd, b"q")
+        assert p.wait() == 0
+    finally:
+        if alive(p.pid):
+            p.kill()
+
+
 # -- repl through a pseudo-terminal ---------------------------------------------------
 
 class Pty:
-    """``bioxen repl ARGS`` on a pseudo-terminal we type into."""
+    """``bioxen ARGS`` on a pseudo-terminal we type into."""
 
     def __init__(self, env, *args):
         pid, fd = os.forkpty()
         if pid == 0:    # child: becomes bioxen on the terminal
             try:
-                os.execve(PY, BIOXEN + ["repl"] + list(args), env)
+                os.execve(PY, BIOXEN + list(args), env)
             finally:
                 os._exit(127)
         self.pid, self.fd = pid, fd
@@ -383,26 +394,30 @@ class Pty:
     def line(self, text):
         os.write(self.fd, text.encode() + b"\r")
 
-    def close(self):
-        """Ctrl-D; return the exit status."""
-        os.write(self.fd, b"\x04")
+    def wait(self):
+        """Wait (with a deadline) for the exit; return the status."""
         end = time.monotonic() + DEADLINE
         try:
-            while time.monotonic() < end:   # drain so the child never blocks writing
-                r, _, _ = select.select([self.fd], [], [], 0.5)
-                if r:
-                    try:
-                        if not os.read(self.fd, 4096):
-                            break
-                    except OSError:
-                        break
+            while True:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
                 if pid:
                     return os.waitstatus_to_exitcode(status)
-            _, status = os.waitpid(self.pid, 0)
-            return os.waitstatus_to_exitcode(status)
+                assert time.monotonic() < end, "bioxen did not exit"
+                # Drain the terminal so the child never blocks writing; the
+                # select timeout only bounds how late we see the exit.
+                r, _, _ = select.select([self.fd], [], [], 0.2)
+                if r:
+                    try:
+                        os.read(self.fd, 4096)
+                    except OSError:
+                        pass
         finally:
             os.close(self.fd)
+
+    def close(self):
+        """Ctrl-D; return the exit status."""
+        os.write(self.fd, b"\x04")
+        return self.wait()
 
     def kill(self):
         try:
@@ -417,7 +432,7 @@ def repl(env):
     made = []
 
     def start(*args, env=env):
-        p = Pty(env, *args)
+        p = Pty(env, "repl", *args)
         made.append(p)
         return p
     yield start
@@ -448,6 +463,7 @@ def test_repl_expressions_functions_errors_and_ctrl_d(repl, home):
     assert p.close() == 0
     hist = (Path(home) / ".bioxen_history").read_text()
     assert "sq(12)" in hist
+    assert "return x * x" in hist
 
 
 def test_repl_ctrl_c_drops_the_current_input(env, repl, tmp_path):
