@@ -155,10 +155,14 @@ def connect(args: argparse.Namespace, *, embedded_ok: bool = False,
             % ("" if addr is None else " --socket %s" % path if path else ""))
     if path is not None and not os.path.exists(path):
         raise CliError("no manager at %s: %s" % (path, hint), EXIT_MANAGER)
+    token = read_token(args)
     try:
-        return VMManager(where, token=read_token(args), start_timeout=5.0, **limits)
+        return VMManager(where, token=token, start_timeout=5.0, **limits)
     except ManagerError as e:
-        if e.code == "AUTH_REQUIRED" or "authentication" in str(e):
+        if e.code == "AUTH_REQUIRED" and token is not None:
+            raise CliError("the manager at %s refused the token: check --token-file (or "
+                           "--token, BIOXEN_TOKEN)" % where, EXIT_MANAGER) from None
+        if e.code == "AUTH_REQUIRED":
             raise CliError("the manager at %s needs a token: pass --token-file FILE (or "
                            "--token, or set BIOXEN_TOKEN)" % where, EXIT_MANAGER) from None
         raise CliError("no manager answers at %s (%s): %s" % (path or where, e, hint),

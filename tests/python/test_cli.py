@@ -10,6 +10,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,9 +83,10 @@ def read_until(fd, pattern, deadline=DEADLINE):
 class Server:
     """A ``bioxen serve`` in the background on a temp socket."""
 
-    def __init__(self, env, sock):
+    def __init__(self, env, sock, *more):
         self.sock = str(sock)
-        self.proc = subprocess.Popen(BIOXEN + ["serve", "--socket", self.sock], env=env,
+        self.proc = subprocess.Popen(BIOXEN + ["serve", "--socket", self.sock] + list(more),
+                                     env=env,
                                      stdout=subprocess.PIPE)
         text = read_until(self.proc.stdout.fileno(), r"listening on .*\(pid (\d+)\)")
         self.banner = text
@@ -290,6 +292,39 @@ def test_serve_passes_flags_after_double_dash_to_the_manager(env, tmp_path):
     r = bx(env, "serve", "--socket", str(tmp_path / "m.sock"), "--", "--no-such-flag")
     assert r.returncode == USAGE
     assert "usage: bioxen-manager" in r.stderr
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_on_tcp_with_a_token(env, tmp_path):
+    tok = tmp_path / "token"
+    tok.write_text("s3cret\n")
+    (tmp_path / "bad").write_text("wrong\n")
+    port = _free_port()
+    addr = "127.0.0.1:%d" % port
+    s = Server(env, tmp_path / "m.sock", "--tcp", addr, "--token-file", str(tok))
+    try:
+        assert "TCP: %s" % addr in s.banner
+        r = bx(env, "run", "-a", addr, "--token-file", str(tok), "-e", "return 'via tcp'")
+        assert r.returncode == OK and r.stdout == '"via tcp"\n', r.stderr
+        r = bx(env, "list", "-a", addr, extra_env={"BIOXEN_TOKEN": "s3cret"})
+        assert r.returncode == OK, r.stderr
+        r = bx(env, "list", "-a", addr)
+        assert r.returncode == NO_MANAGER and "needs a token" in r.stderr
+        r = bx(env, "list", "-a", addr, "--token-file", str(tmp_path / "bad"))
+        assert r.returncode == NO_MANAGER and "refused the token" in r.stderr
+    finally:
+        s.stop()
+
+
+def test_serve_tcp_without_token_file_is_a_usage_error(env, tmp_path):
+    r = bx(env, "serve", "--socket", str(tmp_path / "m.sock"), "--tcp", "127.0.0.1:1")
+    assert r.returncode == USAGE
+    assert "--token-file" in r.stderr
 
 
 # -- list, stats, kill, top --------------------------------------------------------
