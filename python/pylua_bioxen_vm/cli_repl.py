@@ -47,6 +47,15 @@ class Repl:
             rl.remove_history_item(n - 1 - i)
         rl.add_history("\n".join(lines))
 
+    def _report(self, e: BioxenError) -> None:
+        """Print a chunk's error; re-raise it if the VM itself is gone (a
+        script's failed mailbox send is VMNotFound too, with the VM alive)."""
+        if isinstance(e, ManagerError):
+            raise e
+        if isinstance(e, VMNotFound):
+            self.vm.function_exists("print")    # raises VMNotFound if gone
+        report_error(e, "error")
+
     def run_chunk(self, code: str) -> bool:
         """Run one chunk; False if it is incomplete (more lines are needed)."""
         try:
@@ -60,10 +69,10 @@ class Repl:
                 report_error(e, "error")
                 return True
             except BioxenError as e:
-                report_error(e, "error")
+                self._report(e)
                 return True
         except BioxenError as e:
-            report_error(e, "error")
+            self._report(e)
             return True
         if res.output:
             sys.stdout.write(res.output)
@@ -97,6 +106,9 @@ class Repl:
                 lines = []
             except ManagerError as e:
                 raise CliError("the manager went away: %s" % e) from None
+            except VMNotFound:
+                raise CliError("VM %r is gone (destroyed or crashed); leaving"
+                               % self.vm.name) from None
             sys.stdout.flush()
 
 

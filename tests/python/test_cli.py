@@ -532,6 +532,16 @@ def test_repl_attaches_to_a_named_persistent_vm(env, repl, server, client):
         vm.close()
 
 
+def test_repl_leaves_when_its_vm_is_killed(env, repl, server, client):
+    vm = client.create_vm("doomed", persistent=True)
+    p = repl("doomed", "--address", server.sock)
+    p.expect(r"attached to VM 'doomed'.*\n> ")
+    vm.close()
+    p.line("1")
+    p.expect(r"'doomed' is gone")
+    assert p.wait() == 1
+
+
 def test_repl_fresh_vm_on_a_shared_manager_is_destroyed_on_exit(repl, server, client):
     p = repl("--address", server.sock)
     m = p.expect(r"fresh VM '([^']+)'.*\n> ")
