@@ -38,7 +38,7 @@ exit status: 0 ok, 1 Lua error or failed command, 2 usage error,
 EPILOGS = {
     "run": """\
 examples:
-  bioxen run script.lua
+  bioxen run script.lua input.csv 10     # arg[1], arg[2] in Lua
   bioxen run script.lua --memory 16M --timeout 2s --instructions 10M
   echo 'print(1 + 1)' | bioxen run -
   bioxen run -e 'x = 21' -e 'return x * 2'
@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
              "return values.", cmd_run)
     p.add_argument("script", nargs="?", metavar="SCRIPT",
                    help="Lua file to run, or - to read stdin")
+    p.add_argument("args", nargs="*", metavar="ARG",
+                   help="arguments for the script, in the global table arg "
+                        "(arg[0] is SCRIPT), as the lua command does")
     p.add_argument("-e", dest="exec", action="append", metavar="CODE",
                    help="run CODE (before SCRIPT; may repeat)")
     p.add_argument("--module-dir", metavar="DIR",

@@ -77,6 +77,8 @@ def _chunks(args: argparse.Namespace) -> list[tuple[str, str]]:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the chunks; the exit status says how it went."""
     chunks = _chunks(args)
+    if args.args and args.script is None:
+        raise CliError("arguments %s need a SCRIPT to go to" % " ".join(args.args), EXIT_USAGE)
     with connect(args, embedded_ok=True) as m:
         name = "run-%d-%d" % (os.getpid(), id(args) & 0xFFFF)
         try:
@@ -86,6 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             report_error(e)
             return error_status(e)
         try:
+            if args.script is not None:
+                vm.set_globals({"arg": dict(enumerate([args.script] + args.args))})
             for code, chunkname in chunks:
                 try:
                     res = vm.execute_result(code, chunkname=chunkname)

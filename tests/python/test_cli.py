@@ -178,6 +178,14 @@ def test_run_file_prints_output_and_return_values(env, tmp_path):
     assert r.stdout == 'hello from lua\n42\t"x"\t{1, 2, k = true}\tnil\n'
 
 
+def test_run_passes_arguments_in_arg(env, tmp_path):
+    script = tmp_path / "args.lua"
+    script.write_text("return #arg, arg[0], arg[1], arg[2]\n")
+    r = bx(env, "run", str(script), "in.csv", "10", "--timeout", "5s")
+    assert r.returncode == OK, r.stderr
+    assert r.stdout == '2\t"%s"\t"in.csv"\t"10"\n' % script
+
+
 def test_run_reads_stdin_and_e_code_in_order(env):
     r = bx(env, "run", "-e", "x = 20", "-", input="print(x + 1)\nreturn x * 2\n")
     assert r.returncode == OK, r.stderr
@@ -401,23 +409,37 @@ def test_top_on_a_terminal_quits_on_q(env, server):
         os.write(p.fd, b"q")
         assert p.wait() == 0
     finally:
-        if alive(p.pid):
+        if p.proc.poll() is None:
             p.kill()
 
 
 # -- repl through a pseudo-terminal ---------------------------------------------------
 
+_ON_TTY = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+for i in (0, 1, 2):
+    os.dup2(fd, i)
+os.close(fd)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
 class Pty:
     """``bioxen ARGS`` on a pseudo-terminal we type into."""
 
     def __init__(self, env, *args):
-        pid, fd = os.forkpty()
-        if pid == 0:    # child: becomes bioxen on the terminal
-            try:
-                os.execve(PY, BIOXEN + list(args), env)
-            finally:
-                os._exit(127)
-        self.pid, self.fd = pid, fd
+        # Not os.forkpty: forking a threaded pytest can deadlock the child
+        # before its exec.  subprocess forks safely; the child, a new session
+        # leader, opens the terminal by name so it becomes its controlling
+        # terminal (Ctrl-C must reach it as SIGINT).
+        # We keep our slave fd open until the end: with none open, reads of
+        # the master fail with EIO (before the child opens it, after it exits).
+        master, self.slave = os.openpty()
+        self.proc = subprocess.Popen(
+            [PY, "-c", _ON_TTY, os.ttyname(self.slave)] + BIOXEN + list(args),
+            env=env, start_new_session=True)
+        self.pid, self.fd = self.proc.pid, master
         self.seen = ""
 
     def expect(self, pattern):
@@ -425,6 +447,21 @@ class Pty:
         text = read_until(self.fd, pattern)
         self.seen += text
         return text
+
+    def interrupt(self, pattern):
+        """Ctrl-C, then wait for ``pattern``.
+
+        Python's readline has a window between printing the prompt and
+        blocking in select() in which a SIGINT only sets a flag; a second
+        Ctrl-C then delivers it.  A user never notices; a test typing at
+        machine speed can, so it presses again after a few seconds."""
+        for _ in range(5):
+            os.write(self.fd, b"\x03")
+            try:
+                return read_until(self.fd, pattern, 3.0)
+            except AssertionError:
+                continue
+        raise AssertionError("Ctrl-C never brought back %r" % pattern)
 
     def line(self, text):
         os.write(self.fd, text.encode() + b"\r")
@@ -434,9 +471,9 @@ class Pty:
         end = time.monotonic() + DEADLINE
         try:
             while True:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-                if pid:
-                    return os.waitstatus_to_exitcode(status)
+                code = self.proc.poll()
+                if code is not None:
+                    return code
                 assert time.monotonic() < end, "bioxen did not exit"
                 # Drain the terminal so the child never blocks writing; the
                 # select timeout only bounds how late we see the exit.
@@ -448,6 +485,7 @@ class Pty:
                         pass
         finally:
             os.close(self.fd)
+            os.close(self.slave)
 
     def close(self):
         """Ctrl-D; return the exit status."""
@@ -455,11 +493,8 @@ class Pty:
         return self.wait()
 
     def kill(self):
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except OSError:
-            pass
+        self.proc.kill()
+        self.proc.wait()
 
 
 @pytest.fixture
@@ -472,7 +507,7 @@ def repl(env):
         return p
     yield start
     for p in made:
-        if alive(p.pid):
+        if p.proc.poll() is None:
             p.kill()
 
 
@@ -506,8 +541,7 @@ def test_repl_ctrl_c_drops_the_current_input(env, repl, tmp_path):
     p.expect(r"\n> ")
     p.line("function half(")
     p.expect(r"\n>> ")
-    os.write(p.fd, b"\x03")                          # Ctrl-C: back to a fresh prompt
-    p.expect(r"\n> ")
+    p.interrupt(r"\n> ")                             # Ctrl-C: back to a fresh prompt
     p.line("7 * 6")
     p.expect(r"\n42\n> ")
     assert p.close() == 0
