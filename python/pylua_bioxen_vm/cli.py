@@ -43,6 +43,7 @@ examples:
   echo 'print(1 + 1)' | bioxen run -
   bioxen run -e 'x = 21' -e 'return x * 2'
   bioxen run job.lua --address /run/bioxen.sock   # on a shared manager
+  bioxen run main.lua --module-dir lib --allow-import util
 
 Without --address (or $BIOXEN_ADDRESS) a private manager is started for the
 run and stopped after it.  Print output goes to stdout, then the chunk's

@@ -16,7 +16,8 @@ from typing import Any
 from .cli_common import (EXIT_OK, EXIT_USAGE, CliError, connect, error_status,
                          parse_count, parse_duration, parse_size, print_values,
                          report_error)
-from .errors import BioxenError
+from .errors import BioxenError, InvalidRequest
+from .policy import Policy
 
 
 def add_limit_options(p: argparse.ArgumentParser) -> None:
@@ -37,6 +38,13 @@ def add_limit_options(p: argparse.ArgumentParser) -> None:
                         "(see docs/security.md)")
     g.add_argument("--networked", action="store_true",
                    help="load LuaSocket and net into the VM")
+    g = p.add_argument_group("policy grants (everything else is refused)")
+    g.add_argument("--allow-import", action="append", metavar="MODULE",
+                   help="let require() load MODULE (from the manager's --module-dir)")
+    g.add_argument("--allow-fs", action="append", metavar="GLOB",
+                   help="let fs.read() read files matching GLOB, e.g. '/srv/*.csv'")
+    g.add_argument("--allow-tcp", action="append", metavar="HOST:PORT",
+                   help="let the VM connect to HOST:PORT (makes it networked)")
 
 
 def vm_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -50,6 +58,18 @@ def vm_options(args: argparse.Namespace) -> dict[str, Any]:
             kw[key] = v
     if getattr(args, "full_isolation", False):
         kw["full_isolation"] = True
+    grants = [(getattr(args, opt, None) or [], meth) for opt, meth in
+              (("allow_import", "allow_import"), ("allow_fs", "allow_fs"),
+               ("allow_tcp", "allow_tcp"))]
+    if any(values for values, _ in grants):
+        policy = Policy()
+        try:
+            for values, meth in grants:
+                for v in values:
+                    getattr(policy, meth)(v)
+        except InvalidRequest as e:
+            raise CliError(str(e), EXIT_USAGE) from None
+        kw["policy"] = policy
     return kw
 
 

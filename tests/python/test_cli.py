@@ -231,6 +231,17 @@ def test_run_max_output_cuts_output(env):
     assert "--max-output" in r.stderr
 
 
+def test_run_require_needs_module_dir_and_a_grant(env, tmp_path):
+    (tmp_path / "util.lua").write_text("return {answer = 42}\n")
+    code = "return require('util').answer"
+    r = bx(env, "run", "--module-dir", str(tmp_path), "--allow-import", "util", "-e", code)
+    assert r.returncode == OK and r.stdout == "42\n", r.stderr
+    r = bx(env, "run", "--module-dir", str(tmp_path), "-e", code)
+    assert r.returncode == LUA_ERROR and "refused" in r.stderr
+    r = bx(env, "run", "--allow-import", "not a name", "-e", "return 1")
+    assert r.returncode == USAGE and "allow_import" in r.stderr
+
+
 def test_run_missing_file_is_a_usage_error(env, tmp_path):
     r = bx(env, "run", str(tmp_path / "nope.lua"))
     assert r.returncode == USAGE
