@@ -1,0 +1,7 @@
+"""``python3 -m pylua_bioxen_vm``: the ``bioxen`` command (cli.py)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
