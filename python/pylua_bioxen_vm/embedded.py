@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 from .errors import ManagerError
 
 _BINARY = "bioxen-manager"
+_SUN_PATH_MAX = 107   # sockaddr_un.sun_path holds 108 bytes with the NUL
 
 
 def find_manager(manager_path: Optional[str] = None) -> str:
@@ -75,12 +76,20 @@ class EmbeddedManager:
         """
         binary = find_manager(manager_path)
         tmpdir = tempfile.mkdtemp(prefix="bioxen-")
+        if len(os.path.join(tmpdir, "manager.sock").encode()) > _SUN_PATH_MAX:
+            # a long $TMPDIR would overflow sun_path: fall back to /tmp
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            tmpdir = tempfile.mkdtemp(prefix="bioxen-", dir="/tmp")
         sock = os.path.join(tmpdir, "manager.sock")
         try:
             proc = subprocess.Popen(
                 [binary, "--socket", sock, "--exit-with-stdin"]
                 + (["--module-dir", module_dir] if module_dir else []) + list(extra_args),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+                # its own session: a Ctrl-C at the terminal interrupts Python,
+                # which then closes the manager cleanly (it also exits when
+                # our stdin pipe closes, so it never outlives us)
+                start_new_session=True)
         except OSError as e:
             shutil.rmtree(tmpdir, ignore_errors=True)
             raise ManagerError("cannot start %s: %s" % (binary, e)) from None
