@@ -7,8 +7,10 @@ BIOXEN_MANAGER (ctest sets it) or, failing that, the newest in-tree build.
 
 import faulthandler
 import glob
+import json
 import os
 import select
+import socket
 import sys
 import time
 from pathlib import Path
@@ -124,3 +126,27 @@ def make_manager():
         procs = [mpid] + descendants(mpid)
         m.close()
         assert not wait_gone(procs)
+
+
+class Raw:
+    """A bare NDJSON connection to a manager, for wire-level tests: ``req``
+    sends one request and returns its reply (events and other ids skipped)."""
+
+    def __init__(self, path, deadline=60.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(deadline)
+        self.sock.connect(path)
+        self.buf, self.n = b"", 0
+
+    def req(self, **msg):
+        self.n += 1
+        self.sock.sendall((json.dumps(dict(msg, id=self.n)) + "\n").encode())
+        while True:
+            while b"\n" not in self.buf:
+                chunk = self.sock.recv(1 << 16)
+                assert chunk, "manager closed the connection"
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\n", 1)
+            r = json.loads(line)
+            if r.get("id") == self.n:
+                return r

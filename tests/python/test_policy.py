@@ -6,12 +6,10 @@ Python and a SECURITY_VIOLATION event; set_policy hot-reloads a live VM.
 """
 
 import json
-import os
-import socket
 import time
 
 import pytest
-from conftest import descendants, manager_pid, wait_gone
+from conftest import Raw, descendants, manager_pid, wait_gone
 
 from pylua_bioxen_vm import (ExecutionTimeout, InvalidRequest, LuaError, MemoryLimitExceeded,
                              Policy, PolicyViolation, VMManager)
@@ -337,30 +335,6 @@ def test_module_dir_must_be_a_directory(tmp_path):
     with pytest.raises(InvalidRequest):
         VMManager(module_dir=str(tmp_path / "nope"))
 
-
-class Raw:
-    """A bare NDJSON connection to the manager (events skipped)."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(DEADLINE)
-        self.sock.connect(path)
-        self.buf = b""
-        self.n = 0
-
-    def req(self, **msg):
-        self.n += 1
-        msg["id"] = self.n
-        self.sock.sendall((json.dumps(msg) + "\n").encode())
-        while True:
-            while b"\n" not in self.buf:
-                chunk = self.sock.recv(1 << 16)
-                assert chunk, "manager closed the connection"
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\n", 1)
-            r = json.loads(line)
-            if r.get("id") == self.n:
-                return r
 
 
 BAD_WIRE = [

@@ -2,15 +2,13 @@
 project's files and the policy's imports only; the throwaway VM is gone
 afterwards, whatever happened."""
 
-import json
-import socket
 import time
 
 import pytest
 
 from pylua_bioxen_vm import (InvalidRequest, LuaError, LuaSyntaxError, PolicyViolation,
                              Policy, VMManager)
-from conftest import descendants, manager_pid, wait_gone
+from conftest import Raw, descendants, manager_pid, wait_gone
 
 DEADLINE = 60.0
 
@@ -172,28 +170,6 @@ def test_async_projects_concurrently(manager):
     assert [f.result(DEADLINE) for f in futs] == [3 * i for i in range(8)]
     assert project_vms(manager) == []
 
-
-class Raw:
-    """A bare NDJSON connection to the manager (events skipped)."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(DEADLINE)
-        self.sock.connect(path)
-        self.buf, self.n = b"", 0
-
-    def req(self, **msg):
-        self.n += 1
-        self.sock.sendall((json.dumps(dict(msg, id=self.n)) + "\n").encode())
-        while True:
-            while b"\n" not in self.buf:
-                chunk = self.sock.recv(65536)
-                assert chunk, "manager closed the connection"
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\n", 1)
-            r = json.loads(line)
-            if r.get("id") == self.n:
-                return r
 
 
 BAD_PROJECTS = [

@@ -2,14 +2,14 @@
 persists across runs, set_state/get_state round-trip data, reset clears,
 sessions are isolated; exec's "expr" evaluates like the lua REPL."""
 
-import json
-import socket
 
 import pytest
 
 from pylua_bioxen_vm import (InstructionLimitExceeded, InvalidRequest, LuaOpaque,
                              LuaSyntaxError, VMExists, VMNotFound)
 from pylua_bioxen_vm.sessions import Session
+
+from conftest import Raw
 
 DEADLINE = 60.0
 
@@ -125,28 +125,6 @@ def test_run_async_in_order(manager):
     futs = [s.run_async("n = n + 1") for _ in range(20)] + [s.run_async("n")]
     assert [f.result(DEADLINE) for f in futs] == [None] * 20 + [20]
 
-
-class Raw:
-    """A bare NDJSON connection to the manager (events skipped)."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(DEADLINE)
-        self.sock.connect(path)
-        self.buf, self.n = b"", 0
-
-    def req(self, **msg):
-        self.n += 1
-        self.sock.sendall((json.dumps(dict(msg, id=self.n)) + "\n").encode())
-        while True:
-            while b"\n" not in self.buf:
-                chunk = self.sock.recv(65536)
-                assert chunk, "manager closed the connection"
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\n", 1)
-            r = json.loads(line)
-            if r.get("id") == self.n:
-                return r
 
 
 def test_wire_expr_and_get_state(manager):
