@@ -53,10 +53,11 @@ static json_t *vm_describe(struct vm *vm)
 {
     const char *state = vm->state == VM_STARTING ? "starting" :
                         vm->npending ? "busy" : "idle";
-    return json_pack("{s:s, s:i, s:s, s:I, s:b, s:b}", "name", vm->name,
+    return json_pack("{s:s, s:i, s:s, s:I, s:b, s:b, s:b}", "name", vm->name,
                      "pid", vm->node ? (int)vm->node->pid : 0, "state", state,
                      "pending", (json_int_t)vm->npending,
-                     "persistent", vm->persistent, "networked", vm->networked);
+                     "persistent", vm->persistent, "networked", vm->networked,
+                     "pool", vm->pool != NULL);
 }
 
 static void op_list(struct client *c, json_t *id)
@@ -75,7 +76,7 @@ static void op_shutdown_all(struct client *c, json_t *id)
     size_t n, killed = 0;
     struct vm **all = registry_all(&n);
     for (size_t i = 0; all && i < n; i++) {
-        if (all[i]->owner_id == c->id || all[i]->persistent) {
+        if (!all[i]->pool && (all[i]->owner_id == c->id || all[i]->persistent)) {
             vmproc_destroy(all[i], BX_E_VM_CRASHED, "VM destroyed");
             killed++;
         }
@@ -122,7 +123,7 @@ static void op_vm(struct client *c, json_t *id, json_t *req, const char *op, int
     if (!name)
         return FAIL(c, id, BX_E_BAD_REQUEST, "'vm' must be a VM name");
     struct vm *vm = registry_find(name);
-    if (!vm)
+    if (!vm || vm->pool)    /* pool VMs are reached through run only */
         return FAIL(c, id, BX_E_VM_NOT_FOUND, "no VM named '%.64s'", name);
     enum bx_err e = req_check_vm_op(req, k, err, sizeof err);
     if (e != BX_OK)
@@ -177,9 +178,11 @@ void router_dispatch(struct client *c, json_t *req)
         ;   /* mailbox_open/close, mail_send/recv, outbox_recv */
     else if (policy_client_op(c, id, op, req))
         ;   /* set_policy */
+    else if (pool_client_op(c, id, op, req))
+        ;   /* run, pool_config, pool_warmup */
     else if (strcmp(op, "destroy") == 0) {
         struct vm *vm = registry_find(req_vm_name(req) ? req_vm_name(req) : "");
-        if (!vm)
+        if (!vm || vm->pool)
             FAIL(c, id, BX_E_VM_NOT_FOUND, "no such VM");
         else {
             vmproc_destroy(vm, BX_E_VM_CRASHED, "VM destroyed");

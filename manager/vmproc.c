@@ -234,7 +234,9 @@ struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
     json_object_del(init, "persistent");
     vm->deadline = evtimer_new(mgr->base, deadline_cb, vm);
     vm->next_id = 1;
-    if (!vm->deadline || (*code = node_spawn(vm, owner->id, orig_id, err, errlen)) != BX_OK) {
+    /* no orig_id: nobody waits for the init reply (a pool VM, pool.c) */
+    uint64_t waiter = orig_id ? owner->id : 0;
+    if (!vm->deadline || (*code = node_spawn(vm, waiter, orig_id, err, errlen)) != BX_OK) {
         if (vm->deadline)
             event_free(vm->deadline);
         json_decref(vm->init);
@@ -303,6 +305,8 @@ static size_t vm_fail_pending(struct vm *vm, enum bx_err head_code,
 
 void vmproc_destroy(struct vm *vm, enum bx_err code, const char *why)
 {
+    if (vm->pool)
+        pool_vm_gone(vm);
     vm_fail_pending(vm, code, why, 0);
     node_detach(vm->node);
     mailbox_vm_removed(vm->name);   /* mailbox hook */
@@ -616,6 +620,8 @@ static void node_read_cb(struct bufferevent *bev, void *arg)
         if (n->chan)
             evbuffer_drain(in, len + 1);
     }
+    if (n->vm && n->vm->pool)
+        pool_vm_settled(n->vm);
     n->busy = 0;
     node_release(n);
     flush_all();

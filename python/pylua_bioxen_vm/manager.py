@@ -21,6 +21,7 @@ from .errors import InvalidRequest, ManagerError, VMNotFound
 from .limits import check_limits
 from .mailbox import Mailbox, send_mail
 from .net import NetManagerMixin
+from .pool import PoolManagerMixin
 from .policy import Policy, check_policy
 from .core import Core, Event
 from .vm import VM
@@ -72,7 +73,7 @@ def _isolation_fields(full: bool, uid: Optional[int], gid: Optional[int],
     return out
 
 
-class VMManager(NetManagerMixin):
+class VMManager(NetManagerMixin, PoolManagerMixin):
     """Creates and drives named Lua VMs through one bioxen-manager.
 
     Args:
@@ -84,6 +85,9 @@ class VMManager(NetManagerMixin):
         token: authentication token for TCP listeners.
         module_dir: directory the embedded manager serves ``require`` from
             (``a.b`` is ``module_dir/a/b.lua``; see ``Policy.allow_import``).
+        pool_min, pool_max, pool_idle_timeout: the manager-side pool behind
+            ``run``/``map`` (pool.py): VMs kept warm, the most at once, and
+            seconds an idle VM above pool_min lives.
         **default_limits: memory_limit, instruction_limit, timeout, cpu_limit,
             max_output applied to every VM created here unless overridden.
 
@@ -94,8 +98,10 @@ class VMManager(NetManagerMixin):
 
     def __init__(self, address: Optional[str] = None, *, manager_path: Optional[str] = None,
                  start_timeout: float = 10.0, token: Optional[str] = None,
-                 module_dir: Optional[str] = None, **default_limits: Any) -> None:
+                 module_dir: Optional[str] = None, pool_min: int = 0, pool_max: int = 8,
+                 pool_idle_timeout: float = 30.0, **default_limits: Any) -> None:
         self.default_limits = check_limits(default_limits)
+        self._pool_init(pool_min, pool_max, pool_idle_timeout)
         if module_dir is not None and (address is not None or not os.path.isdir(module_dir)):
             raise InvalidRequest("module_dir %r: it must be an existing directory, and it "
                                  "applies to the embedded manager only (start a shared "
