@@ -4,6 +4,7 @@
 #include "cgroup.h"
 #include "mailbox.h"
 #include "policy.h"
+#include "spare.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,7 +27,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bioxen-manager --socket PATH [--tcp HOST:PORT --token-file FILE]\n"
                     "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n"
-                    "       [--module-dir DIR] [--no-cgroups]\n");
+                    "       [--module-dir DIR] [--no-cgroups] [--spares N]\n");
     exit(2);
 }
 
@@ -75,7 +76,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         {"socket", 1, 0, 's'}, {"tcp", 1, 0, 't'}, {"token-file", 1, 0, 'k'},
         {"vmnode", 1, 0, 'v'}, {"exit-with-stdin", 0, 0, 'e'},
         {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"module-dir", 1, 0, 'm'},
-        {"no-cgroups", 0, 0, 'c'}, {0, 0, 0, 0}};
+        {"no-cgroups", 0, 0, 'c'}, {"spares", 1, 0, 'p'}, {0, 0, 0, 0}};
     const char *vmnode = NULL, *token_file = NULL, *module_dir = NULL;
     char err[512];
     int c;
@@ -90,6 +91,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'g': m->grace = strtod(optarg, NULL); break;
         case 'c': m->no_cgroups = 1; break;
         case 'm': module_dir = optarg; break;
+        case 'p': m->spares = (unsigned)strtoul(optarg, NULL, 10); break;
         default: usage();
         }
     }
@@ -131,6 +133,7 @@ int main(int argc, char **argv)
     mgr = &m;
     m.max_frame = BX_FRAME_MAX_DEFAULT;
     m.grace = 0.5;
+    m.spares = 2;
     parse_args(&m, argc, argv);
     signal(SIGPIPE, SIG_IGN);   /* a vanished peer is an EPIPE, not our death */
     m.start_time = proto_now();
@@ -145,6 +148,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: %s\n", err);
         return 1;
     }
+    spare_init(m.spares);
     printf("READY %s\n", m.socket_path);
     fflush(stdout);
     event_base_dispatch(m.base);
@@ -180,6 +184,7 @@ void manager_shutdown(const char *why)
     server_close(mgr);
     client_stop_all(mgr);
     vmproc_kill_all(mgr);
+    spare_stop();
     if (mgr->stdin_ev)
         event_del(mgr->stdin_ev);
     event_active(mgr->stop_tick, EV_TIMEOUT, 0);

@@ -110,6 +110,7 @@ struct manager {
     double grace;
     int exit_with_stdin;
     int no_cgroups;         /* --no-cgroups: rlimits only */
+    unsigned spares;        /* --spares: nodes kept ready (spare.c) */
     /* runtime */
     struct evconnlistener *unix_l, *tcp_l;
     struct event *sig_term, *sig_int, *sig_chld, *stdin_ev, *reaper, *stop_tick;

@@ -7,6 +7,7 @@
 #include "validate.h"
 #include "mailbox.h"
 #include "policy.h"
+#include "spare.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,9 +110,14 @@ static void op_auth(struct client *c, json_t *id, json_t *req)
 
 static void op_hello(struct client *c, json_t *id)
 {
-    reply(c, id, json_pack("{s:s, s:i, s:i, s:I}", "server", "bioxen-manager",
+    pid_t pids[64];
+    size_t n = spare_pids(pids, 64);
+    json_t *spares = json_array();  /* nodes ready for a create (spare.c) */
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(spares, json_integer(pids[i]));
+    reply(c, id, json_pack("{s:s, s:i, s:i, s:I, s:o}", "server", "bioxen-manager",
                            "version", BX_PROTO_VERSION, "pid", (int)getpid(),
-                           "frame_max", (json_int_t)mgr->max_frame));
+                           "frame_max", (json_int_t)mgr->max_frame, "spares", spares));
 }
 
 /* ---- VM ops ------------------------------------------------------------- */

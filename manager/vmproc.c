@@ -8,6 +8,7 @@
 #include "mailbox.h"
 #include "nodewire.h"
 #include "policy.h"
+#include "spare.h"
 #include "spawn.h"
 
 #include <errno.h>
@@ -129,6 +130,18 @@ static enum bx_err node_start(struct vm *vm, int child_fd, pid_t *pid, unsigned 
     return BX_OK;
 }
 
+/* A spare node (spare.c) for a plainly spawned VM: 0 with its channel fd. */
+static int node_from_spare(struct vm *vm, int *fd, pid_t *pid, unsigned *seq)
+{
+    unsigned long long heap = (unsigned long long)limit_num(json_object_get(vm->init, "limits"),
+                                                            "memory_limit");
+    if (vm->full_isolation || spare_take(heap, fd, pid, seq) < 0)
+        return -1;
+    json_decref(vm->isolation);
+    vm->isolation = isolation_report(vm, "", heap);
+    return 0;
+}
+
 /* Starts a node for vm and queues its init frame (answered to client_id's
  * orig_id when the node is ready). Returns BX_OK, or a code with err. */
 static enum bx_err node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id,
@@ -137,6 +150,8 @@ static enum bx_err node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id
     int sv[2];
     pid_t pid;
     unsigned seq;
+    if (node_from_spare(vm, &sv[0], &pid, &seq) == 0)
+        goto started;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         snprintf(err, errlen, "socketpair: %s", strerror(errno));
         return BX_E_INTERNAL;
@@ -155,6 +170,7 @@ static enum bx_err node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id
         close(sv[0]);
         return rc;
     }
+started:;
     struct node *n = calloc(1, sizeof *n);
     evutil_make_socket_nonblocking(sv[0]);
     n->chan = n ? bufferevent_socket_new(mgr->base, sv[0], BEV_OPT_CLOSE_ON_FREE) : NULL;
@@ -756,8 +772,10 @@ void vmproc_reap_cb(evutil_socket_t sig, short ev, void *arg)
     pid_t pid;
     while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
         struct node *n = *pid_slot(pid);
-        if (!n)
+        if (!n) {
+            spare_reaped(pid);
             continue;
+        }
         n->reaped = 1;
         n->status = status;
         n->cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
