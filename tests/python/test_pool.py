@@ -179,3 +179,53 @@ def test_bad_pool_requests_get_typed_errors(make_manager):
         with pytest.raises(InvalidRequest):
             conn.call("run", fields)
     assert m.run("return 'still serving'") == "still serving"
+
+
+# ---- spare nodes (manager/spare.c) ---------------------------------------
+
+def spare_pids(m):
+    return set(m._core.conn.call("hello", {}).get("spares") or [])
+
+
+def test_create_takes_a_spare_that_already_existed(make_manager):
+    m = make_manager()
+    assert wait_until(lambda: len(spare_pids(m)) == 2)   # default --spares 2
+    before = spare_pids(m)
+    vm = m.create_vm("fromspare", memory_limit=8 << 20, instruction_limit=100000)
+    assert vm.pid in before
+    assert vm.execute("return 6 * 7") == 42
+    with pytest.raises(InstructionLimitExceeded):
+        vm.execute("while true do end")     # init applied the VM's own limits
+    assert vm.stats()["mem_limit"] == 8 << 20
+    assert wait_until(lambda: len(spare_pids(m)) == 2)   # refilled
+    assert vm.pid not in spare_pids(m)
+
+
+def test_full_isolation_does_not_take_a_spare(make_manager):
+    from pylua_bioxen_vm import IsolationUnavailable
+    m = make_manager()
+    assert wait_until(lambda: len(spare_pids(m)) == 2)
+    before = spare_pids(m)
+    try:
+        vm = m.create_vm("iso", full_isolation=True)
+    except IsolationUnavailable:
+        pytest.skip("no namespaces here")
+    assert vm.pid not in before
+    assert spare_pids(m) == before
+
+
+def test_spares_zero_turns_them_off(tmp_path):
+    import subprocess
+    from pylua_bioxen_vm import VMManager
+    sock = str(tmp_path / "m.sock")
+    p = subprocess.Popen([os.environ["BIOXEN_MANAGER"], "--socket", sock, "--spares", "0",
+                          "--exit-with-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline().startswith(b"READY")
+        with VMManager("unix:" + sock) as m:
+            assert spare_pids(m) == set()
+            assert m.create_vm("plain").execute("return 1") == 1
+            assert spare_pids(m) == set()
+    finally:
+        p.stdin.close()
+        assert p.wait(60) == 0
