@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,17 @@ static int wire_events(struct manager *m)
     return 0;
 }
 
+/* One fd per node channel and per client: 10,000 idle VMs need more than
+ * the usual soft limit of 1024, so take the hard limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static struct manager m;
@@ -136,6 +148,7 @@ int main(int argc, char **argv)
     m.spares = 2;
     parse_args(&m, argc, argv);
     signal(SIGPIPE, SIG_IGN);   /* a vanished peer is an EPIPE, not our death */
+    raise_fd_limit();
     m.start_time = proto_now();
     m.base = event_base_new();
     if (!m.base || registry_init(&m) < 0 || wire_events(&m) < 0) {
