@@ -24,6 +24,7 @@
 #define SPARE_MAX 64
 #define BACKOFF_FIRST 0.1
 #define BACKOFF_MAX 30.0
+#define SPARE_REFILL_FALLBACK 0.005
 
 struct spare {
     pid_t pid;
@@ -110,9 +111,12 @@ void spare_init(unsigned target)
 
 int spare_take(unsigned long long heap_limit, int *fd, pid_t *pid, unsigned *seq)
 {
+    /* The refill's fork/exec must not run before the node's init reply has
+     * gone out (posix_spawn's vfork stops the loop until the exec): the
+     * create reply kicks it (spare_kick); this timer is only the fallback. */
+    refill_at(SPARE_REFILL_FALLBACK);
     while (sp.n) {
         struct spare s = sp.s[--sp.n];
-        refill_at(0);
         if (cgroup_prepare(s.seq, heap_limit) < 0) {   /* now bounded for its heap */
             kill(s.pid, SIGKILL);
             close(s.fd);
@@ -126,6 +130,14 @@ int spare_take(unsigned long long heap_limit, int *fd, pid_t *pid, unsigned *seq
         return 0;
     }
     return -1;
+}
+
+void spare_kick(void)
+{
+    if (sp.stopped || !sp.refill || sp.n >= sp.target || sp.failures)
+        return;     /* backing off after failures: the timer stands */
+    static const struct timeval now = {0, 0};
+    evtimer_add(sp.refill, &now);
 }
 
 int spare_reaped(pid_t pid)

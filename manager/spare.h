@@ -11,6 +11,8 @@ void spare_init(unsigned target);
  * and cgroup seq, the cgroup's memory bound set for heap_limit. 0, or -1
  * when there is none (the caller spawns a node itself). Refills later. */
 int spare_take(unsigned long long heap_limit, int *fd, pid_t *pid, unsigned *seq);
+/* A create's reply has gone out: refill now (off its critical path). */
+void spare_kick(void);
 /* pid was reaped by vmproc.c and is no VM's node: 1 if it was a spare. */
 int spare_reaped(pid_t pid);
 /* Kills and reaps every spare (shutdown); no refill after this. */

@@ -508,6 +508,7 @@ static void init_reply(struct vm *vm, struct pending *p, json_t *msg)
         client_send_new(c, proto_reply_new(p->orig_id,
                         json_pack("{s:s, s:i, s:O}", "name", vm->name, "pid", (int)vm->node->pid,
                                   "isolation", vm->isolation)));
+    spare_kick();   /* after the reply: flush_all() sends it before the next loop turn */
 }
 
 /* A reply must answer the FIFO head: the node runs requests in order.
