@@ -30,11 +30,13 @@ struct spare {
     pid_t pid;
     int fd;                 /* the manager's end of the channel */
     unsigned seq;           /* its cgroup */
+    unsigned long long heap;    /* the memory bound its cgroup was made for */
 };
 
 static struct {
     struct spare s[SPARE_MAX];
     unsigned n, target, failures;
+    unsigned long long last_heap;   /* the last create's heap: the likely next one */
     struct event *refill;   /* owned */
     int stopped;
 } sp;
@@ -54,7 +56,9 @@ static double backoff(void)
     return d > BACKOFF_MAX ? BACKOFF_MAX : d;
 }
 
-/* One spare: socketpair, cgroup (no memory bound yet), spawn, attach. */
+/* One spare: socketpair, cgroup (bounded for the last create's heap, which
+ * saves the cgroup writes at handover when the next create asks the same),
+ * spawn, attach. */
 static int spare_spawn(struct spare *s)
 {
     char err[256];
@@ -68,7 +72,8 @@ static int spare_spawn(struct spare *s)
     }
     struct spawn_req r = {mgr->vmnode_path, sv[1], 0, 0, ""};
     s->seq = ++mgr->node_seq;
-    int rc = sv[1] < 0 || cgroup_prepare(s->seq, 0) < 0 ? -1 : spawn_node(&r, &s->pid, err, sizeof err);
+    s->heap = sp.last_heap;
+    int rc = sv[1] < 0 || cgroup_prepare(s->seq, s->heap) < 0 ? -1 : spawn_node(&r, &s->pid, err, sizeof err);
     if (sv[1] >= 0)
         close(sv[1]);
     if (rc == 0 && cgroup_attach(s->seq, s->pid) < 0) {
@@ -115,9 +120,13 @@ int spare_take(unsigned long long heap_limit, int *fd, pid_t *pid, unsigned *seq
      * gone out (posix_spawn's vfork stops the loop until the exec): the
      * create reply kicks it (spare_kick); this timer is only the fallback. */
     refill_at(SPARE_REFILL_FALLBACK);
+    sp.last_heap = heap_limit;
     while (sp.n) {
         struct spare s = sp.s[--sp.n];
-        if (cgroup_prepare(s.seq, heap_limit) < 0) {   /* now bounded for its heap */
+        /* cgroup_prepare only sets bounds: an unbounded VM cannot take a
+         * spare whose cgroup is bounded (nor one whose bound fails to move) */
+        if (s.heap != heap_limit && !cgroup_unavailable() &&
+            (!heap_limit || cgroup_prepare(s.seq, heap_limit) < 0)) {
             kill(s.pid, SIGKILL);
             close(s.fd);
             while (waitpid(s.pid, NULL, 0) < 0 && errno == EINTR)

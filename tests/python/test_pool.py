@@ -201,6 +201,22 @@ def test_create_takes_a_spare_that_already_existed(make_manager):
     assert vm.pid not in spare_pids(m)
 
 
+def test_an_unbounded_vm_does_not_take_a_memory_bounded_spare(make_manager):
+    m = make_manager()
+    assert wait_until(lambda: len(spare_pids(m)) == 2)
+    first = m.create_vm("bounded", memory_limit=8 << 20)
+    if first.isolation.get("cgroup") is None:
+        pytest.skip("no cgroups here: spares carry no memory bound")
+    m.create_vm("bounded1", memory_limit=8 << 20)   # both unbounded first spares used
+    assert wait_until(lambda: len(spare_pids(m)) == 2)   # made for 8 MiB, like the last
+    before = spare_pids(m)
+    free = m.create_vm("unbounded")
+    assert free.isolation["cgroup"]["memory"] is None
+    assert free.pid not in before
+    same = m.create_vm("bounded2", memory_limit=16 << 20)   # a bound moves: a spare is fine
+    assert same.execute("return 1") == 1
+
+
 def test_full_isolation_does_not_take_a_spare(make_manager):
     from pylua_bioxen_vm import IsolationUnavailable
     m = make_manager()
