@@ -122,7 +122,12 @@ int spare_take(unsigned long long heap_limit, int *fd, pid_t *pid, unsigned *seq
     refill_at(SPARE_REFILL_FALLBACK);
     sp.last_heap = heap_limit;
     while (sp.n) {
-        struct spare s = sp.s[--sp.n];
+        unsigned k = sp.n - 1;
+        for (unsigned i = 0; i < sp.n; i++)     /* one made for this heap saves the writes */
+            if (sp.s[i].heap == heap_limit)
+                k = i;
+        struct spare s = sp.s[k];
+        sp.s[k] = sp.s[--sp.n];
         /* cgroup_prepare only sets bounds: an unbounded VM cannot take a
          * spare whose cgroup is bounded (nor one whose bound fails to move) */
         if (s.heap != heap_limit && !cgroup_unavailable() &&

@@ -201,20 +201,36 @@ def test_create_takes_a_spare_that_already_existed(make_manager):
     assert vm.pid not in spare_pids(m)
 
 
-def test_an_unbounded_vm_does_not_take_a_memory_bounded_spare(make_manager):
+def node_memory_bound(pid):
+    """The memory limit of pid's own cgroup in bytes (None: unlimited or no cgroup)."""
+    with open("/proc/%d/cgroup" % pid) as f:
+        lines = [ln.rstrip("\n").split(":", 2) for ln in f]
+    for _, ctl, path in lines:
+        if "memory" in ctl.split(","):
+            file = "/sys/fs/cgroup/memory%s/memory.limit_in_bytes" % path
+            break
+    else:
+        file = "/sys/fs/cgroup%s/memory.max" % lines[0][2]
+    with open(file) as f:
+        v = f.read().strip()
+    return None if v == "max" or int(v) >= 1 << 60 else int(v)
+
+
+def test_spares_get_each_vms_own_memory_bound(make_manager):
     m = make_manager()
-    assert wait_until(lambda: len(spare_pids(m)) == 2)
-    first = m.create_vm("bounded", memory_limit=8 << 20)
-    if first.isolation.get("cgroup") is None:
+    probe = m.create_vm("probe", memory_limit=8 << 20)
+    if probe.isolation.get("cgroup") is None:
         pytest.skip("no cgroups here: spares carry no memory bound")
-    m.create_vm("bounded1", memory_limit=8 << 20)   # both unbounded first spares used
-    assert wait_until(lambda: len(spare_pids(m)) == 2)   # made for 8 MiB, like the last
-    before = spare_pids(m)
-    free = m.create_vm("unbounded")
-    assert free.isolation["cgroup"]["memory"] is None
-    assert free.pid not in before
-    same = m.create_vm("bounded2", memory_limit=16 << 20)   # a bound moves: a spare is fine
-    assert same.execute("return 1") == 1
+    # spares are made for the last create's heap: mix bounded and unbounded
+    for i, mem in enumerate([8 << 20, None, 8 << 20, 8 << 20, None, None, 32 << 20, None]):
+        assert wait_until(lambda: len(spare_pids(m)) == 2)
+        vm = m.create_vm("v%d" % i, memory_limit=mem)
+        bound = node_memory_bound(vm.pid)
+        if mem is None:
+            assert bound is None, "an unbounded VM got a spare's bound"
+        else:
+            assert bound is not None and mem <= bound < mem + (2 << 30)
+        assert vm.execute("return 1") == 1
 
 
 def test_full_isolation_does_not_take_a_spare(make_manager):
