@@ -190,6 +190,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 
 static void client_free(struct client *c)
 {
+    pool_client_gone(c);
     vmproc_disown(c);
     mailbox_client_gone(c);
     events_unsubscribe(c);

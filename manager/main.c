@@ -5,11 +5,13 @@
 #include "mailbox.h"
 #include "policy.h"
 #include "promhttp.h"
+#include "spare.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +31,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bioxen-manager --socket PATH [--tcp HOST:PORT --token-file FILE]\n"
                     "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n"
-                    "       [--module-dir DIR] [--no-cgroups] [--metrics-port PORT [--metrics-host HOST]]\n");
+                    "       [--module-dir DIR] [--no-cgroups] [--spares N]\n"
+                    "       [--metrics-port PORT [--metrics-host HOST]]\n");
     exit(2);
 }
 
@@ -89,7 +92,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         {"vmnode", 1, 0, 'v'}, {"exit-with-stdin", 0, 0, 'e'},
         {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"module-dir", 1, 0, 'm'},
         {"no-cgroups", 0, 0, 'c'}, {"metrics-port", 1, 0, 'P'},
-        {"metrics-host", 1, 0, 'H'}, {0, 0, 0, 0}};
+        {"metrics-host", 1, 0, 'H'}, {"spares", 1, 0, 'p'}, {0, 0, 0, 0}};
     const char *vmnode = NULL, *token_file = NULL, *module_dir = NULL;
     char err[512];
     int c;
@@ -106,6 +109,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'm': module_dir = optarg; break;
         case 'P': metrics_port = parse_port(optarg); break;
         case 'H': metrics_host = optarg; break;
+        case 'p': m->spares = (unsigned)strtoul(optarg, NULL, 10); break;
         default: usage();
         }
     }
@@ -140,6 +144,17 @@ static int wire_events(struct manager *m)
     return 0;
 }
 
+/* One fd per node channel and per client: 10,000 idle VMs need more than
+ * the usual soft limit of 1024, so take the hard limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static struct manager m;
@@ -147,8 +162,10 @@ int main(int argc, char **argv)
     mgr = &m;
     m.max_frame = BX_FRAME_MAX_DEFAULT;
     m.grace = 0.5;
+    m.spares = 2;
     parse_args(&m, argc, argv);
     signal(SIGPIPE, SIG_IGN);   /* a vanished peer is an EPIPE, not our death */
+    raise_fd_limit();
     m.start_time = proto_now();
     m.base = event_base_new();
     if (!m.base || registry_init(&m) < 0 || wire_events(&m) < 0) {
@@ -165,6 +182,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: %s\n", err);
         return 1;
     }
+    spare_init(m.spares);
     printf("READY %s\n", m.socket_path);
     fflush(stdout);
     event_base_dispatch(m.base);
@@ -201,6 +219,7 @@ void manager_shutdown(const char *why)
     server_close(mgr);
     client_stop_all(mgr);
     vmproc_kill_all(mgr);
+    spare_stop();
     if (mgr->stdin_ev)
         event_del(mgr->stdin_ev);
     event_active(mgr->stop_tick, EV_TIMEOUT, 0);

@@ -21,6 +21,7 @@
 
 struct client;
 struct vm;
+struct pool;
 struct node;
 
 /* One request in flight to a node. The client is named by its id, never by
@@ -81,6 +82,7 @@ struct vm {
     struct event *deadline; /* owned: timer on the FIFO head */
     uint64_t next_id;       /* next node request id */
     struct vmstats st;      /* counters (stats.c) */
+    struct pool *pool;      /* the connection's pool it serves (pool.c), or NULL */
 };
 
 struct client {
@@ -91,6 +93,7 @@ struct client {
     size_t scanned;         /* linebuf position */
     struct client *sub_prev, *sub_next;   /* subscriber list */
     struct client *close_next;            /* close-soon list */
+    struct pool *pool;      /* owned (pool.c); NULL until the first pool op */
 };
 
 struct metrics {
@@ -110,6 +113,7 @@ struct manager {
     double grace;
     int exit_with_stdin;
     int no_cgroups;         /* --no-cgroups: rlimits only */
+    unsigned spares;        /* --spares: nodes kept ready (spare.c) */
     /* runtime */
     struct evconnlistener *unix_l, *tcp_l;
     struct event *sig_term, *sig_int, *sig_chld, *stdin_ev, *reaper, *stop_tick;
@@ -194,6 +198,12 @@ void events_unsubscribe(struct client *c);
 /* One exec/call reply; ms < 0 when it carried no duration. */
 void metrics_record(int failed, double ms, json_int_t mem);
 json_t *metrics_report(void);
+
+/* pool.c: the per-connection pool of stateless VMs (op run) */
+int pool_client_op(struct client *c, json_t *id, const char *op, json_t *req);
+void pool_vm_settled(struct vm *vm);    /* a frame from a pool VM's node was handled */
+void pool_vm_gone(struct vm *vm);       /* vmproc_destroy of a pool VM */
+void pool_client_gone(struct client *c);
 
 /* main.c */
 void manager_shutdown(const char *why);

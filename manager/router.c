@@ -9,6 +9,7 @@
 #include "policy.h"
 #include "stream.h"
 #include "promhttp.h"
+#include "spare.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,10 +56,11 @@ static json_t *vm_describe(struct vm *vm)
 {
     const char *state = vm->state == VM_STARTING ? "starting" :
                         vm->npending ? "busy" : "idle";
-    return json_pack("{s:s, s:i, s:s, s:I, s:b, s:b}", "name", vm->name,
+    return json_pack("{s:s, s:i, s:s, s:I, s:b, s:b, s:b}", "name", vm->name,
                      "pid", vm->node ? (int)vm->node->pid : 0, "state", state,
                      "pending", (json_int_t)vm->npending,
-                     "persistent", vm->persistent, "networked", vm->networked);
+                     "persistent", vm->persistent, "networked", vm->networked,
+                     "pool", vm->pool != NULL);
 }
 
 static void op_list(struct client *c, json_t *id)
@@ -77,7 +79,7 @@ static void op_shutdown_all(struct client *c, json_t *id)
     size_t n, killed = 0;
     struct vm **all = registry_all(&n);
     for (size_t i = 0; all && i < n; i++) {
-        if (all[i]->owner_id == c->id || all[i]->persistent) {
+        if (!all[i]->pool && (all[i]->owner_id == c->id || all[i]->persistent)) {
             vmproc_destroy(all[i], BX_E_VM_CRASHED, "VM destroyed");
             killed++;
         }
@@ -110,9 +112,14 @@ static void op_auth(struct client *c, json_t *id, json_t *req)
 
 static void op_hello(struct client *c, json_t *id)
 {
-    json_t *r = json_pack("{s:s, s:i, s:i, s:I}", "server", "bioxen-manager",
+    pid_t pids[64];
+    size_t n = spare_pids(pids, 64);
+    json_t *spares = json_array();  /* nodes ready for a create (spare.c) */
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(spares, json_integer(pids[i]));
+    json_t *r = json_pack("{s:s, s:i, s:i, s:I, s:o}", "server", "bioxen-manager",
                           "version", BX_PROTO_VERSION, "pid", (int)getpid(),
-                          "frame_max", (json_int_t)mgr->max_frame);
+                          "frame_max", (json_int_t)mgr->max_frame, "spares", spares);
     if (r && promhttp_port() > 0)   /* --metrics-port 0 picks one: say which */
         json_object_set_new(r, "metrics_port", json_integer(promhttp_port()));
     reply(c, id, r);
@@ -136,7 +143,7 @@ static void op_vm(struct client *c, json_t *id, json_t *req, const char *op, int
     if (!name)
         return FAIL(c, id, BX_E_BAD_REQUEST, "'vm' must be a VM name");
     struct vm *vm = registry_find(name);
-    if (!vm)
+    if (!vm || vm->pool)    /* pool VMs are reached through run only */
         return FAIL(c, id, BX_E_VM_NOT_FOUND, "no VM named '%.64s'", name);
     enum bx_err e = req_check_vm_op(req, k, err, sizeof err);
     if (e != BX_OK)
@@ -193,9 +200,11 @@ void router_dispatch(struct client *c, json_t *req)
         ;   /* mailbox_open/close, mail_send/recv, outbox_recv */
     else if (policy_client_op(c, id, op, req))
         ;   /* set_policy */
+    else if (pool_client_op(c, id, op, req))
+        ;   /* run, pool_config, pool_warmup */
     else if (strcmp(op, "destroy") == 0) {
         struct vm *vm = registry_find(req_vm_name(req) ? req_vm_name(req) : "");
-        if (!vm)
+        if (!vm || vm->pool)
             FAIL(c, id, BX_E_VM_NOT_FOUND, "no such VM");
         else {
             vmproc_destroy(vm, BX_E_VM_CRASHED, "VM destroyed");

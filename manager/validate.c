@@ -414,6 +414,8 @@ enum bx_err req_check(json_t *req, char *err, size_t n)
         size_t count;
         return req_check_history(req, &count, err, n);
     }
+    if (req_check_pool_op(op, req, &e, err, n) == 0)
+        return e;
     if (strcmp(op, "create") == 0) {
         json_t *init;
         e = req_check_create(req, &init, err, n);

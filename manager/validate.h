@@ -51,6 +51,15 @@ enum bx_err req_check_history(json_t *req, size_t *count, char *err, size_t n);
 /* One limit value: 0, or -1 with err naming the field. */
 int req_check_limit(const char *key, json_t *v, int is_float, char *err, size_t n);
 
+/* Pool ops (poolcheck.c). pool_config: min/max (0..POOL_MAX_VMS, max >= 1,
+ * min <= max), idle_timeout and limits; *cfg->init is the pool VMs' init
+ * frame (a new reference) on BX_OK. run: an exec's fields without 'vm'. */
+#define POOL_MAX_VMS 4096
+struct pool_cfg { size_t min, max; double idle_timeout; json_t *init; };
+enum bx_err req_check_pool_config(json_t *req, struct pool_cfg *cfg, char *err, size_t n);
+enum bx_err req_check_run(json_t *req, char *err, size_t n);
+int req_check_pool_op(const char *op, json_t *req, enum bx_err *e, char *err, size_t n);
+
 /* Every check above, in the order router_dispatch applies them, for an
  * authenticated client of a manager that knows every VM name. */
 enum bx_err req_check(json_t *req, char *err, size_t n);

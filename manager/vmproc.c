@@ -8,6 +8,7 @@
 #include "mailbox.h"
 #include "nodewire.h"
 #include "policy.h"
+#include "spare.h"
 #include "spawn.h"
 #include "stream.h"
 
@@ -130,6 +131,18 @@ static enum bx_err node_start(struct vm *vm, int child_fd, pid_t *pid, unsigned 
     return BX_OK;
 }
 
+/* A spare node (spare.c) for a plainly spawned VM: 0 with its channel fd. */
+static int node_from_spare(struct vm *vm, int *fd, pid_t *pid, unsigned *seq)
+{
+    unsigned long long heap = (unsigned long long)limit_num(json_object_get(vm->init, "limits"),
+                                                            "memory_limit");
+    if (vm->full_isolation || spare_take(heap, fd, pid, seq) < 0)
+        return -1;
+    json_decref(vm->isolation);
+    vm->isolation = isolation_report(vm, "", heap);
+    return 0;
+}
+
 /* Starts a node for vm and queues its init frame (answered to client_id's
  * orig_id when the node is ready). Returns BX_OK, or a code with err. */
 static enum bx_err node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id,
@@ -138,6 +151,8 @@ static enum bx_err node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id
     int sv[2];
     pid_t pid;
     unsigned seq;
+    if (node_from_spare(vm, &sv[0], &pid, &seq) == 0)
+        goto started;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         snprintf(err, errlen, "socketpair: %s", strerror(errno));
         return BX_E_INTERNAL;
@@ -156,6 +171,7 @@ static enum bx_err node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id
         close(sv[0]);
         return rc;
     }
+started:;
     struct node *n = calloc(1, sizeof *n);
     evutil_make_socket_nonblocking(sv[0]);
     n->chan = n ? bufferevent_socket_new(mgr->base, sv[0], BEV_OPT_CLOSE_ON_FREE) : NULL;
@@ -235,7 +251,9 @@ struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
     json_object_del(init, "persistent");
     vm->deadline = evtimer_new(mgr->base, deadline_cb, vm);
     vm->next_id = 1;
-    if (!vm->deadline || (*code = node_spawn(vm, owner->id, orig_id, err, errlen)) != BX_OK) {
+    /* no orig_id: nobody waits for the init reply (a pool VM, pool.c) */
+    uint64_t waiter = orig_id ? owner->id : 0;
+    if (!vm->deadline || (*code = node_spawn(vm, waiter, orig_id, err, errlen)) != BX_OK) {
         if (vm->deadline)
             event_free(vm->deadline);
         json_decref(vm->init);
@@ -307,6 +325,8 @@ static size_t vm_fail_pending(struct vm *vm, enum bx_err head_code,
 
 void vmproc_destroy(struct vm *vm, enum bx_err code, const char *why)
 {
+    if (vm->pool)
+        pool_vm_gone(vm);
     vm_fail_pending(vm, code, why, 0);
     node_detach(vm->node);
     mailbox_vm_removed(vm->name);   /* mailbox hook */
@@ -497,6 +517,7 @@ static void init_reply(struct vm *vm, struct pending *p, json_t *msg)
         client_send_new(c, proto_reply_new(p->orig_id,
                         json_pack("{s:s, s:i, s:O}", "name", vm->name, "pid", (int)vm->node->pid,
                                   "isolation", vm->isolation)));
+    spare_kick();   /* after the reply: flush_all() sends it before the next loop turn */
 }
 
 /* A reply must answer the FIFO head: the node runs requests in order.
@@ -645,6 +666,8 @@ static void node_read_cb(struct bufferevent *bev, void *arg)
         if (n->chan)
             evbuffer_drain(in, len + 1);
     }
+    if (n->vm && n->vm->pool)
+        pool_vm_settled(n->vm);
     n->busy = 0;
     node_release(n);
     flush_all();
@@ -779,8 +802,10 @@ void vmproc_reap_cb(evutil_socket_t sig, short ev, void *arg)
     pid_t pid;
     while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
         struct node *n = *pid_slot(pid);
-        if (!n)
+        if (!n) {
+            spare_reaped(pid);
             continue;
+        }
         n->reaped = 1;
         n->status = status;
         n->cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +

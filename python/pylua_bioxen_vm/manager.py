@@ -22,6 +22,7 @@ from .limits import check_limits
 from .mailbox import Mailbox, send_mail
 from .metrics import history_n, metrics_args
 from .net import NetManagerMixin
+from .pool import PoolManagerMixin
 from .policy import Policy, check_policy
 from .core import Core, Event
 from .projects import ProjectMixin
@@ -75,7 +76,7 @@ def _isolation_fields(full: bool, uid: Optional[int], gid: Optional[int],
     return out
 
 
-class VMManager(NetManagerMixin, SessionMixin, ProjectMixin):
+class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
     """Creates and drives named Lua VMs through one bioxen-manager.
 
     Args:
@@ -90,6 +91,9 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin):
         metrics_port: serve Prometheus ``GET /metrics`` from the embedded
             manager on this port (0: any free port; see ``metrics_port``).
         metrics_host: the address it listens on (default 127.0.0.1).
+        pool_min, pool_max, pool_idle_timeout: the manager-side pool behind
+            ``run``/``map`` (pool.py): VMs kept warm, the most at once, and
+            seconds an idle VM above pool_min lives.
         **default_limits: memory_limit, instruction_limit, timeout, cpu_limit,
             max_output applied to every VM created here unless overridden.
 
@@ -101,9 +105,11 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin):
     def __init__(self, address: Optional[str] = None, *, manager_path: Optional[str] = None,
                  start_timeout: float = 10.0, token: Optional[str] = None,
                  module_dir: Optional[str] = None, metrics_port: Optional[int] = None,
-                 metrics_host: Optional[str] = None, **default_limits: Any) -> None:
+                 metrics_host: Optional[str] = None, pool_min: int = 0, pool_max: int = 8,
+                 pool_idle_timeout: float = 30.0, **default_limits: Any) -> None:
         self.default_limits = check_limits(default_limits)
         extra = metrics_args(address, metrics_port, metrics_host)
+        self._pool_init(pool_min, pool_max, pool_idle_timeout)
         if module_dir is not None and (address is not None or not os.path.isdir(module_dir)):
             raise InvalidRequest("module_dir %r: it must be an existing directory, and it "
                                  "applies to the embedded manager only (start a shared "

@@ -23,9 +23,9 @@ declare -A SRCS=(
 NODE_SRCS="$(ls vmnode/*.c | grep -v -e '/main\.c$' -e '/testhooks\.c$' | tr '\n' ' ')"
 SRCS[convert]="net/frame.c net/proto.c $NODE_SRCS"
 # the manager's framing and validation, plus the node's init-limits parser
-SRCS[request]="net/frame.c net/proto.c manager/linebuf.c manager/validate.c manager/pathcheck.c manager/project_check.c $NODE_SRCS"
+SRCS[request]="net/frame.c net/proto.c manager/linebuf.c manager/validate.c manager/poolcheck.c manager/pathcheck.c manager/project_check.c $NODE_SRCS"
 # the manager's policy validator and path checker (pure: no file system)
-SRCS[policy]="net/frame.c net/proto.c manager/validate.c manager/pathcheck.c manager/project_check.c"
+SRCS[policy]="net/frame.c net/proto.c manager/validate.c manager/poolcheck.c manager/pathcheck.c manager/project_check.c"
 
 # netlib.c includes net_lua.h, lua/net.lua as bytes (as vmnode/CMakeLists.txt makes it)
 { echo "static const unsigned char net_lua[] = {"

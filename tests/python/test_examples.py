@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("name, expect", [
     ("basic_usage.py", ["4.0", "42", "Hello, Python", "alice"]),
     ("callbacks.py", ["Python got", "ValueError"]),
-    ("distributed_compute.py", ["pi", "speed-up"]),
+    ("distributed_compute.py", ["pi", "speed-up", "pool map: 16/16 chunks (100%)"]),
     ("sandbox.py", ["stopped by the counting allocator", "Seccomp 2", "POLICY_HOTLOAD",
                     "stopped by the policy", "the manager still answers: True"]),
     ("p2p_messaging.py", ["Hello from client!", "broadcast reached 3 peers",

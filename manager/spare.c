@@ -1,0 +1,196 @@
+/* spare.c - a few bioxen-vmnode processes spawned ahead of need, each in its
+ * own prepared cgroup, blocked reading its init frame. vmproc.c's node_spawn
+ * takes one for a VM that is spawned plainly (not full_isolation: that needs
+ * namespaces made at fork time); uid/gid/networked/limits come with init, so
+ * a spare fits any such VM. Refills run off the create's path (a zero timer
+ * after the reply is queued); spawn failures and spares that die back off.
+ * Owns the spares' fds and cgroups until handover. Called by main.c (init,
+ * stop), vmproc.c (take, reaped) and router.c (hello). */
+#include "manager.h"
+#include "cgroup.h"
+#include "spare.h"
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SPARE_MAX 64
+#define BACKOFF_FIRST 0.1
+#define BACKOFF_MAX 30.0
+#define SPARE_REFILL_FALLBACK 0.005
+
+struct spare {
+    pid_t pid;
+    int fd;                 /* the manager's end of the channel */
+    unsigned seq;           /* its cgroup */
+    unsigned long long heap;    /* the memory bound its cgroup was made for */
+};
+
+static struct {
+    struct spare s[SPARE_MAX];
+    unsigned n, target, failures;
+    unsigned long long last_heap;   /* the last create's heap: the likely next one */
+    struct event *refill;   /* owned */
+    int stopped;
+} sp;
+
+static void refill_at(double delay)
+{
+    if (sp.stopped || !sp.refill || sp.n >= sp.target)
+        return;
+    struct timeval tv = {(time_t)delay, (suseconds_t)((delay - (time_t)delay) * 1e6)};
+    if (!evtimer_pending(sp.refill, NULL))
+        evtimer_add(sp.refill, &tv);
+}
+
+static double backoff(void)
+{
+    double d = BACKOFF_FIRST * (double)(1u << (sp.failures < 9 ? sp.failures : 9));
+    return d > BACKOFF_MAX ? BACKOFF_MAX : d;
+}
+
+/* One spare: socketpair, cgroup (bounded for the last create's heap, which
+ * saves the cgroup writes at handover when the next create asks the same),
+ * spawn, attach. */
+static int spare_spawn(struct spare *s)
+{
+    char err[256];
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    if (sv[1] == 3) {   /* dup2(3, 3) would leave FD_CLOEXEC set */
+        int d = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
+        close(sv[1]);
+        sv[1] = d;
+    }
+    struct spawn_req r = {mgr->vmnode_path, sv[1], 0, 0, ""};
+    s->seq = ++mgr->node_seq;
+    s->heap = sp.last_heap;
+    int rc = sv[1] < 0 || cgroup_prepare(s->seq, s->heap) < 0 ? -1 : spawn_node(&r, &s->pid, err, sizeof err);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    if (rc == 0 && cgroup_attach(s->seq, s->pid) < 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        rc = -1;
+    }
+    if (rc < 0) {
+        cgroup_remove(s->seq);
+        close(sv[0]);
+        return -1;
+    }
+    s->fd = sv[0];
+    return 0;
+}
+
+static void refill_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd; (void)ev; (void)arg;
+    /* one per turn of the loop: a burst of creates is not held up behind
+     * a row of fork/execs */
+    if (sp.stopped || sp.n >= sp.target)
+        return;
+    if (spare_spawn(&sp.s[sp.n]) < 0) {
+        sp.failures++;
+        refill_at(backoff());
+        return;
+    }
+    sp.n++;
+    refill_at(0);
+}
+
+void spare_init(unsigned target)
+{
+    sp.target = target > SPARE_MAX ? SPARE_MAX : target;
+    if (sp.target)
+        sp.refill = evtimer_new(mgr->base, refill_cb, NULL);
+    refill_at(0);
+}
+
+int spare_take(unsigned long long heap_limit, int *fd, pid_t *pid, unsigned *seq)
+{
+    /* The refill's fork/exec must not run before the node's init reply has
+     * gone out (posix_spawn's vfork stops the loop until the exec): the
+     * create reply kicks it (spare_kick); this timer is only the fallback. */
+    refill_at(SPARE_REFILL_FALLBACK);
+    sp.last_heap = heap_limit;
+    while (sp.n) {
+        unsigned k = sp.n - 1;
+        for (unsigned i = 0; i < sp.n; i++)     /* one made for this heap saves the writes */
+            if (sp.s[i].heap == heap_limit)
+                k = i;
+        struct spare s = sp.s[k];
+        sp.s[k] = sp.s[--sp.n];
+        /* cgroup_prepare only sets bounds: an unbounded VM cannot take a
+         * spare whose cgroup is bounded (nor one whose bound fails to move) */
+        if (s.heap != heap_limit && !cgroup_unavailable() &&
+            (!heap_limit || cgroup_prepare(s.seq, heap_limit) < 0)) {
+            kill(s.pid, SIGKILL);
+            close(s.fd);
+            while (waitpid(s.pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+            cgroup_remove(s.seq);
+            continue;
+        }
+        sp.failures = 0;    /* it lived until used */
+        *fd = s.fd, *pid = s.pid, *seq = s.seq;
+        return 0;
+    }
+    return -1;
+}
+
+void spare_kick(void)
+{
+    if (sp.stopped || !sp.refill || sp.n >= sp.target || sp.failures)
+        return;     /* backing off after failures: the timer stands */
+    static const struct timeval now = {0, 0};
+    evtimer_add(sp.refill, &now);
+}
+
+int spare_reaped(pid_t pid)
+{
+    for (unsigned i = 0; i < sp.n; i++) {
+        if (sp.s[i].pid != pid)
+            continue;
+        /* a spare died before any use: the node binary or the host is in
+         * trouble; try again later, not at once */
+        close(sp.s[i].fd);
+        cgroup_remove(sp.s[i].seq);
+        sp.s[i] = sp.s[--sp.n];
+        sp.failures++;
+        refill_at(backoff());
+        return 1;
+    }
+    return 0;
+}
+
+void spare_stop(void)
+{
+    sp.stopped = 1;
+    for (unsigned i = 0; i < sp.n; i++) {
+        kill(sp.s[i].pid, SIGKILL);
+        close(sp.s[i].fd);
+        while (waitpid(sp.s[i].pid, NULL, 0) < 0 && errno == EINTR)
+            ;   /* SIGKILLed and never ran a script: quick */
+        cgroup_remove(sp.s[i].seq);
+    }
+    sp.n = 0;
+    if (sp.refill)
+        event_free(sp.refill);
+    sp.refill = NULL;
+}
+
+size_t spare_pids(pid_t *out, size_t cap)
+{
+    size_t k = 0;
+    for (unsigned i = 0; i < sp.n && k < cap; i++)
+        out[k++] = sp.s[i].pid;
+    return k;
+}
