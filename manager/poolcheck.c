@@ -59,6 +59,11 @@ enum bx_err req_check_run(json_t *req, char *err, size_t n)
         snprintf(err, n, "'chunkname' must be a string");
         return BX_E_BAD_REQUEST;
     }
+    /* a pool VM has no name a client could ack a stream with */
+    if (json_object_get(req, "stream")) {
+        snprintf(err, n, "'stream' is for exec on a named VM, not for run");
+        return BX_E_BAD_REQUEST;
+    }
     return req_check_vm_op(req, req_vm_op("exec"), err, n);
 }
 

@@ -587,6 +587,31 @@ class AsyncVMManager:
         """True if the manager answers."""
         return await self._request("ping", {}) == "pong"
 
+    # -- the pool ----------------------------------------------------------
+
+    async def run(self, code: str, **kw: Any) -> Any:
+        """Run stateless code on a pooled VM; its value (``VMManager.run``:
+        ``timeout``, ``globals``, ``chunkname``, ``expr``)."""
+        m, hub = self._parts()
+        return await hub.wrap(m.run_async(code, **kw))
+
+    async def map(self, func_name_or_code: str, items: Any, **kw: Any) -> list:
+        """Apply a Lua function to each item over the pool; results in order
+        (``VMManager.map``: ``chunksize``, ``timeout``)."""
+        m, hub = self._parts()
+        out: list = []
+        for part in await asyncio.gather(*(hub.wrap(f) for f in
+                                           m.map_async(func_name_or_code, items, **kw))):
+            out.extend(part)
+        return out
+
+    async def warmup_pool(self) -> int:
+        """Wait until ``pool_min`` pool VMs are started; how many are ready."""
+        m, hub = self._parts()
+        m._pool_configure()
+        r = await hub.wrap(m._core.conn.request("pool_warmup", {}))
+        return int((r or {}).get("ready", 0))
+
     # -- sessions and projects ----------------------------------------------
 
     async def create_session(self, session_id: str, **create_vm_kwargs: Any) -> AsyncSession:

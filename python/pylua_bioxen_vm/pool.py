@@ -93,17 +93,20 @@ class PoolManagerMixin:
         return int((r or {}).get("ready", 0))
 
     def run_async(self, code: str, *, timeout: Optional[float] = None,
-                  globals: Optional[dict] = None, chunkname: Optional[str] = None) -> Future:
+                  globals: Optional[dict] = None, chunkname: Optional[str] = None,
+                  expr: bool = False) -> Future:
         """Run a Lua chunk on an idle pool VM; a Future of its value.
 
         The VM is reset after the run: nothing it set survives.  ``globals``
-        are set before the chunk runs.  Fails like ``VM.execute_async``
-        (LuaError, ExecutionTimeout, VMCrashed, ...).
+        are set before the chunk runs; ``expr=True`` is expression mode
+        (``run("1 + 2", expr=True)`` -> 3; see ``VM.execute_async``).  Fails
+        like ``VM.execute_async`` (LuaError, ExecutionTimeout, VMCrashed, ...).
         """
-        return self._run_raw(code, timeout, globals, chunkname, _value)
+        return self._run_raw(code, timeout, globals, chunkname, _value, expr)
 
     def _run_raw(self, code: str, timeout: Optional[float], globals: Optional[dict],
-                 chunkname: Optional[str] = None, transform: Any = None) -> Future:
+                 chunkname: Optional[str] = None, transform: Any = None,
+                 expr: bool = False) -> Future:
         if not isinstance(code, str):
             raise InvalidRequest("code must be a str, not %s" % type(code).__name__)
         fields: dict[str, Any] = {"code": code}
@@ -111,6 +114,8 @@ class PoolManagerMixin:
             fields["timeout"] = check_limit("timeout", timeout)
         if chunkname is not None:
             fields["chunkname"] = chunkname
+        if expr:
+            fields["expr"] = True
         if globals:
             if not isinstance(globals, dict) or not all(isinstance(k, str) for k in globals):
                 raise InvalidRequest("globals must be a dict with str keys")
@@ -119,10 +124,11 @@ class PoolManagerMixin:
         return self._core.conn.request("run", fields, transform=transform)
 
     def run(self, code: str, *, timeout: Optional[float] = None,
-            globals: Optional[dict] = None, chunkname: Optional[str] = None) -> Any:
+            globals: Optional[dict] = None, chunkname: Optional[str] = None,
+            expr: bool = False) -> Any:
         """Run a Lua chunk on a fresh pool VM and return its value (see run_async)."""
         return self._core.conn.wait(self.run_async(code, timeout=timeout, globals=globals,
-                                                   chunkname=chunkname))
+                                                   chunkname=chunkname, expr=expr))
 
     def map_async(self, func_name_or_code: str, items: Iterable, *, chunksize: int = 1,
                   timeout: Optional[float] = None) -> list:

@@ -414,3 +414,21 @@ def test_async_sessions_and_projects():
         finally:
             await close_and_check(m)
     run(main())
+
+
+def test_async_pool_run_map_and_warmup():
+    async def main():
+        m = await opened(pool_min=2, pool_max=4).open()
+        try:
+            assert await m.warmup_pool() == 2
+            got = await asyncio.gather(*(m.run("return n * n", globals={"n": i})
+                                         for i in range(50)))
+            assert got == [i * i for i in range(50)]
+            assert await m.run("1 + 2", expr=True) == 3
+            assert await m.map("function(x) return x + 1 end", range(20),
+                               chunksize=3) == list(range(1, 21))
+            with pytest.raises(LuaError):
+                await m.run("error('no')")
+        finally:
+            await close_and_check(m)
+    run(main())

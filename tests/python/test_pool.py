@@ -33,6 +33,8 @@ def test_run_returns_the_value_like_execute(make_manager):
     assert m.run("return 1 + 1") == 2
     assert m.run("return 'a', 2") == ("a", 2)
     assert m.run("return n * 2", globals={"n": 21}) == 42
+    assert m.run("1 + 2", expr=True) == 3            # IsoBox's run("1 + 2")
+    assert m.run("x = 1", expr=True) is None
 
 
 def test_reuse_leaves_no_state_behind(make_manager):
@@ -175,7 +177,8 @@ def test_bad_pool_requests_get_typed_errors(make_manager):
         with pytest.raises(InvalidRequest):
             conn.call("pool_config", fields)
     for fields in ({}, {"code": 1}, {"code": "return 1", "globals": [1]},
-                   {"code": "return 1", "chunkname": 5}, {"code": "return 1", "timeout": -1}):
+                   {"code": "return 1", "chunkname": 5}, {"code": "return 1", "timeout": -1},
+                   {"code": "return 1", "stream": True}, {"code": "return 1", "expr": 1}):
         with pytest.raises(InvalidRequest):
             conn.call("run", fields)
     assert m.run("return 'still serving'") == "still serving"
