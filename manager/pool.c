@@ -90,6 +90,8 @@ static void dispatch(struct pool *p, struct pool_vm *e, json_t *req)
     if (json_object_get(req, "globals"))
         rc = vmproc_send_op(e->vm, "set_globals", req, 0, 0, NULL);
     rc = rc || vmproc_send_op(e->vm, "exec", req, 1, p->owner->id, id);
+    if (!rc)    /* metrics and history name it as the client did */
+        snprintf(e->vm->tail->op, sizeof e->vm->tail->op, "run");
     rc = rc || vmproc_send_op(e->vm, "reset", p->empty, 0, 0, NULL);
     if (rc)
         client_send_new(p->owner, proto_error_new(id, BX_E_INTERNAL, "out of memory"));

@@ -47,6 +47,7 @@ from .aio_more import AsyncSession, AsyncStream
 from .core import EVENT_BUFFER, Event
 from .errors import InvalidRequest, ManagerError, VMNotFound
 from .mailbox import Mailbox, Puller, send_mail
+from .metrics import history_n
 from .manager import _NAME_RE, VMManager
 from .policy import Policy
 from .sessions import Session, session_vm_name
@@ -582,6 +583,10 @@ class AsyncVMManager:
     async def metrics(self) -> dict:
         """As ``VMManager.metrics``."""
         return await self._request("metrics", {}, dict)
+
+    async def history(self, n: int = 100) -> list[dict]:
+        """As ``VMManager.history``: the last ``n`` runs, newest last."""
+        return await self._request("history", {"n": history_n(n)}, list)
 
     async def ping(self) -> bool:
         """True if the manager answers."""

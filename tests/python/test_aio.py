@@ -429,6 +429,8 @@ def test_async_pool_run_map_and_warmup():
                                chunksize=3) == list(range(1, 21))
             with pytest.raises(LuaError):
                 await m.run("error('no')")
+            last = (await m.history(1))[0]
+            assert last["op"] == "run" and last["error"] == "LUA_ERROR"
         finally:
             await close_and_check(m)
     run(main())
