@@ -208,7 +208,7 @@ json_t *project_op_get_state(bx_node *n, json_t *req, json_t *id)
     if (json_dumpb(out, NULL, 0, JSON_COMPACT) > BX_VALUE_BYTES_MAX) {
         json_decref(out);
         return proto_error_new(id, BX_E_CONVERSION_ERROR, "the state is over %zu bytes of JSON",
-                               BX_VALUE_BYTES_MAX);
+                               (size_t)BX_VALUE_BYTES_MAX);
     }
     return proto_reply_new(id, out);
 }

@@ -10,7 +10,9 @@ shift || true
 out=$(mktemp -d /tmp/bioxen-fuzz.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
-CFLAGS=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+# -Werror as in the main build; clang (unlike gcc) flags the zero-filled
+# fields of libseccomp's SCMP_A* macros, hence -Wno-missing-field-initializers
+CFLAGS=(-g -O1 -Wall -Wextra -Werror -Wno-missing-field-initializers -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -D_GNU_SOURCE -DBX_VALUE_BYTES_MAX=262144 -Inet -Ivmnode -Imanager $(pkg-config --cflags jansson lua5.4 libevent libseccomp))
 LIBS=($(pkg-config --libs jansson lua5.4 libevent libseccomp) -lm)
 
