@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -94,7 +95,7 @@ def run_times(mgr: Manager, n: int) -> list:
     return out
 
 
-def map_rate(mgr: Manager, n: int, chunksize: int) -> float:
+def map_rate(mgr: Manager, n: int, chunksize: Optional[int]) -> float:
     t = time.perf_counter()
     r = mgr.m.map("function(x) return x * x end", range(n), chunksize=chunksize)
     dt = time.perf_counter() - t
@@ -170,6 +171,7 @@ def main(argv=None) -> int:
         r = run_times(warm, nrun)
         m1 = map_rate(warm, nmap // 10, 1)
         m256 = map_rate(warm, nmap, 256)
+        mauto = map_rate(warm, nmap, None)
     finally:
         warm.close()
     cold = Manager(0)
@@ -189,6 +191,7 @@ def main(argv=None) -> int:
     print("manager.run('return 1+1'):    p50 %.0f us  p90 %.0f us" % (pct(r, .5), pct(r, .9)))
     print("map x*x, chunksize 1:   %9.0f items/s  (bioxen/redis %.2f)" % (m1, m1 / rr))
     print("map x*x, chunksize 256: %9.0f items/s  (bioxen/redis %.2f)" % (m256, m256 / rr))
+    print("map x*x, chunksize auto:%9.0f items/s  (bioxen/redis %.2f)" % (mauto, mauto / rr))
     print("redis EVAL x*x, 32 deep: %8.0f items/s" % rr)
     for n in idle_counts:
         print("idle memory:", idle_memory(n))

@@ -25,6 +25,7 @@
 #define BACKOFF_FIRST 0.1
 #define BACKOFF_MAX 30.0
 #define SPARE_REFILL_FALLBACK 0.005
+#define SPARE_REFILL_DELAY_US 3000
 
 struct spare {
     pid_t pid;
@@ -150,8 +151,12 @@ void spare_kick(void)
 {
     if (sp.stopped || !sp.refill || sp.n >= sp.target || sp.failures)
         return;     /* backing off after failures: the timer stands */
-    static const struct timeval now = {0, 0};
-    evtimer_add(sp.refill, &now);
+    /* Not at once: a client's first request to its new VM follows the
+     * create reply within a fraction of a millisecond, and a fork/exec now
+     * would stall the loop under it. Each create pushes the refill back, so
+     * a burst of creates refills after the burst. */
+    static const struct timeval later = {0, SPARE_REFILL_DELAY_US};
+    evtimer_add(sp.refill, &later);
 }
 
 int spare_reaped(pid_t pid)

@@ -179,10 +179,17 @@ int main(int argc, char **argv)
     node.fd = fd;
     fb_init(&node.fb, 0);
     int rc = limits_install_signals();
-    if (rc < 0)
+    if (rc < 0) {
         snprintf(err, sizeof err, "sigaction: %s", strerror(errno));
-    else
+    } else {
+        /* Work that does not depend on the init frame, done while a spare
+         * node waits for it: Jansson's hash seed (it reads /dev/urandom),
+         * the statm fd, the Lua base libraries. */
+        json_object_seed(0);
+        exec_open_statm();
+        sandbox_prebuild(&node);
         rc = node_run(&node, err, sizeof err);
+    }
     if (rc < 0)
         fprintf(stderr, "bioxen-vmnode[%d]: %s\n", (int)getpid(), err);
     node_free(&node);

@@ -147,6 +147,9 @@ int limits_net_files(void);
 /* Builds a fresh sandboxed state into n->L (callbacks registered).
  * Returns 0, or -1 when memory ran out. */
 int sandbox_open(bx_node *n);
+/* Builds the VM-independent part of the state ahead of init (spare nodes
+ * wait for init for a while; a create then only adds the VM's part). */
+void sandbox_prebuild(bx_node *n);
 /* Closes n->L (finalizers run under a tripped hook). */
 void sandbox_close(bx_node *n);
 /* Per-request print capture. */

@@ -300,9 +300,11 @@ static void sb_override(lua_State *L, const char *name, lua_CFunction f, int wra
     lua_setfield(L, -2, name);
 }
 
-static int sb_build(lua_State *L)
+/* The part of the state every VM shares: the stripped libraries and the
+ * overrides. A spare node builds it before its init frame (sandbox_prebuild)
+ * so a create does not wait for it. */
+static int sb_build_base(lua_State *L)
 {
-    bx_node *n = lua_touserdata(L, 1);
     for (const struct sb_lib *lib = sb_libs; lib->name; lib++) {
         luaL_requiref(L, lib->name, lib->open, 1);
         sb_strip(L, lib->keep);
@@ -324,6 +326,14 @@ static int sb_build(lua_State *L)
      * nothing in it should outlive the build either */
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    return 0;
+}
+
+/* The part that depends on the init frame: callbacks, mailbox, policy,
+ * networking, the project baseline. */
+static int sb_build_vm(lua_State *L)
+{
+    bx_node *n = lua_touserdata(L, 1);
     callback_register(L, n);
     mailbox_register(L);
     policy_register(L);     /* fs and require */
@@ -342,16 +352,42 @@ static int sb_panic(lua_State *L)
     abort();
 }
 
+static lua_State *prebuilt;     /* sb_build_base done, not yet a VM's (owned) */
+
+/* A state with the base built, or NULL. The caller sets mem_unlimited: a
+ * VM always starts, even under a tiny limit. */
+static lua_State *sb_new(bx_node *n)
+{
+    lua_State *L = lua_newstate(limits_alloc, n);
+    if (!L)
+        return NULL;
+    lua_atpanic(L, sb_panic);
+    lua_pushcfunction(L, sb_build_base);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        fprintf(stderr, "bioxen-vmnode: cannot build the state: %s\n", lua_tostring(L, -1));
+        lua_close(L);
+        return NULL;
+    }
+    return L;
+}
+
+void sandbox_prebuild(bx_node *n)
+{
+    n->mem_unlimited = 1;
+    prebuilt = sb_new(n);   /* NULL: sandbox_open builds it all later */
+    n->mem_unlimited = 0;
+}
+
 int sandbox_open(bx_node *n)
 {
-    n->mem_unlimited = 1; /* a VM always starts, even under a tiny limit */
-    lua_State *L = lua_newstate(limits_alloc, n);
+    n->mem_unlimited = 1;
+    lua_State *L = prebuilt ? prebuilt : sb_new(n);
+    prebuilt = NULL;
     if (!L) {
         n->mem_unlimited = 0;
         return -1;
     }
-    lua_atpanic(L, sb_panic);
-    lua_pushcfunction(L, sb_build);
+    lua_pushcfunction(L, sb_build_vm);
     lua_pushlightuserdata(L, n);
     int rc = lua_pcall(L, 1, 0, 0);
     n->mem_unlimited = 0;
@@ -367,6 +403,10 @@ int sandbox_open(bx_node *n)
 
 void sandbox_close(bx_node *n)
 {
+    if (prebuilt) {     /* the node ends before its init: nothing ran in it */
+        lua_close(prebuilt);
+        prebuilt = NULL;
+    }
     if (!n->L)
         return;
     /* __gc handlers run in lua_close; none may loop forever */

@@ -130,7 +130,8 @@ class PoolManagerMixin:
         return self._core.conn.wait(self.run_async(code, timeout=timeout, globals=globals,
                                                    chunkname=chunkname, expr=expr))
 
-    def map_async(self, func_name_or_code: str, items: Iterable, *, chunksize: int = 1,
+    def map_async(self, func_name_or_code: str, items: Iterable, *,
+                  chunksize: Optional[int] = None,
                   timeout: Optional[float] = None) -> list:
         """Start applying a Lua function to each item over the pool.
 
@@ -139,7 +140,9 @@ class PoolManagerMixin:
                 or Lua code that evaluates to a function
                 (``"function(x) return x * x end"``).
             items: values sent to the VMs as globals.
-            chunksize: items per run.
+            chunksize: items per run; None (the default) picks one like
+                ``multiprocessing.Pool.map``: about four chunks per pool VM,
+                since every run costs a fresh Lua state.
             timeout: wall seconds per chunk.
 
         Returns:
@@ -153,10 +156,12 @@ class PoolManagerMixin:
         """The run Futures of a map, one per chunk (raw chunk replies)."""
         if not isinstance(f, str) or not f.strip():
             raise InvalidRequest("map needs a function name or Lua code as a str")
+        items = list(items)
+        if chunksize is None:
+            chunksize = max(1, -(-len(items) // (4 * self._pool_cfg["max"])))
         if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
             raise InvalidRequest("chunksize must be a positive integer, not %r" % (chunksize,))
         code = _MAP_CHUNK % (f if _DOTTED.match(f) else "(%s)" % f)
-        items = list(items)
         futs = []
         for i in range(0, len(items), chunksize):
             part = items[i:i + chunksize]
@@ -164,7 +169,8 @@ class PoolManagerMixin:
                                       {"__bx_items": part, "__bx_n": len(part)}))
         return futs
 
-    def map(self, func_name_or_code: str, items: Iterable, *, chunksize: int = 1,
+    def map(self, func_name_or_code: str, items: Iterable, *,
+            chunksize: Optional[int] = None,
             timeout: Optional[float] = None) -> list:
         """Apply a Lua function to each item over the pool; results in order
         (see map_async).  The first failing chunk's error is raised."""

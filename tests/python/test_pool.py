@@ -89,7 +89,7 @@ def test_warmup_with_min_zero_answers_at_once(make_manager):
     assert make_manager().warmup_pool(timeout=60) == 0
 
 
-@pytest.mark.parametrize("chunksize", [1, 7])
+@pytest.mark.parametrize("chunksize", [1, 7, None])   # None: picked from the pool size
 def test_map_keeps_order(make_manager, chunksize):
     m = make_manager(pool_max=3)
     items = list(range(23))
@@ -264,3 +264,10 @@ def test_spares_zero_turns_them_off(tmp_path):
     finally:
         p.stdin.close()
         assert p.wait(60) == 0
+
+
+def test_map_default_chunksize_is_a_few_chunks_per_pool_vm(make_manager):
+    m = make_manager(pool_max=2)
+    futs = m.map_async("function(x) return -x end", range(100))
+    assert len(futs) == 8      # ceil(100 / (4 * 2)) = 13 items a chunk
+    assert [v for f in futs for v in f.result(60)] == [-x for x in range(100)]
