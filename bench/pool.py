@@ -31,13 +31,13 @@ LIMITS = dict(memory_limit=16 << 20, timeout=5.0)
 class Manager:
     """A bioxen-manager of our own with the given --spares, and a client."""
 
-    def __init__(self, spares: int) -> None:
+    def __init__(self, spares: int, *extra: str) -> None:
         from pylua_bioxen_vm import VMManager
         self.dir = tempfile.mkdtemp(prefix="bxbench-pool-")
         sock = os.path.join(self.dir, "m.sock")
         self.proc = subprocess.Popen(
             [os.environ["BIOXEN_MANAGER"], "--socket", sock, "--spares", str(spares),
-             "--exit-with-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+             "--exit-with-stdin", *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         line = self.proc.stdout.readline()
         if not line.startswith(b"READY"):
             raise RuntimeError("manager did not start: %r" % line)
@@ -126,7 +126,7 @@ def mem_available_kib() -> int:
     return 0
 
 
-def idle_memory(n: int) -> str:
+def idle_memory(n: int, *extra: str) -> str:
     """Create n idle VMs on a fresh manager; KiB per VM by node Pss and by
     MemAvailable, or why it could not run."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -136,9 +136,10 @@ def idle_memory(n: int) -> str:
     with open("/proc/sys/kernel/pid_max") as f:
         if int(f.read()) < n + 1000:
             return "cannot: kernel.pid_max is below %d" % (n + 1000)
-    mgr = Manager(0)
+    mgr = Manager(0, *extra)
     try:
         avail0 = mem_available_kib()
+        mpss0 = pss_kib(mgr.proc.pid)
         futs = []
         for i in range(n):
             futs.append(mgr.m.create_vm_async("idle%d" % i, memory_limit=4 << 20))
@@ -149,8 +150,10 @@ def idle_memory(n: int) -> str:
         nodes = children_of(mgr.proc.pid)
         pss = sum(pss_kib(p) for p in nodes)
         avail1 = mem_available_kib()
-        return "%d VMs: node Pss %.0f KiB/VM, MemAvailable delta %.0f KiB/VM (%d nodes)" % (
-            n, pss / max(1, len(nodes)), (avail0 - avail1) / n, len(nodes))
+        mpss = pss_kib(mgr.proc.pid) - mpss0
+        return ("%d VMs: node Pss %.0f KiB/VM, manager +%.1f KiB/VM, MemAvailable delta "
+                "%.0f KiB/VM (%d nodes)" % (n, pss / max(1, len(nodes)), mpss / n,
+                                            (avail0 - avail1) / n, len(nodes)))
     except Exception as e:  # noqa: BLE001 - printed as the reason
         return "%d VMs: stopped: %s: %s" % (n, type(e).__name__, e)
     finally:
@@ -195,6 +198,8 @@ def main(argv=None) -> int:
     print("redis EVAL x*x, 32 deep: %8.0f items/s" % rr)
     for n in idle_counts:
         print("idle memory:", idle_memory(n))
+    # how much of MemAvailable's figure is the per-VM cgroup (kernel memory)
+    print("idle memory, --no-cgroups:", idle_memory(idle_counts[-1], "--no-cgroups"))
     return 0
 
 
