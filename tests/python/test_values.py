@@ -38,7 +38,10 @@ def test_int_stays_int_float_stays_float():
 
 def test_from_wire_tags():
     assert from_wire({"$b": "/wA="}) == b"\xff\x00"
-    assert from_wire({"$map": [[1, "a"], [True, {"$f": "inf"}]]}) == {1: "a", True: math.inf}
+    assert from_wire({"$map": [[2, "a"], [True, {"$f": "inf"}]]}) == {2: "a", True: math.inf}
+    # Python's dict cannot hold Lua's distinct keys 1 and true (1 == True):
+    # the later pair wins, as documented in protocol.md "Values"
+    assert from_wire({"$map": [[1, "a"], [True, "b"]]}) == {1: "b"}
     assert from_wire({"$t": "function"}) == LuaOpaque("function")
     assert from_wire({"$map": [[[1, 2], "k"]]}) == {(1, 2): "k"}
     assert from_wire({"a": {"$b": ""}, "b": 1}) == {"a": b"", "b": 1}
