@@ -366,17 +366,11 @@ class AsyncVM:
 
     async def close(self) -> None:
         """Destroy the VM (its node exits).  Idempotent."""
-        vm = self.sync
-        if vm._closed:
-            return
-        vm._closed = True
-        s = vm._core
-        s.vms.pop(vm.name, None)
-        s.callbacks.pop(vm.name, None)
-        if s.conn is None or s.conn.closed:
+        fut = self.sync._close_async()
+        if fut is None:
             return
         try:
-            await self._hub.wrap(s.conn.request("destroy", {}, vm=vm.name))
+            await self._hub.wrap(fut)
         except VMNotFound:
             pass
 

@@ -352,18 +352,27 @@ class VM(NetVMMixin):
 
     # -- lifecycle ----------------------------------------------------
 
-    def close(self) -> None:
-        """Destroy the VM (its node exits).  Idempotent."""
+    def _close_async(self) -> Optional[Future]:
+        """Forget the VM here and send its destroy; the destroy's Future, or
+        None when there is nothing to send (already closed, no connection).
+        Shared by ``close`` and the asyncio handle's."""
         if self._closed:
-            return
+            return None
         self._closed = True
         s = self._core
         s.vms.pop(self.name, None)
         s.callbacks.pop(self.name, None)
         if s.conn is None or s.conn.closed:
+            return None
+        return s.conn.request("destroy", {}, vm=self.name)
+
+    def close(self) -> None:
+        """Destroy the VM (its node exits).  Idempotent."""
+        fut = self._close_async()
+        if fut is None:
             return
         try:
-            s.conn.call("destroy", {}, vm=self.name)
+            self._core.conn.wait(fut)
         except VMNotFound:
             pass
 
