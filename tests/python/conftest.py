@@ -63,7 +63,7 @@ def alive(pid):
     """True if ``pid`` exists and is not a zombie."""
     try:
         with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X", "x")
     except OSError:
         return False
 
@@ -71,16 +71,21 @@ def alive(pid):
 def wait_gone(pids, timeout=10.0):
     """Wait (on pidfds, no polling) until every pid has exited; return survivors."""
     deadline = time.monotonic() + timeout
+    survivors = []
     for pid in pids:
         try:
             fd = os.pidfd_open(pid)
         except OSError:
             continue  # already gone
         try:
-            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            # A readable pidfd means the process has exited. (Asking /proc
+            # afterwards raced: a task being reaped shows state X, not Z.)
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
         finally:
             os.close(fd)
-    return [p for p in pids if alive(p)]
+        if not ready:
+            survivors.append(pid)
+    return survivors
 
 
 TEST_DEADLINE = 240.0  # seconds; generous, only catches hangs
