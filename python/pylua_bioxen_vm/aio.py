@@ -51,7 +51,7 @@ from .metrics import history_n
 from .manager import _NAME_RE, VMManager
 from .policy import Policy
 from .sessions import Session, session_vm_name
-from .values import from_wire, to_wire
+from .values import from_wire
 from .vm import VM, ExecResult
 
 # Seconds a pull may outlive its own deadline before we stop awaiting it (the
@@ -326,10 +326,7 @@ class AsyncVM:
             ConversionError: a value cannot be sent to Lua.
             InvalidRequest: ``values`` is not a dict of str keys.
         """
-        if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
-            raise InvalidRequest("set_globals takes a dict with str keys", vm=self.name)
-        enc = {k: to_wire(v) for k, v in values.items()}
-        await self._await("set_globals", {"globals": enc}, _none)
+        await self._await("set_globals", self.sync._globals_fields(values), _none)
 
     async def get_global(self, name: str) -> Any:
         """Value of the (dotted) global ``name`` (None if unset)."""

@@ -271,6 +271,12 @@ class VM(NetVMMixin):
         """True if the (dotted) global ``name`` is a callable Lua value."""
         return bool(self._call_sync("exists", {"fn": name}))
 
+    def _globals_fields(self, values: dict) -> dict:
+        """The set_globals request fields (shared with the asyncio handle)."""
+        if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+            raise InvalidRequest("set_globals takes a dict with str keys", vm=self.name)
+        return {"globals": {k: to_wire(v) for k, v in values.items()}}
+
     def set_globals(self, values: dict) -> None:
         """Set several globals at once.
 
@@ -278,10 +284,7 @@ class VM(NetVMMixin):
             ConversionError: a value cannot be sent to Lua.
             InvalidRequest: ``values`` is not a dict of str keys.
         """
-        if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
-            raise InvalidRequest("set_globals takes a dict with str keys", vm=self.name)
-        enc = {k: to_wire(v) for k, v in values.items()}
-        self._call_sync("set_globals", {"globals": enc})
+        self._call_sync("set_globals", self._globals_fields(values))
 
     def get_global(self, name: str) -> Any:
         """Value of the (dotted) global ``name`` (None if unset)."""

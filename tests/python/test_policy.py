@@ -9,7 +9,7 @@ import json
 import time
 
 import pytest
-from conftest import Raw, descendants, manager_pid, wait_gone
+from conftest import Raw
 
 from pylua_bioxen_vm import (ExecutionTimeout, InvalidRequest, LuaError, MemoryLimitExceeded,
                              Policy, PolicyViolation, VMManager)
@@ -48,16 +48,9 @@ def files(tmp_path):
 
 
 @pytest.fixture
-def pm(files):
+def pm(files, make_manager):
     """A manager serving files["mods"] as its module directory."""
-    m = VMManager(start_timeout=20.0, module_dir=files["mods"])
-    mpid = manager_pid(m)
-    try:
-        yield m
-    finally:
-        procs = [mpid] + descendants(mpid)
-        m.close()
-        assert not wait_gone(procs)
+    return make_manager(module_dir=files["mods"])
 
 
 def lua_str(s):

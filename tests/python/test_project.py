@@ -7,8 +7,8 @@ import time
 import pytest
 
 from pylua_bioxen_vm import (InvalidRequest, LuaError, LuaSyntaxError, PolicyViolation,
-                             Policy, VMManager)
-from conftest import Raw, descendants, manager_pid, wait_gone
+                             Policy)
+from conftest import Raw
 
 DEADLINE = 60.0
 
@@ -78,20 +78,13 @@ def test_require_outside_project_refused(manager):
 
 
 @pytest.fixture
-def mm(tmp_path):
+def mm(tmp_path, make_manager):
     mods = tmp_path / "mods"
     (mods / "pkg").mkdir(parents=True)
     (mods / "mymod.lua").write_text("return {v = 42}")
     (mods / "pkg" / "util.lua").write_text("return {twice = function(x) return 2 * x end}")
     (mods / "other.lua").write_text("return 'not granted'")
-    m = VMManager(start_timeout=20.0, module_dir=str(mods))
-    mpid = manager_pid(m)
-    try:
-        yield m
-    finally:
-        procs = [mpid] + descendants(mpid)
-        m.close()
-        assert not wait_gone(procs)
+    return make_manager(module_dir=str(mods))
 
 
 def test_whitelisted_module_dir_module_loads(mm):
