@@ -5,12 +5,15 @@
 #include "manager.h"
 #include "mailbox.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void client_maybe_finish(struct client *c);
+static void client_reaper_cb(evutil_socket_t fd, short ev, void *arg);
 
 static int slot_alloc(uint32_t *slot)
 {
@@ -56,6 +59,7 @@ void client_accept(struct manager *m, evutil_socket_t fd, int is_tcp)
     c->is_tcp = is_tcp;
     c->authed = !is_tcp;
     m->slots[slot] = c;
+    m->nclients++;
     bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
     bufferevent_disable(c->bev, EV_WRITE);   /* on by default; see flush.c */
     bufferevent_enable(c->bev, EV_READ);
@@ -87,6 +91,15 @@ static void client_write(struct client *c, const char *buf, size_t len)
     }
 }
 
+/* A reply is the one frame that carries "id" (events, callbacks and stream
+ * items carry none), and each settles one request read from this client. */
+static void reply_sent(struct client *c)
+{
+    if (c->owed)
+        c->owed--;
+    client_maybe_finish(c);
+}
+
 void client_send(struct client *c, json_t *msg)
 {
     size_t len;
@@ -97,6 +110,8 @@ void client_send(struct client *c, json_t *msg)
         client_write(c, buf, len);
         free(buf);
     }
+    if (json_object_get(msg, "id"))
+        reply_sent(c);
 }
 
 void client_send_passed(struct client *c, const char *id, size_t id_len,
@@ -119,6 +134,7 @@ void client_send_passed(struct client *c, const char *id, size_t id_len,
     evbuffer_add(out, "\"id\":", 5);
     evbuffer_add(out, id, id_len);
     client_write(c, "}\n", 2);   /* marks the flush and checks the watermark */
+    reply_sent(c);
 }
 
 void client_send_new(struct client *c, json_t *msg)
@@ -134,19 +150,32 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
         c->reading_paused = 0;
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
         bufferevent_setcb(bev, client_read_cb, NULL, client_event_cb, c);
-        bufferevent_enable(bev, EV_READ);
+        if (!c->eof)                /* after EOF only what was read is left */
+            bufferevent_enable(bev, EV_READ);
         client_read_cb(bev, c);     /* frames may already be waiting */
     }
+}
+
+/* cb_result and stream_ack from an authenticated client are the frames
+ * that get no reply (router.c drops them unanswered); every other line,
+ * unparsable ones included, is owed exactly one. */
+static int owes_reply(const struct client *c, json_t *req)
+{
+    const char *op = json_string_value(json_object_get(req, "op"));
+    return !(c->authed && op && (!strcmp(op, "cb_result") || !strcmp(op, "stream_ack")));
 }
 
 static void client_handle_line(struct client *c, const char *line, size_t len)
 {
     char err[256];
     json_t *req = proto_parse(line, len, err, sizeof err);
+    c->owed++;              /* before dispatch: the reply may go out inside it */
     if (!req) {
         client_send_new(c, proto_error_new(NULL, BX_E_BAD_REQUEST, "%s", err));
         return;
     }
+    if (!owes_reply(c, req))
+        c->owed--;
     router_dispatch(c, req);
     json_decref(req);
 }
@@ -174,31 +203,85 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, len + 1);
     }
     flush_all();
+    client_maybe_finish(c);
+}
+
+/* A Unix peer that closed both directions shows POLLHUP; one that only
+ * shut its sending side (socat, nc, `printf | tool`) does not. A TCP peer's
+ * FIN looks like a half-close until a write fails, which is then an error. */
+static int peer_gone(struct client *c)
+{
+    struct pollfd p = {.fd = bufferevent_getfd(c->bev), .events = POLLOUT};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
+/* End of input means "no more requests", not "gone": what was read is
+ * carried out and answered, then the connection closes (client_maybe_finish).
+ * A last line without its LF is still a request. */
+static void client_half_close(struct client *c)
+{
+    if (c->eof || c->closing)
+        return;
+    c->eof = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t n = evbuffer_get_length(in);
+    if (n > 0 && evbuffer_pullup(in, -1)[n - 1] != '\n') {
+        evbuffer_unfreeze(in, 0);   /* a socket bufferevent freezes its input's end */
+        evbuffer_add(in, "\n", 1);
+        evbuffer_freeze(in, 0);
+    }
+    client_read_cb(c->bev, c);
 }
 
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct client *c = arg;
-    /* EOF may be a half-close (socat): still flush what we owe. An error
-     * means nobody will read it. */
-    if (what & BEV_EVENT_ERROR)
-        evbuffer_drain(bufferevent_get_output(c->bev), (size_t)-1);
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        client_close_soon(c);
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !peer_gone(c))
+        return client_half_close(c);
+    /* An error (or a peer gone both ways) means nobody will read what we owe. */
+    evbuffer_drain(bufferevent_get_output(c->bev), (size_t)-1);
+    client_close_soon(c);
 }
 
+/* The socket closes first, so a peer waiting for EOF (socat) is not kept
+ * waiting while the connection's VMs are torn down. */
 static void client_free(struct client *c)
 {
+    c->closing = 1;         /* replies to the VMs torn down below are dropped */
+    flush_forget(c->bev, &c->dirty);
+    bufferevent_free(c->bev);
+    c->bev = NULL;
     pool_client_gone(c);
     vmproc_disown(c);
     mailbox_client_gone(c);
     events_unsubscribe(c);
     mgr->slots[(uint32_t)c->id] = NULL;
     mgr->free_slots[mgr->nfree++] = (uint32_t)c->id;
-    flush_forget(c->bev, &c->dirty);
-    bufferevent_free(c->bev);
+    mgr->nclients--;
     free(c);
+}
+
+static void close_list_add(struct client *c)
+{
+    if (c->listed)
+        return;
+    c->listed = 1;
+    c->close_next = mgr->close_list;
+    mgr->close_list = c;
+    if (!mgr->reaper)
+        mgr->reaper = evtimer_new(mgr->base, client_reaper_cb, NULL);
+    event_active(mgr->reaper, EV_TIMEOUT, 0);
+}
+
+/* A half-closed client is done once every request it sent has its reply;
+ * the reaper then frees it after its output has flushed. Never frees here:
+ * this runs inside reply paths (a node's frame, a pool run). */
+static void client_maybe_finish(struct client *c)
+{
+    if (c->eof && !c->closing && c->owed == 0 && !c->reading_paused)
+        close_list_add(c);
 }
 
 /* Frees closing clients whose output has flushed (or whose peer is gone). */
@@ -230,11 +313,7 @@ void client_close_soon(struct client *c)
     c->closing = 1;         /* first: replies to the VMs torn down are dropped */
     vmproc_disown(c);
     bufferevent_disable(c->bev, EV_READ);
-    c->close_next = mgr->close_list;
-    mgr->close_list = c;
-    if (!mgr->reaper)
-        mgr->reaper = evtimer_new(mgr->base, client_reaper_cb, NULL);
-    event_active(mgr->reaper, EV_TIMEOUT, 0);
+    close_list_add(c);
 }
 
 void client_stop_all(struct manager *m)
@@ -242,6 +321,18 @@ void client_stop_all(struct manager *m)
     for (uint32_t i = 0; i < m->nslots; i++)
         if (m->slots[i])
             bufferevent_disable(m->slots[i]->bev, EV_READ);
+}
+
+void client_drain_all(struct manager *m)
+{
+    for (uint32_t i = 0; i < m->nslots; i++)
+        if (m->slots[i])
+            client_half_close(m->slots[i]);
+}
+
+size_t client_count(struct manager *m)
+{
+    return m->nclients;
 }
 
 int client_all_flushed(struct manager *m)

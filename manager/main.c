@@ -6,6 +6,7 @@
 #include "policy.h"
 #include "promhttp.h"
 #include "spare.h"
+#include "timer.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +19,8 @@
 #include <unistd.h>
 
 #include "frame.h"
+
+#define DRAIN_MAX_S 30.0    /* stdin closed: longest wait for owed replies */
 
 struct manager *mgr;
 static const char *metrics_host = "127.0.0.1";
@@ -216,6 +219,8 @@ void manager_shutdown(const char *why)
         return;
     mgr->shutting_down = 1;
     mgr->stop_deadline = proto_now() + 3.0;
+    event_del(mgr->stop_tick);      /* it may be the drain tick */
+    event_assign(mgr->stop_tick, mgr->base, -1, 0, stop_tick_cb, mgr);
     server_close(mgr);
     client_stop_all(mgr);
     vmproc_kill_all(mgr);
@@ -243,12 +248,33 @@ static void signal_cb(evutil_socket_t sig, short ev, void *arg)
     manager_shutdown("signal");
 }
 
-/* The embedding process holds our stdin: its EOF means it is gone. */
+/* Stops once the last half-closed client has had its replies, or at the
+ * drain deadline (a mail_recv without a timeout could wait for ever). */
+static void drain_tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd; (void)ev;
+    struct manager *m = arg;
+    if (client_count(m) == 0 || proto_now() > m->stop_deadline)
+        return manager_shutdown("stdin closed");
+    timer_arm(m->stop_tick, 0.01);
+}
+
+/* The embedding process holds our stdin: its EOF means no more requests
+ * will come. Like a client's half-close, what was already read is carried
+ * out and answered before the manager stops. */
 static void stdin_cb(evutil_socket_t fd, short ev, void *arg)
 {
-    (void)ev; (void)arg;
+    (void)ev;
+    struct manager *m = arg;
     char buf[256];
     ssize_t n = read(fd, buf, sizeof buf);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-        manager_shutdown("stdin closed");
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)) || m->draining)
+        return;
+    m->draining = 1;
+    m->stop_deadline = proto_now() + DRAIN_MAX_S;
+    event_del(m->stdin_ev);
+    server_close(m);
+    client_drain_all(m);
+    event_assign(m->stop_tick, m->base, -1, 0, drain_tick_cb, m);
+    event_active(m->stop_tick, EV_TIMEOUT, 0);
 }

@@ -90,6 +90,9 @@ struct client {
     struct bufferevent *bev;  /* owned */
     struct vm *vms;         /* VMs this connection owns (own_next list) */
     int is_tcp, authed, subscribed, closing, reading_paused, dirty;
+    int eof;                /* peer half-closed: no more requests, replies still owed */
+    int listed;             /* on the manager's close_list */
+    size_t owed;            /* requests read whose one reply has not gone out */
     size_t scanned;         /* linebuf position */
     struct client *sub_prev, *sub_next;   /* subscriber list */
     struct client *close_next;            /* close-soon list */
@@ -117,6 +120,7 @@ struct manager {
     /* runtime */
     struct evconnlistener *unix_l, *tcp_l;
     struct event *sig_term, *sig_int, *sig_chld, *stdin_ev, *reaper, *stop_tick;
+    size_t nclients;
     struct client **slots;  /* client table, indexed by id's low 32 bits */
     uint32_t nslots, *free_slots, nfree;
     uint32_t gen;
@@ -129,6 +133,7 @@ struct manager {
     struct metrics m;
     double start_time;
     int shutting_down;
+    int draining;           /* stdin closed: answer what was read, then stop */
     double stop_deadline;
 };
 
@@ -159,6 +164,10 @@ void client_send_passed(struct client *c, const char *id, size_t id_len,
                         const char *rest, size_t rest_len);
 void client_close_soon(struct client *c);
 void client_stop_all(struct manager *m);
+/* Half-closes every client (the embedder left): no more requests are read;
+ * each is closed once it has its replies. */
+void client_drain_all(struct manager *m);
+size_t client_count(struct manager *m);
 int client_all_flushed(struct manager *m);
 void client_free_all(struct manager *m);
 
