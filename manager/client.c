@@ -191,7 +191,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 static void client_free(struct client *c)
 {
     pool_client_gone(c);
-    vmproc_disown(c);
+    vm_disown(c);
     mailbox_client_gone(c);
     events_unsubscribe(c);
     mgr->slots[(uint32_t)c->id] = NULL;
@@ -228,7 +228,7 @@ void client_close_soon(struct client *c)
     if (c->closing)
         return;
     c->closing = 1;         /* first: replies to the VMs torn down are dropped */
-    vmproc_disown(c);
+    vm_disown(c);
     bufferevent_disable(c->bev, EV_READ);
     c->close_next = mgr->close_list;
     mgr->close_list = c;

@@ -6,6 +6,7 @@
 #include "policy.h"
 #include "promhttp.h"
 #include "spare.h"
+#include "timer.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +19,8 @@
 #include <unistd.h>
 
 #include "frame.h"
+
+#define STOP_TICK 0.01     /* seconds between checks that shutdown is done */
 
 struct manager *mgr;
 static const char *metrics_host = "127.0.0.1";
@@ -130,7 +133,7 @@ static int wire_events(struct manager *m)
 {
     m->sig_term = evsignal_new(m->base, SIGTERM, signal_cb, m);
     m->sig_int = evsignal_new(m->base, SIGINT, signal_cb, m);
-    m->sig_chld = evsignal_new(m->base, SIGCHLD, vmproc_reap_cb, m);
+    m->sig_chld = evsignal_new(m->base, SIGCHLD, node_reap_cb, m);
     m->stop_tick = evtimer_new(m->base, stop_tick_cb, m);
     if (!m->sig_term || !m->sig_int || !m->sig_chld || !m->stop_tick ||
         event_add(m->sig_term, NULL) || event_add(m->sig_int, NULL) ||
@@ -190,7 +193,7 @@ int main(int argc, char **argv)
     manager_shutdown("event loop ended");   /* no-op after a clean stop */
     promhttp_stop();
     client_free_all(&m);
-    vmproc_free_all(&m);
+    node_free_all(&m);
     cgroup_fini();
     mailbox_free_all();
     policy_free();
@@ -218,7 +221,7 @@ void manager_shutdown(const char *why)
     mgr->stop_deadline = proto_now() + 3.0;
     server_close(mgr);
     client_stop_all(mgr);
-    vmproc_kill_all(mgr);
+    vm_destroy_all(BX_E_SHUTTING_DOWN, "manager is shutting down");
     spare_stop();
     if (mgr->stdin_ev)
         event_del(mgr->stdin_ev);
@@ -233,8 +236,7 @@ static void stop_tick_cb(evutil_socket_t fd, short ev, void *arg)
         event_base_loopbreak(m->base);
         return;
     }
-    struct timeval tv = {0, 10000};
-    event_add(m->stop_tick, &tv);
+    timer_arm(m->stop_tick, STOP_TICK);
 }
 
 static void signal_cb(evutil_socket_t sig, short ev, void *arg)
