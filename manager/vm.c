@@ -1,8 +1,6 @@
 /* vm.c - a VM's life: made from a create request, READY once its node
- * answers init, gone on destroy, on its owner's exit or on a crash that is
- * not restarted. Owns struct vm; vm_destroy is the one place that says
- * what lets go of a VM when it goes. A node's death is node.c's and
- * restart.c's (the VM lives on under a fresh node, or comes here to go). */
+ * answers init, gone on destroy, its owner's exit or a crash not restarted
+ * (vm_destroy: the one list of what lets go of a VM). Owns struct vm. */
 #include "manager.h"
 #include "mailbox.h"
 #include "spare.h"
