@@ -12,6 +12,16 @@
 
 #define BX_NOBODY 65534             /* Debian's nobody and nogroup */
 
+/* A VM's life, and where each step reaches the feature modules:
+ *   vm_create      node_spawn (node.c): a spare (spare_take) or a fresh node;
+ *                  vmreq_send_init queues init ahead of everything else
+ *   vm_init_reply  READY, the create is answered; spare_kick refills
+ *   node frames    nodeframe.c: stream, mailbox, policy; pool_vm_settled
+ *   node dies      node.c names the cause; restart.c starts a fresh node
+ *                  (limits, on-crash back-off) or calls vm_destroy
+ *   vm_destroy     pool_vm_gone, every request answered, node killed,
+ *                  mailbox_vm_removed, registry, owner, timers */
+
 static double limit_num(json_t *limits, const char *key)
 {
     json_t *v = json_object_get(limits, key);
