@@ -4,8 +4,7 @@
  * and v2 (one unified tree). Best effort: when the host offers no writable
  * cgroups the manager says why once, and the rlimits remain the backstop.
  *
- * Layout: <the manager's own cgroup>/bioxen.<manager pid>/n<seq>.
- * Called by main.c (init, fini) and vmproc.c (per node). */
+ * Layout: <the manager's own cgroup>/bioxen.<manager pid>/n<seq>. */
 #include "cgroup.h"
 
 #include <dirent.h>

@@ -1,7 +1,7 @@
-/* client.c - one client connection: frame reading, replies, back-pressure,
- * and deferred freeing. Called by server.c (accept), router.c and vmproc.c
- * (client_send), events.c. A client is freed only from the reaper event,
- * never inside its own callbacks (client_close_soon). */
+/* client.c - one client connection: frame reading, replies (and the count
+ * of replies still owed), back-pressure, half-close and deferred freeing.
+ * A client is freed only from the reaper event, never inside its own
+ * callbacks (client_close_soon). */
 #include "manager.h"
 #include "mailbox.h"
 
@@ -254,7 +254,7 @@ static void client_free(struct client *c)
     bufferevent_free(c->bev);
     c->bev = NULL;
     pool_client_gone(c);
-    vmproc_disown(c);
+    vm_disown(c);
     mailbox_client_gone(c);
     events_unsubscribe(c);
     mgr->slots[(uint32_t)c->id] = NULL;
@@ -311,7 +311,7 @@ void client_close_soon(struct client *c)
     if (c->closing)
         return;
     c->closing = 1;         /* first: replies to the VMs torn down are dropped */
-    vmproc_disown(c);
+    vm_disown(c);
     bufferevent_disable(c->bev, EV_READ);
     close_list_add(c);
 }

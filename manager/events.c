@@ -1,6 +1,5 @@
 /* events.c - fan-out of pushed events to a VM's owner and to subscribers.
- * Called by vmproc.c (kills, crashes, restarts, node events) and router.c
- * (subscribe). Owns the subscriber list (links live in struct client). */
+ * Owns the subscriber list (links live in struct client). */
 #include "manager.h"
 
 void events_emit_json(struct vm *vm, json_t *ev)

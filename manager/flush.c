@@ -5,7 +5,7 @@
  * (at the end of read callbacks, else from an active event in the same loop
  * round) writes it in one writev per socket. Only what the socket refuses is
  * left to the bufferevent (EV_WRITE on until it drains). Owners call
- * flush_forget() before freeing a bufferevent. Called by client.c, vmproc.c. */
+ * flush_forget() before freeing a bufferevent. */
 #include "manager.h"
 
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* linebuf.c - pulls newline frames out of a bufferevent's input with the
- * FRAME_MAX rule. Called by client.c (client frames) and vmproc.c (node
- * frames). Remembers how far it has looked, so a 16 MiB frame arriving in
- * small reads is scanned once, not once per read. */
+ * FRAME_MAX rule, for client and node frames alike. Remembers how far it
+ * has looked, so a 16 MiB frame arriving in small reads is scanned once,
+ * not once per read. */
 #include "manager.h"
 
 int linebuf_next(struct evbuffer *in, size_t *scanned, size_t max,

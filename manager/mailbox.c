@@ -109,7 +109,7 @@ static void who_send_node(struct who *w, json_t *msg)
 {
     struct vm *vm = who_node(w);
     if (vm)
-        vmproc_send_raw(vm, msg);
+        vmreq_send_raw(vm, msg);
     json_decref(msg);
 }
 

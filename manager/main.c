@@ -21,6 +21,7 @@
 #include "frame.h"
 
 #define DRAIN_MAX_S 30.0    /* stdin closed: longest wait for owed replies */
+#define STOP_TICK 0.01     /* seconds between checks that shutdown is done */
 
 struct manager *mgr;
 static const char *metrics_host = "127.0.0.1";
@@ -133,7 +134,7 @@ static int wire_events(struct manager *m)
 {
     m->sig_term = evsignal_new(m->base, SIGTERM, signal_cb, m);
     m->sig_int = evsignal_new(m->base, SIGINT, signal_cb, m);
-    m->sig_chld = evsignal_new(m->base, SIGCHLD, vmproc_reap_cb, m);
+    m->sig_chld = evsignal_new(m->base, SIGCHLD, node_reap_cb, m);
     m->stop_tick = evtimer_new(m->base, stop_tick_cb, m);
     if (!m->sig_term || !m->sig_int || !m->sig_chld || !m->stop_tick ||
         event_add(m->sig_term, NULL) || event_add(m->sig_int, NULL) ||
@@ -193,7 +194,7 @@ int main(int argc, char **argv)
     manager_shutdown("event loop ended");   /* no-op after a clean stop */
     promhttp_stop();
     client_free_all(&m);
-    vmproc_free_all(&m);
+    node_free_all(&m);
     cgroup_fini();
     mailbox_free_all();
     policy_free();
@@ -223,7 +224,7 @@ void manager_shutdown(const char *why)
     event_assign(mgr->stop_tick, mgr->base, -1, 0, stop_tick_cb, mgr);
     server_close(mgr);
     client_stop_all(mgr);
-    vmproc_kill_all(mgr);
+    vm_destroy_all(BX_E_SHUTTING_DOWN, "manager is shutting down");
     spare_stop();
     if (mgr->stdin_ev)
         event_del(mgr->stdin_ev);
@@ -238,8 +239,7 @@ static void stop_tick_cb(evutil_socket_t fd, short ev, void *arg)
         event_base_loopbreak(m->base);
         return;
     }
-    struct timeval tv = {0, 10000};
-    event_add(m->stop_tick, &tv);
+    timer_arm(m->stop_tick, STOP_TICK);
 }
 
 static void signal_cb(evutil_socket_t sig, short ev, void *arg)
@@ -256,7 +256,7 @@ static void drain_tick_cb(evutil_socket_t fd, short ev, void *arg)
     struct manager *m = arg;
     if (client_count(m) == 0 || proto_now() > m->stop_deadline)
         return manager_shutdown("stdin closed");
-    timer_arm(m->stop_tick, 0.01);
+    timer_arm(m->stop_tick, STOP_TICK);
 }
 
 /* The embedding process holds our stdin: its EOF means no more requests

@@ -1,7 +1,7 @@
 /* manager.h - the manager's shared types: the daemon, its clients, its VMs
  * and their node processes. Internal to manager/; every manager .c includes
  * it. Ownership is stated on each field; functions live in the file named by
- * their prefix (client_* in client.c, vmproc_* in vmproc.c, ...). */
+ * their prefix (client_* in client.c, vmreq_* in vmreq.c, ...). */
 #ifndef BX_MANAGER_H
 #define BX_MANAGER_H
 
@@ -17,15 +17,14 @@
 #include "stats.h"
 
 #define MGR_OUT_HIGH ((size_t)64 << 20)   /* stop reading a client above this */
-#define MGR_METRICS_RING 4096
 
 struct client;
 struct vm;
 struct pool;
 struct node;
 
-/* One request in flight to a node. The client is named by its id, never by
- * pointer: the client may be gone by the time the node answers. */
+/* One request in flight to a node (vmreq.c). The client is named by its id,
+ * never by pointer: the client may be gone by the time the node answers. */
 enum pend_kind { PEND_INIT, PEND_EXEC, PEND_OTHER };
 struct pending {
     struct pending *next;
@@ -39,7 +38,7 @@ struct pending {
     char id_text[];         /* orig_id as JSON text, for pass-through replies */
 };
 
-/* A running bioxen-vmnode process. Owned by the pid table in vmproc.c until
+/* A running bioxen-vmnode process. Owned by the pid table in node.c until
  * reaped; vm is NULL once the VM let go of it (killed on purpose). */
 struct node {
     struct node *hnext;     /* pid table chain */
@@ -56,27 +55,35 @@ struct node {
 
 enum vm_state { VM_STARTING, VM_READY };
 
+/* A VM: a name, its settings, its node and its queue. Made and freed by
+ * vm.c; each group of fields below names the file that writes it. */
 struct vm {
-    struct vm *hnext;                   /* registry chain */
-    struct vm *own_prev, *own_next;     /* owner's list of VMs */
+    struct vm *hnext;                   /* registry chain (registry.c) */
+    struct vm *own_prev, *own_next;     /* owner's list of VMs (vm.c) */
     char name[BX_NAME_MAX + 1];
+    /* settings, from the create request (vm.c) */
     json_t *init;           /* owned: the init frame body (limits, callbacks, ...) */
     double timeout;         /* VM default wall timeout */
     char timeout_text[40];  /* the same as JSON text, for node requests */
     json_int_t instruction_limit;
     double cpu_limit;
+    unsigned long long heap_limit;  /* limits.memory_limit; 0 = none */
     int persistent, networked;
     int full_isolation;     /* new namespaces, seccomp, uid drop (spawn.c, the node) */
     int restart_on_crash;   /* restart="on-crash" */
+    uint64_t owner_id;      /* 0 once the owner left (persistent VMs) */
+    enum vm_state state;    /* READY once init is answered (vm.c) */
+    /* supervision (restart.c) */
     int restarting;         /* backing off after a crash; no node meanwhile */
     int crashes;            /* within the window that began at crash_since */
     double crash_since;
     struct event *restart_ev;   /* owned: the back-off timer */
-    struct evbuffer *held;  /* owned: requests written while restarting */
+    struct evbuffer *held;  /* owned: requests written while restarting (vmreq.c
+                               writes them, and moves them behind the next init) */
+    /* the process (node.c) */
+    struct node *node;      /* current process; NULL only while restarting */
     json_t *isolation;      /* owned: what the current node got, for create's reply */
-    uint64_t owner_id;      /* 0 once the owner left (persistent VMs) */
-    enum vm_state state;
-    struct node *node;      /* current process; never NULL while registered */
+    /* the request queue (vmreq.c) */
     struct pending *head, *tail;   /* FIFO of requests sent to the node */
     size_t npending;
     struct event *deadline; /* owned: timer on the FIFO head */
@@ -99,14 +106,6 @@ struct client {
     struct pool *pool;      /* owned (pool.c); NULL until the first pool op */
 };
 
-struct metrics {
-    uint64_t executions, errors;
-    double ring[MGR_METRICS_RING];
-    size_t ring_len, ring_pos;
-    double sum_ms, min_ms, max_ms;
-    json_int_t peak_mem;
-};
-
 struct manager {
     struct event_base *base;
     /* config */
@@ -127,10 +126,9 @@ struct manager {
     struct client *subscribers, *close_list;
     size_t nvms, nbuckets;
     struct vm **buckets;    /* registry */
-    struct node **pids;     /* pid table, 256 buckets */
+    struct node **pids;     /* pid table, 256 buckets (node.c) */
     size_t nnodes;
-    unsigned node_seq;      /* names node cgroups */
-    struct metrics m;
+    unsigned node_seq;      /* names node cgroups (node.c, spare.c) */
     double start_time;
     int shutting_down;
     int draining;           /* stdin closed: answer what was read, then stop */
@@ -182,20 +180,57 @@ void registry_remove(struct vm *vm);
 /* Fills a malloc'd array with every VM; caller frees. */
 struct vm **registry_all(size_t *n);
 
-/* vmproc.c */
-struct vm *vmproc_create(const char *name, json_t *init, struct client *owner,
-                         json_t *orig_id, enum bx_err *code, char *err, size_t errlen);
-int vmproc_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
-                enum pend_kind kind, double timeout);
-void vmproc_send_raw(struct vm *vm, json_t *msg);
+/* vm.c: a VM's life. Create and destroy, the owner's list, init's answer.
+ * vm_create: the VM, or NULL with *code and err. orig_id NULL: nobody waits
+ * for the init reply (a pool VM). */
+struct vm *vm_create(const char *name, json_t *init, struct client *owner,
+                     json_t *orig_id, enum bx_err *code, char *err, size_t errlen);
+/* Every pending request is answered code/why, the node killed, the VM freed. */
+void vm_destroy(struct vm *vm, enum bx_err code, const char *why);
+void vm_destroy_all(enum bx_err code, const char *why);
+void vm_disown(struct client *c);   /* c is going: its non-persistent VMs go too */
+/* The node answered init (msg borrowed): the VM is ready, or it goes. */
+void vm_init_reply(struct vm *vm, uint64_t client_id, json_t *orig_id, json_t *msg);
+
+/* vmreq.c: the per-VM FIFO of requests sent to its node, the deadline on its
+ * head, and the matching of replies to it. */
+int vmreq_init(struct vm *vm);      /* 0, or -1 (out of memory) */
+void vmreq_free(struct vm *vm);     /* after vmreq_fail_all */
+int vmreq_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
+               enum pend_kind kind, double timeout);
+/* A frame that expects no reply (cb_result, stream_ack, mail answers). */
+void vmreq_send_raw(struct vm *vm, json_t *msg);
 /* A validated VM op (router.c): written to the node without a JSON dump. */
-int vmproc_send_op(struct vm *vm, const char *op, json_t *req, int runs,
-                   uint64_t client_id, json_t *orig_id);
-void vmproc_destroy(struct vm *vm, enum bx_err code, const char *why);
-void vmproc_reap_cb(evutil_socket_t sig, short ev, void *arg);
-void vmproc_kill_all(struct manager *m);
-void vmproc_disown(struct client *c);
-void vmproc_free_all(struct manager *m);
+int vmreq_send_op(struct vm *vm, const char *op, json_t *req, int runs,
+                  uint64_t client_id, json_t *orig_id);
+/* vm's new node gets init first, then what was held while it restarted. */
+void vmreq_send_init(struct vm *vm, uint64_t client_id, json_t *orig_id);
+/* Answers every pending request: the head with head_code, the rest with
+ * VM_CRASHED; restarted tells clients the VM lives on fresh. Returns how many. */
+size_t vmreq_fail_all(struct vm *vm, enum bx_err head_code, const char *msg, int restarted);
+/* A node's reply: parsed (msg borrowed), or passed through as bytes (0, or
+ * -1 when it must be parsed after all). A mismatch breaks the node. */
+void vmreq_reply(struct node *n, json_t *msg);
+int vmreq_reply_passed(struct node *n, const char *line, size_t len);
+
+/* node.c: node processes. Start (fresh or a spare), the channel, the pid
+ * table, reaping, and the cause of a death. */
+enum bx_err node_spawn(struct vm *vm, uint64_t client_id, json_t *orig_id,
+                       char *err, size_t errlen);
+void node_detach(struct node *n);   /* the VM lets go: SIGKILL; NULL is fine */
+void node_broken(struct node *n);   /* it broke the protocol: killed, a crash */
+void node_reap_cb(evutil_socket_t sig, short ev, void *arg);
+void node_free_all(struct manager *m);
+
+/* nodeframe.c: where a frame from a node goes (callback, stream, mailbox,
+ * policy, event, reply). */
+void nodeframe_route(struct node *n, const char *line, size_t len);
+void nodeframe_done(struct vm *vm);     /* after the frames of one read */
+
+/* restart.c: what follows a node's death, and restart="on-crash". */
+void restart_fresh(struct vm *vm, enum bx_err reason);  /* TIMEOUT, CPU_LIMIT, MEMORY_LIMIT */
+void restart_crashed(struct vm *vm, int status);        /* anything else (wait status) */
+void restart_forget(struct vm *vm);     /* vm goes: its timer and held requests */
 
 /* events.c */
 void events_emit(struct vm *vm, const char *type, json_t *detail);
@@ -203,15 +238,13 @@ void events_emit_json(struct vm *vm, json_t *ev);
 void events_subscribe(struct client *c);
 void events_unsubscribe(struct client *c);
 
-/* metrics.c */
-/* One exec/call reply; ms < 0 when it carried no duration. */
-void metrics_record(int failed, double ms, json_int_t mem);
+/* metrics.c: the "metrics" op's report, read from stats.c's counters. */
 json_t *metrics_report(void);
 
 /* pool.c: the per-connection pool of stateless VMs (op run) */
 int pool_client_op(struct client *c, json_t *id, const char *op, json_t *req);
 void pool_vm_settled(struct vm *vm);    /* a frame from a pool VM's node was handled */
-void pool_vm_gone(struct vm *vm);       /* vmproc_destroy of a pool VM */
+void pool_vm_gone(struct vm *vm);       /* vm_destroy of a pool VM */
 void pool_client_gone(struct client *c);
 
 /* main.c */

@@ -296,7 +296,7 @@ int policy_client_op(struct client *c, json_t *id, const char *op, json_t *req)
     if (json_is_integer(json_object_get(norm, "mem")))
         json_object_set(json_object_get(vm->init, "limits"), "memory_limit", json_object_get(norm, "mem"));
     events_emit(vm, "POLICY_HOTLOAD", json_deep_copy(norm));
-    if (vmproc_send(vm, frame, c->id, id, PEND_OTHER, 0) < 0)
+    if (vmreq_send(vm, frame, c->id, id, PEND_OTHER, 0) < 0)
         client_send_new(c, proto_error_new(id, BX_E_INTERNAL, "out of memory"));
     json_decref(frame);
     json_decref(norm);

@@ -71,7 +71,7 @@ static struct pool_vm *pool_spawn(struct pool *p)
     snprintf(name, sizeof name, "#pool-%u-%u", (unsigned)(uint32_t)p->owner->id, ++p->seq);
     json_t *init = json_deep_copy(p->cfg.init);
     json_object_set_new(init, "name", json_string(name));
-    struct vm *vm = init ? vmproc_create(name, init, p->owner, NULL, &e, err, sizeof err) : NULL;
+    struct vm *vm = init ? vm_create(name, init, p->owner, NULL, &e, err, sizeof err) : NULL;
     json_decref(init);
     if (!vm) {
         fprintf(stderr, "bioxen-manager: pool VM: %s\n", err);
@@ -88,11 +88,11 @@ static void dispatch(struct pool *p, struct pool_vm *e, json_t *req)
     e->busy = 1;
     int rc = 0;
     if (json_object_get(req, "globals"))
-        rc = vmproc_send_op(e->vm, "set_globals", req, 0, 0, NULL);
-    rc = rc || vmproc_send_op(e->vm, "exec", req, 1, p->owner->id, id);
+        rc = vmreq_send_op(e->vm, "set_globals", req, 0, 0, NULL);
+    rc = rc || vmreq_send_op(e->vm, "exec", req, 1, p->owner->id, id);
     if (!rc)    /* metrics and history name it as the client did */
         snprintf(e->vm->tail->op, sizeof e->vm->tail->op, "run");
-    rc = rc || vmproc_send_op(e->vm, "reset", p->empty, 0, 0, NULL);
+    rc = rc || vmreq_send_op(e->vm, "reset", p->empty, 0, 0, NULL);
     if (rc)
         client_send_new(p->owner, proto_error_new(id, BX_E_INTERNAL, "out of memory"));
 }
@@ -157,7 +157,7 @@ static void tick_cb(evutil_socket_t fd, short ev, void *arg)
     for (size_t i = p->n; i-- > 0 && p->n > p->cfg.min;) {
         struct pool_vm *e = &p->vms[i];
         if (i < p->n && !e->busy && e->ready && now - e->idle_since >= p->cfg.idle_timeout)
-            vmproc_destroy(e->vm, BX_E_VM_CRASHED, "pool VM idle");
+            vm_destroy(e->vm, BX_E_VM_CRASHED, "pool VM idle");
     }
 }
 
@@ -188,7 +188,7 @@ void pool_vm_settled(struct vm *vm)
         return;
     e->ready = 1;
     if (e->gen != p->gen)   /* built for an older pool_config */
-        return vmproc_destroy(vm, BX_E_VM_CRASHED, "pool reconfigured");
+        return vm_destroy(vm, BX_E_VM_CRASHED, "pool reconfigured");
     if (e->busy)
         e->idle_since = proto_now();
     e->busy = 0;
@@ -220,7 +220,7 @@ void pool_client_gone(struct client *c)
         return;
     p->closing = 1;
     while (p->n)
-        vmproc_destroy(p->vms[p->n - 1].vm, BX_E_VM_CRASHED, "VM destroyed: its owner disconnected");
+        vm_destroy(p->vms[p->n - 1].vm, BX_E_VM_CRASHED, "VM destroyed: its owner disconnected");
     for (struct pool_run *r = p->qhead, *next; r; r = next) {
         next = r->next;
         json_decref(r->req);
@@ -279,7 +279,7 @@ static void op_pool_config(struct client *c, struct pool *p, json_t *id, json_t 
         p->gen++;   /* VMs of the old limits go as soon as they are idle */
         for (size_t i = p->n; i-- > 0;)
             if (i < p->n && !p->vms[i].busy && p->vms[i].ready)
-                vmproc_destroy(p->vms[i].vm, BX_E_VM_CRASHED, "pool reconfigured");
+                vm_destroy(p->vms[i].vm, BX_E_VM_CRASHED, "pool reconfigured");
     }
     json_decref(p->cfg.init);
     p->cfg = cfg;

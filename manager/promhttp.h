@@ -1,6 +1,6 @@
 /* promhttp.h - the Prometheus endpoint (promhttp.c): GET /metrics in text
  * exposition format 0.0.4, served by libevent's evhttp on the manager's
- * own loop. Started by main.c for --metrics-port. */
+ * own loop, for --metrics-port. */
 #ifndef BX_PROMHTTP_H
 #define BX_PROMHTTP_H
 

@@ -1,6 +1,5 @@
-/* registry.c - name -> VM table (chained hash, grows at load 1).
- * Called by router.c (lookups) and vmproc.c (add/remove). Owns no VM: it
- * only indexes them; vmproc.c frees a VM after registry_remove(). */
+/* registry.c - name -> VM table (chained hash, grows at load 1). Owns no
+ * VM: it only indexes them; vm.c frees a VM after registry_remove(). */
 #include "manager.h"
 
 #include <stdlib.h>

@@ -44,11 +44,11 @@ static void op_create(struct client *c, json_t *id, json_t *req)
         return FAIL(c, id, e, "%s", err);
     }
     json_object_set_new(init, "name", json_string(name));
-    struct vm *vm = vmproc_create(name, init, c, id, &e, err, sizeof err);
+    struct vm *vm = vm_create(name, init, c, id, &e, err, sizeof err);
     if (!vm)
         FAIL(c, id, e, "%s", err);
     else if (mailbox_vm_added(vm) < 0)
-        vmproc_destroy(vm, BX_E_INTERNAL, "out of memory for the VM's mailbox");
+        vm_destroy(vm, BX_E_INTERNAL, "out of memory for the VM's mailbox");
     json_decref(init);
 }
 
@@ -80,7 +80,7 @@ static void op_shutdown_all(struct client *c, json_t *id)
     struct vm **all = registry_all(&n);
     for (size_t i = 0; all && i < n; i++) {
         if (!all[i]->pool && (all[i]->owner_id == c->id || all[i]->persistent)) {
-            vmproc_destroy(all[i], BX_E_VM_CRASHED, "VM destroyed");
+            vm_destroy(all[i], BX_E_VM_CRASHED, "VM destroyed");
             killed++;
         }
     }
@@ -151,7 +151,7 @@ static void op_vm(struct client *c, json_t *id, json_t *req, const char *op, int
     if (strcmp(op, "net_enable") == 0 && vm->full_isolation && !vm->networked)
         return FAIL(c, id, BX_E_ISOLATION, "VM '%s' runs in full isolation in its own network "
                     "namespace; create it with networked=True to use the network", vm->name);
-    if (vmproc_send_op(vm, op, req, REQ_VM_RUNS(k), c->id, id) < 0)
+    if (vmreq_send_op(vm, op, req, REQ_VM_RUNS(k), c->id, id) < 0)
         return FAIL(c, id, BX_E_INTERNAL, "out of memory");
     /* The host turned networking on: a node restarted after a timeout or a
      * CPU kill must come back networked too. */
@@ -167,7 +167,7 @@ static void op_cb_result(struct client *c, json_t *req)
     if (!vm || vm->owner_id != c->id || !req_cb_result_ok(req))
         return;
     json_object_del(req, "vm");
-    vmproc_send_raw(vm, req);
+    vmreq_send_raw(vm, req);
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
@@ -207,7 +207,7 @@ void router_dispatch(struct client *c, json_t *req)
         if (!vm || vm->pool)
             FAIL(c, id, BX_E_VM_NOT_FOUND, "no such VM");
         else {
-            vmproc_destroy(vm, BX_E_VM_CRASHED, "VM destroyed");
+            vm_destroy(vm, BX_E_VM_CRASHED, "VM destroyed");
             reply(c, id, json_true());
         }
     } else if (strcmp(op, "ping") == 0)

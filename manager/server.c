@@ -1,5 +1,5 @@
 /* server.c - the listeners: the Unix socket (always) and TCP (only with a
- * token). Called by main.c; accepted connections go to client_accept(). */
+ * token). Accepted connections go to client_accept(). */
 #include "manager.h"
 
 #include <errno.h>

@@ -1,31 +1,22 @@
 /* spare.c - a few bioxen-vmnode processes spawned ahead of need, each in its
- * own prepared cgroup, blocked reading its init frame. vmproc.c's node_spawn
- * takes one for a VM that is spawned plainly (not full_isolation: that needs
- * namespaces made at fork time); uid/gid/networked/limits come with init, so
- * a spare fits any such VM. Refills run off the create's path (a zero timer
- * after the reply is queued); spawn failures and spares that die back off.
- * Owns the spares' fds and cgroups until handover. Called by main.c (init,
- * stop), vmproc.c (take, reaped) and router.c (hello). */
+ * own prepared cgroup, blocked reading its init frame, for a VM that is
+ * spawned plainly (not full_isolation: that needs namespaces made at fork
+ * time); uid/gid/networked/limits come with init, so a spare fits any such
+ * VM. Refills run off the create's path; spawn failures and spares that die
+ * back off. Owns the spares' fds and cgroups until handover. */
 #include "manager.h"
 #include "cgroup.h"
 #include "spare.h"
 #include "spawn.h"
+#include "timer.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define SPARE_MAX 64
-#define BACKOFF_FIRST 0.1
+#define BACKOFF_FIRST 0.2       /* after the first failure; doubles up to the cap */
 #define BACKOFF_MAX 30.0
 #define SPARE_REFILL_FALLBACK 0.005
-#define SPARE_REFILL_DELAY_US 3000
+#define SPARE_REFILL_DELAY 0.003
 
 struct spare {
     pid_t pid;
@@ -46,49 +37,24 @@ static void refill_at(double delay)
 {
     if (sp.stopped || !sp.refill || sp.n >= sp.target)
         return;
-    struct timeval tv = {(time_t)delay, (suseconds_t)((delay - (time_t)delay) * 1e6)};
     if (!evtimer_pending(sp.refill, NULL))
-        evtimer_add(sp.refill, &tv);
+        timer_arm(sp.refill, delay);
 }
 
 static double backoff(void)
 {
-    double d = BACKOFF_FIRST * (double)(1u << (sp.failures < 9 ? sp.failures : 9));
-    return d > BACKOFF_MAX ? BACKOFF_MAX : d;
+    return timer_backoff(BACKOFF_FIRST, sp.failures, BACKOFF_MAX);
 }
 
-/* One spare: socketpair, cgroup (bounded for the last create's heap, which
- * saves the cgroup writes at handover when the next create asks the same),
- * spawn, attach. */
+/* One spare, its cgroup bounded for the last create's heap: the next create
+ * likely asks the same, which saves the cgroup writes at handover. */
 static int spare_spawn(struct spare *s)
 {
     char err[256];
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return -1;
-    if (sv[1] == 3) {   /* dup2(3, 3) would leave FD_CLOEXEC set */
-        int d = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
-        close(sv[1]);
-        sv[1] = d;
-    }
-    struct spawn_req r = {mgr->vmnode_path, sv[1], 0, 0, ""};
+    struct spawn_req r = {mgr->vmnode_path, -1, 0, 0, ""};
     s->seq = ++mgr->node_seq;
     s->heap = sp.last_heap;
-    int rc = sv[1] < 0 || cgroup_prepare(s->seq, s->heap) < 0 ? -1 : spawn_node(&r, &s->pid, err, sizeof err);
-    if (sv[1] >= 0)
-        close(sv[1]);
-    if (rc == 0 && cgroup_attach(s->seq, s->pid) < 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        rc = -1;
-    }
-    if (rc < 0) {
-        cgroup_remove(s->seq);
-        close(sv[0]);
-        return -1;
-    }
-    s->fd = sv[0];
-    return 0;
+    return spawn_channel(&r, s->seq, s->heap, &s->fd, &s->pid, err, sizeof err) == SPAWN_OK ? 0 : -1;
 }
 
 static void refill_cb(evutil_socket_t fd, short ev, void *arg)
@@ -133,11 +99,7 @@ int spare_take(unsigned long long heap_limit, int *fd, pid_t *pid, unsigned *seq
          * spare whose cgroup is bounded (nor one whose bound fails to move) */
         if (s.heap != heap_limit && !cgroup_unavailable() &&
             (!heap_limit || cgroup_prepare(s.seq, heap_limit) < 0)) {
-            kill(s.pid, SIGKILL);
-            close(s.fd);
-            while (waitpid(s.pid, NULL, 0) < 0 && errno == EINTR)
-                ;
-            cgroup_remove(s.seq);
+            spawn_discard(s.pid, s.fd, s.seq);
             continue;
         }
         sp.failures = 0;    /* it lived until used */
@@ -155,8 +117,7 @@ void spare_kick(void)
      * create reply within a fraction of a millisecond, and a fork/exec now
      * would stall the loop under it. Each create pushes the refill back, so
      * a burst of creates refills after the burst. */
-    static const struct timeval later = {0, SPARE_REFILL_DELAY_US};
-    evtimer_add(sp.refill, &later);
+    timer_arm(sp.refill, SPARE_REFILL_DELAY);
 }
 
 int spare_reaped(pid_t pid)
@@ -179,13 +140,8 @@ int spare_reaped(pid_t pid)
 void spare_stop(void)
 {
     sp.stopped = 1;
-    for (unsigned i = 0; i < sp.n; i++) {
-        kill(sp.s[i].pid, SIGKILL);
-        close(sp.s[i].fd);
-        while (waitpid(sp.s[i].pid, NULL, 0) < 0 && errno == EINTR)
-            ;   /* SIGKILLed and never ran a script: quick */
-        cgroup_remove(sp.s[i].seq);
-    }
+    for (unsigned i = 0; i < sp.n; i++)
+        spawn_discard(sp.s[i].pid, sp.s[i].fd, sp.s[i].seq);
     sp.n = 0;
     if (sp.refill)
         event_free(sp.refill);

@@ -13,7 +13,7 @@ void spare_init(unsigned target);
 int spare_take(unsigned long long heap_limit, int *fd, pid_t *pid, unsigned *seq);
 /* A create's reply has gone out: refill now (off its critical path). */
 void spare_kick(void);
-/* pid was reaped by vmproc.c and is no VM's node: 1 if it was a spare. */
+/* pid was reaped and is no VM's node: 1 if it was a spare. */
 int spare_reaped(pid_t pid);
 /* Kills and reaps every spare (shutdown); no refill after this. */
 void spare_stop(void);

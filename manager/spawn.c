@@ -7,8 +7,9 @@
  * without CAP_SYS_ADMIN adds a user namespace, the only way the kernel lets
  * it create the others, mapping its own uid and gid one to one.
  * If the kernel refuses, the VM is not created: never a silent downgrade.
- * Called by vmproc.c. */
+ * spawn_channel wraps either start in the socketpair and the cgroup. */
 #include "spawn.h"
+#include "cgroup.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -173,4 +175,63 @@ int spawn_node(struct spawn_req *r, pid_t *pid, char *err, size_t n)
     char *argv[] = {(char *)r->path, "--fd", "3", "--parent", parent, NULL};
     r->out_ns[0] = 0;
     return r->isolated ? spawn_isolated(r, argv, pid, err, n) : spawn_plain(r, argv, pid, err, n);
+}
+
+void spawn_discard(pid_t pid, int fd, unsigned seq)
+{
+    kill(pid, SIGKILL);
+    if (fd >= 0)
+        close(fd);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    cgroup_remove(seq);
+}
+
+/* spawn_node inside cgroup seq: no script ever runs outside it, because the
+ * node waits for its init frame, which is sent only after the attach. */
+static int spawn_in_cgroup(struct spawn_req *r, unsigned seq, unsigned long long heap,
+                           pid_t *pid, char *err, size_t n)
+{
+    if (cgroup_prepare(seq, heap) < 0) {
+        snprintf(err, n, "cannot make the VM's cgroup");
+        return SPAWN_E_SETUP;
+    }
+    if (spawn_node(r, pid, err, n) < 0) {
+        cgroup_remove(seq);
+        return SPAWN_E_START;
+    }
+    if (cgroup_attach(seq, *pid) < 0) {
+        spawn_discard(*pid, -1, seq);
+        snprintf(err, n, "cannot move the node into its cgroup");
+        return SPAWN_E_SETUP;
+    }
+    return SPAWN_OK;
+}
+
+int spawn_channel(struct spawn_req *r, unsigned seq, unsigned long long heap,
+                  int *fd, pid_t *pid, char *err, size_t n)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        snprintf(err, n, "socketpair: %s", strerror(errno));
+        return SPAWN_E_SETUP;
+    }
+    if (sv[1] == 3) {   /* dup2(3, 3) would leave FD_CLOEXEC set */
+        int d = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
+        close(sv[1]);
+        sv[1] = d;
+    }
+    int rc = SPAWN_E_SETUP;
+    if (sv[1] < 0) {
+        snprintf(err, n, "fcntl: %s", strerror(errno));
+    } else {
+        r->fd = sv[1];
+        rc = spawn_in_cgroup(r, seq, heap, pid, err, n);
+        close(sv[1]);   /* the node has its copy as fd 3 */
+    }
+    if (rc != SPAWN_OK)
+        close(sv[0]);
+    else
+        *fd = sv[0];
+    return rc;
 }

@@ -1,4 +1,5 @@
-/* spawn.h - starting node processes, plainly or in new namespaces (spawn.c). */
+/* spawn.h - starting node processes, plainly or in new namespaces, each
+ * with its channel and in its cgroup (spawn.c). */
 #ifndef BX_SPAWN_H
 #define BX_SPAWN_H
 
@@ -14,5 +15,17 @@ struct spawn_req {
 
 /* 0 with *pid, or -1 with err (the node was not started). */
 int spawn_node(struct spawn_req *r, pid_t *pid, char *err, size_t n);
+
+enum { SPAWN_OK = 0, SPAWN_E_SETUP = -1, SPAWN_E_START = -2 };
+/* The one way a node is started, fresh or as a spare: a socketpair (the
+ * node's end becomes its fd 3, r->fd is set), cgroup seq bounded for heap
+ * bytes, spawn_node, then the move into the cgroup. SPAWN_OK with *fd (the
+ * manager's end, the caller's from now on) and *pid; else SPAWN_E_START
+ * (spawn_node refused) or SPAWN_E_SETUP, with err and nothing left behind. */
+int spawn_channel(struct spawn_req *r, unsigned seq, unsigned long long heap,
+                  int *fd, pid_t *pid, char *err, size_t n);
+/* Undoes spawn_channel for a node no pid table knows: SIGKILL, close fd
+ * (-1: none), wait for it (quick: it never ran a script), remove its cgroup. */
+void spawn_discard(pid_t pid, int fd, unsigned seq);
 
 #endif

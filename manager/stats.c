@@ -1,6 +1,6 @@
-/* stats.c - per-VM counters, the history ring and totals since start (see
- * stats.h). Called by vmproc.c for every run outcome and "stats" reply, by
- * events.c for every event, by router.c for "history". */
+/* stats.c - counts every run once, where the manager learns its outcome:
+ * per-VM counters, the history ring, the duration window and totals since
+ * start (see stats.h). metrics.c and promhttp.c only read what it holds. */
 #include "manager.h"
 #include "stats.h"
 
@@ -8,6 +8,7 @@
 #include <string.h>
 
 struct stats_totals stats_totals;
+struct stats_window stats_window;
 
 struct run_entry {
     double ts, ms;              /* ms < 0: not known */
@@ -36,6 +37,26 @@ static void history_push(struct vm *vm, const char *op, enum bx_err code, double
         ring_len++;
 }
 
+/* A successful run's duration: the window (the oldest leaves it) and totals. */
+static void duration_push(double ms)
+{
+    struct stats_window *w = &stats_window;
+    struct stats_totals *t = &stats_totals;
+    if (w->len == STATS_WINDOW)
+        w->sum_ms -= w->ms[w->pos];
+    else
+        w->len++;
+    w->ms[w->pos] = ms;
+    w->pos = (w->pos + 1) % STATS_WINDOW;
+    w->sum_ms += ms;
+    if (t->duration_count == 0 || ms < t->min_ms)
+        t->min_ms = ms;
+    if (ms > t->max_ms)
+        t->max_ms = ms;
+    t->duration_sum_ms += ms;
+    t->duration_count++;
+}
+
 void stats_run(struct vm *vm, const char *op, const char *code, double ms,
                json_int_t mem, const char *msg)
 {
@@ -43,17 +64,18 @@ void stats_run(struct vm *vm, const char *op, const char *code, double ms,
     enum bx_err e = failed ? bx_err_from_code(code) : BX_OK;
     if (failed && e == BX_OK)   /* "OK" sent as an error code: still an error */
         e = BX_E_INTERNAL;
-    metrics_record(failed, failed ? -1 : ms, mem);
     history_push(vm, op, e, ms, mem);
+    stats_totals.executions++;
     vm->st.executions++;
+    if (mem > stats_totals.peak_mem)
+        stats_totals.peak_mem = mem;
     if (!failed) {
         vm->st.heap_bytes = mem;
-        if (ms >= 0) {
-            stats_totals.duration_sum_ms += ms;
-            stats_totals.duration_count++;
-        }
+        if (ms >= 0)
+            duration_push(ms);
         return;
     }
+    stats_totals.errors++;
     vm->st.errors++;
     stats_totals.errors_by_code[e]++;
     vm->st.last_code = e;

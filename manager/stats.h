@@ -1,7 +1,7 @@
-/* stats.h - what the manager counts about runs and VMs (stats.c): per-VM
- * counters kept from the replies it already reads, the history ring of
- * recent runs, and totals since start. Read by metrics.c, promhttp.c and
- * the "history" and "stats" ops. No I/O. */
+/* stats.h - what the manager counts about runs and VMs (stats.c), the one
+ * place that counts them: per-VM counters kept from the replies it already
+ * reads, the history ring of recent runs, the window of recent durations
+ * and totals since start. Others only read these. No I/O. */
 #ifndef BX_STATS_H
 #define BX_STATS_H
 
@@ -13,6 +13,7 @@
 
 #define STATS_HISTORY REQ_HISTORY_MAX    /* runs kept for "history" */
 #define STATS_OP_MAX 16         /* op names longer than this are cut */
+#define STATS_WINDOW 4096       /* durations kept for percentiles */
 
 /* Embedded in struct vm; zero is the fresh state. Survives node restarts:
  * it counts for the VM's name, not for one process. */
@@ -25,20 +26,32 @@ struct vmstats {
     char last_msg[256];         /* cut to fit */
 };
 
-/* Totals since the manager started. */
+/* Totals since the manager started. Written by stats.c only. */
 struct stats_totals {
+    uint64_t executions, errors;    /* finished exec/call runs; errors <= executions */
     uint64_t errors_by_code[BX_E__COUNT];
     uint64_t vms_created, vms_crashed, vms_restarted;
     double duration_sum_ms;     /* successful runs with a duration */
     uint64_t duration_count;
+    double min_ms, max_ms;      /* over those runs; 0 before the first */
+    json_int_t peak_mem;        /* largest heap a run (of any outcome) ended with */
 };
 extern struct stats_totals stats_totals;
+
+/* The durations of the last STATS_WINDOW successful runs, in no order that
+ * matters (a ring). Written by stats.c only. */
+struct stats_window {
+    double ms[STATS_WINDOW];
+    size_t len, pos;
+    double sum_ms;
+};
+extern struct stats_window stats_window;
 
 struct vm;
 
 /* One finished exec/call on vm: code "" (or NULL) for success, ms < 0 when
- * not known, msg the error's message (NULL: none). Feeds metrics_record,
- * the history ring and vm's counters. */
+ * not known, msg the error's message (NULL: none). Counts it everywhere:
+ * totals, the duration window, the history ring and vm's counters. */
 void stats_run(struct vm *vm, const char *op, const char *code, double ms,
                json_int_t mem, const char *msg);
 /* An event the manager emits (VM_CRASH, VM_RESTART ...); vm may be NULL. */

@@ -24,7 +24,7 @@ static void node_cancel(struct vm *vm, uint64_t node_id)
     json_t *m = json_pack("{s:s, s:I, s:i, s:b}", "op", "stream_ack", "stream",
                           (json_int_t)node_id, "n", 0, "cancel", 1);
     if (m)
-        vmproc_send_raw(vm, m);
+        vmreq_send_raw(vm, m);
     json_decref(m);
 }
 
@@ -69,7 +69,7 @@ void stream_client_ack(struct client *c, json_t *req)
         if (m && json_is_true(json_object_get(req, "cancel")))
             json_object_set_new(m, "cancel", json_true());
         if (m)
-            vmproc_send_raw(vm, m);
+            vmreq_send_raw(vm, m);
         json_decref(m);
         return;
     }

@@ -1,7 +1,6 @@
 /* stream.h - the manager's part of streamed exec (docs/protocol.md
  * "Streaming"): stream items from a node go to the client that made the
- * request, stream_acks from that client go to the node. Called by vmproc.c
- * (node frames) and router.c (client frames). */
+ * request, stream_acks from that client go to the node. */
 #ifndef BX_MGR_STREAM_H
 #define BX_MGR_STREAM_H
 
