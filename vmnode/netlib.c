@@ -6,6 +6,7 @@
 #include "netlib.h"
 #include "coded.h"
 #include "convert.h"
+#include "textcodec.h"
 #include "mailbox.h"
 
 #include <arpa/inet.h>
@@ -101,7 +102,7 @@ static void refuse(lua_State *L, const char *verb, const char *host, const char 
     snprintf(target, sizeof target, "%.200s:%.20s", host, port);
     /* action/target/reason as every policy refusal reports them (policy.c) */
     json_t *ev = json_pack("{s:s, s:{s:s, s:s, s:o, s:s}}", "event", "SECURITY_VIOLATION", "detail",
-                           "what", what, "action", verb, "target", conv_text_json(target, strlen(target)),
+                           "what", what, "action", verb, "target", textcodec_json(target, strlen(target)),
                            "reason", "loopback only (no allow_tcp grant)");
     if (ev)
         link_send(node_of(L), ev);

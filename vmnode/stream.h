@@ -21,9 +21,9 @@ void stream_end(void);
 int stream_active(void);
 /* Runs the function on top of L as the stream's coroutine, protected and
  * with the request's limits carried in: like lua_pcall(L, 0, LUA_MULTRET, 0)
- * (results replace the function). An error of the script leaves its
- * coroutine's traceback in the registry under tb_key. */
-int stream_pcall(lua_State *L, const char *tb_key);
+ * (results replace the function). An error of the script keeps its
+ * coroutine's traceback as the request's (luaerr.h). */
+int stream_pcall(lua_State *L);
 /* print and post while a stream is active (Lua functions). */
 int stream_print(lua_State *L);
 int stream_post(lua_State *L);

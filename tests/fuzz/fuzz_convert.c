@@ -13,6 +13,7 @@
  * aside); only a $t placeholder may refuse to come back. run.sh builds
  * it with a small BX_VALUE_BYTES_MAX so shared-table blow-ups stay fast. */
 #include "convert.h"
+#include "textcodec.h"
 #include "node.h"
 
 #include <lauxlib.h>
@@ -150,14 +151,14 @@ static void roundtrip(lua_State *L, int idx)
     json_decref(j1);
 }
 
-/* conv_utf8_valid must agree with Jansson, and conv_text_json must always
+/* textcodec_utf8_valid must agree with Jansson, and textcodec_json must always
  * give valid UTF-8 that keeps valid input unchanged. */
 static void check_text(const char *s, size_t len)
 {
     json_t *strict = json_stringn(s, len);
-    CHECK(!strict == !conv_utf8_valid(s, len));
-    json_t *t = conv_text_json(s, len);
-    CHECK(t && conv_utf8_valid(json_string_value(t), json_string_length(t)));
+    CHECK(!strict == !textcodec_utf8_valid(s, len));
+    json_t *t = textcodec_json(s, len);
+    CHECK(t && textcodec_utf8_valid(json_string_value(t), json_string_length(t)));
     CHECK(!strict || json_equal(strict, t));
     json_decref(strict);
     json_decref(t);
