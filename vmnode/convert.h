@@ -27,6 +27,16 @@
  * (a sequence), a JSON object (string keys), a {"$map": [[k, v], ...]}. */
 enum { K_ARRAY, K_OBJECT, K_MAP };
 
+/* Both walkers keep a stack of frames, one per open table whose Lua slot is
+ * tslot: this drops the innermost, finished one and what sits above its
+ * slot (an iteration key). Returns 0, a step's "progress". */
+static inline int conv_frame_pop(lua_State *L, int tslot, int *nf)
+{
+    lua_settop(L, tslot - 1);
+    (*nf)--;
+    return 0;
+}
+
 /* Converts the Lua value at idx into a new JSON value in *out. Runs no Lua
  * code and never raises. Returns BX_OK, or BX_E_CONVERSION_ERROR (cycle,
  * depth, size) / BX_E_INTERNAL (out of memory) with a reason in err. */

@@ -145,14 +145,6 @@ static int jstep_map(jctx *c, jframe *f)
     return 0;
 }
 
-/* Drops the finished frame f: its table leaves the stack. */
-static int jframe_done(jctx *c, jframe *f)
-{
-    lua_settop(c->L, f->tslot - 1);
-    c->nf--;
-    return 0;
-}
-
 /* Fills one entry of frame f, or drops f when it is complete; 0, or -1 on
  * failure. */
 static int jstep(jctx *c, jframe *f)
@@ -161,12 +153,12 @@ static int jstep(jctx *c, jframe *f)
     int kind;
     if (f->kind == K_MAP) {
         if (f->i >= json_array_size(f->src))
-            return jframe_done(c, f);
+            return conv_frame_pop(L, f->tslot, &c->nf);
         return jstep_map(c, f);
     }
     if (f->kind == K_ARRAY) {
         if (f->i >= json_array_size(f->src))
-            return jframe_done(c, f);
+            return conv_frame_pop(L, f->tslot, &c->nf);
         json_t *v = json_array_get(f->src, f->i++);
         if (push_json(c, v, f->depth + 1, &kind) < 0)
             return -1;
@@ -176,7 +168,7 @@ static int jstep(jctx *c, jframe *f)
         return kind >= 0 ? jframe_push(c, v, kind, lua_gettop(L), f->depth + 1) : 0;
     }
     if (!f->iter)
-        return jframe_done(c, f);
+        return conv_frame_pop(L, f->tslot, &c->nf);
     void *it = f->iter;
     f->iter = json_object_iter_next(f->src, it);
     json_t *v = json_object_iter_value(it);

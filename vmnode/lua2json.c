@@ -172,14 +172,6 @@ static int value_take(lctx *c, json_t **out)
     return 0;
 }
 
-/* Drops the finished frame f: its table and iteration key leave the stack. */
-static int frame_done(lctx *c, lframe *f)
-{
-    lua_settop(c->L, f->tslot - 1);
-    c->nf--;
-    return 0;
-}
-
 /* Adds the next entry of frame f, or drops f when it is complete; 0, or -1
  * on failure. */
 static int frame_step(lctx *c, lframe *f)
@@ -195,14 +187,14 @@ static int frame_step(lctx *c, lframe *f)
     }
     if (f->kind == K_ARRAY) {
         if (f->i >= f->n)
-            return frame_done(c, f);
+            return conv_frame_pop(L, f->tslot, &c->nf);
         lua_rawgeti(L, f->tslot, ++f->i);
         if (value_take(c, &j) < 0)
             return -1;
         return json_array_append_new(f->dst, j) < 0 ? lfail(c, BX_E_INTERNAL, "out of memory") : 0;
     }
     if (!lua_next(L, f->tslot))
-        return frame_done(c, f);
+        return conv_frame_pop(L, f->tslot, &c->nf);
     if (f->kind == K_OBJECT) {
         size_t klen;
         const char *k = lua_tolstring(L, -2, &klen); /* a string: no conversion */

@@ -1,8 +1,8 @@
 /* netlib.c - the C core under networked VMs: loads Debian's LuaSocket into
  * the VM (dlopen of socket/core.so, socket.lua run with a private require),
  * wraps every address-taking socket method with the loopback-only policy,
- * and hands lua/net.lua its primitives (encode, decode, wait, getfd).
- * Called by sandbox.c (netlib_register), main.c (idle reads), exec.c. */
+ * and hands lua/net.lua its primitives (encode, decode, wait, getfd); and
+ * the idle read that serves the VM's sockets between requests. */
 #include "netlib.h"
 #include "coded.h"
 #include "convert.h"

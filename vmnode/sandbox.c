@@ -1,6 +1,6 @@
 /* sandbox.c - builds the node's Lua state: the whitelisted standard library,
- * text-only load, captured print, and coroutines that carry the limits.
- * Called by main.c (init), exec.c (reset) and the sandbox unit test. */
+ * text-only load, captured print, and coroutines that carry the limits;
+ * the VM-independent part can be built ahead of init. */
 #include "node.h"
 #include "mailbox.h"
 #include "netlib.h"

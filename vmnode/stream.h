@@ -1,8 +1,7 @@
 /* stream.h - exec with "stream": true (docs/protocol.md "Streaming"): the
  * chunk runs as a coroutine; each top-level yield, each print line and each
  * post() goes to the requester at once as a stream frame, at most
- * STREAM_WINDOW un-acked. Called by exec.c (run), sandbox.c (print),
- * mailbox.c (post), link.c and main.c (stream_ack frames). */
+ * STREAM_WINDOW un-acked, the window reopened by stream_ack frames. */
 #ifndef BX_VMNODE_STREAM_H
 #define BX_VMNODE_STREAM_H
 

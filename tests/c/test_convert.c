@@ -1,5 +1,6 @@
-/* test_convert.c - vmnode/convert.c: every value kind both ways, tags,
- * bytes vs UTF-8, int vs float, NaN/inf, cycles, depth, malformed tags. */
+/* test_convert.c - vmnode/convert.h (lua2json.c, json2lua.c, textcodec.c):
+ * every value kind both ways, tags, bytes vs UTF-8, int vs float, NaN/inf,
+ * cycles, depth, malformed tags. */
 #include "convert.h"
 #include "textcodec.h"
 #include "check.h"
