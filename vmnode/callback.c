@@ -1,6 +1,6 @@
 /* callback.c - host callbacks: Lua globals that ask the manager's client to
- * run a function and wait for its cb_result. Registered by sandbox.c; the
- * wait reads fd 3 through link.c and queues every other frame. */
+ * run a function and wait for its cb_result. The wait reads fd 3 through
+ * link.c, which queues every other frame for after the request. */
 #include "node.h"
 
 #include <lauxlib.h>

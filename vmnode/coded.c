@@ -1,6 +1,6 @@
 /* coded.c - remembers the last coded Lua error (value in the registry, code
- * here) so exec.c can tell, when a request fails, whether the error that
- * escaped is one raised with a wire code. Called through coded.h. */
+ * here) so that, when a request fails, luaerr.c can tell whether the error
+ * that escaped is one raised with a wire code (see coded.h). */
 #include "coded.h"
 
 #include <lauxlib.h>

@@ -1,6 +1,6 @@
 /* coded.h - Lua errors that carry a wire error code (POLICY_VIOLATION from
  * the net policy, VM_NOT_FOUND from mailbox.send) instead of LUA_ERROR.
- * Raised by netlib.c and mailbox.c; read back by exec.c's failure path. */
+ * Read back by luaerr.c when a request fails. */
 #ifndef BX_VMNODE_CODED_H
 #define BX_VMNODE_CODED_H
 

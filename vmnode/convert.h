@@ -1,9 +1,9 @@
-/* convert.h - Lua values <-> JSON values, as docs/protocol.md "Values" says.
+/* convert.h - Lua values <-> JSON values, as docs/protocol.md "Values" says:
+ * lua2json.c one way, json2lua.c the other (textcodec.c their strings).
  *
  * Both directions walk with an explicit stack (no C recursion follows the
  * input's depth), refuse cycles, nesting past BX_VALUE_DEPTH_MAX and Lua
- * values over BX_VALUE_BYTES_MAX of JSON, and
- * never crash on any input. Called by exec.c, callback.c, test_convert.c. */
+ * values over BX_VALUE_BYTES_MAX of JSON, and never crash on any input. */
 #ifndef BX_CONVERT_H
 #define BX_CONVERT_H
 
@@ -23,6 +23,20 @@
 #define BX_VALUE_BYTES_MAX ((size_t)16 << 20)
 #endif
 
+/* The three JSON shapes of a Lua table (the Values table): a JSON array
+ * (a sequence), a JSON object (string keys), a {"$map": [[k, v], ...]}. */
+enum { K_ARRAY, K_OBJECT, K_MAP };
+
+/* Both walkers keep a stack of frames, one per open table whose Lua slot is
+ * tslot: this drops the innermost, finished one and what sits above its
+ * slot (an iteration key). Returns 0, a step's "progress". */
+static inline int conv_frame_pop(lua_State *L, int tslot, int *nf)
+{
+    lua_settop(L, tslot - 1);
+    (*nf)--;
+    return 0;
+}
+
 /* Converts the Lua value at idx into a new JSON value in *out. Runs no Lua
  * code and never raises. Returns BX_OK, or BX_E_CONVERSION_ERROR (cycle,
  * depth, size) / BX_E_INTERNAL (out of memory) with a reason in err. */
@@ -40,10 +54,5 @@ enum bx_err conv_push_json(lua_State *L, json_t *v, char *err, size_t errlen);
 enum bx_err conv_push_value_p(lua_State *L, json_t *v, char *err, size_t errlen);
 enum bx_err conv_push_list_p(lua_State *L, json_t *list, int *count, char *err, size_t errlen);
 enum bx_err conv_set_globals_p(lua_State *L, json_t *obj, char *err, size_t errlen);
-
-/* True when s[0..len) is strict UTF-8 (what Jansson accepts). */
-int conv_utf8_valid(const char *s, size_t len);
-/* A JSON string of s with invalid bytes replaced by U+FFFD (for output). */
-json_t *conv_text_json(const char *s, size_t len);
 
 #endif

@@ -4,8 +4,8 @@
  * allow-list (seccomp.c). The namespaces were made by the manager at spawn.
  * Every step that was asked for either happens or init fails: a VM never
  * runs with less isolation than it was created with.
- * Called by main.c at init, after the Lua state and LuaSocket are loaded
- * (they open files; nothing after this may). */
+ * It is the last step of init, after the Lua state and LuaSocket are
+ * loaded (they open files; nothing after this may). */
 #include "node.h"
 #include "netlib.h"
 

@@ -1,7 +1,6 @@
-/* limits.c - what stops a script: counting allocator, instruction budget,
- * timer-armed wall timeout, and the process rlimits.
- * Called by sandbox.c (allocator), exec.c (arm/disarm per request) and
- * main.c (signals, rlimits at init). */
+/* limits.c - what stops a script: the limits as init and each request give
+ * them, the counting allocator, the instruction budget, the timer-armed wall
+ * timeout (carried into coroutines), and the process rlimits. */
 #include "node.h"
 
 #include <errno.h>
@@ -22,6 +21,62 @@ static volatile sig_atomic_t g_timed_out;
 /* How many instructions pass between two budget checks. A count hook costs
  * the same whatever its period, so a short period only adds C calls. */
 #define BX_INSTR_PERIOD 1000
+
+/* ---- the limits from the wire ---------------------------------------------- */
+
+/* Reads an optional non-negative number field; -1 if present but bad. */
+static int opt_number(json_t *obj, const char *key, double *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_number(v))
+        return -1;
+    double d = json_number_value(v);
+    if (!(d >= 0) || isinf(d))
+        return -1;
+    *out = d;
+    return 1;
+}
+
+int limits_parse(json_t *limits, bx_limits *lim, char *err, size_t errlen)
+{
+    static const char *const names[] = { "memory_limit", "instruction_limit", "timeout", "cpu_limit", "max_output" };
+    double v[5] = { 0, 0, 0, 0, 0 };
+    memset(lim, 0, sizeof *lim);
+    lim->max_output = BX_OUTPUT_DEFAULT;
+    if (!limits || json_is_null(limits))
+        return 0;
+    if (!json_is_object(limits)) {
+        snprintf(err, errlen, "limits must be an object");
+        return -1;
+    }
+    for (int i = 0; i < 5; i++) {
+        if (opt_number(limits, names[i], &v[i]) < 0) {
+            snprintf(err, errlen, "limits.%s must be a non-negative number", names[i]);
+            return -1;
+        }
+    }
+    lim->memory_limit = v[0] > 9e18 ? (size_t)9e18 : (size_t)v[0];
+    lim->instruction_limit = v[1] > 9e18 ? (long long)9e18 : (long long)v[1];
+    lim->timeout = v[2];
+    lim->cpu_limit = v[3] > 1e9 ? (long long)1e9 : (long long)ceil(v[3]);
+    if (v[4] >= 1)
+        lim->max_output = v[4] > 9e18 ? (size_t)9e18 : (size_t)v[4];
+    return 0;
+}
+
+int limits_parse_request(const bx_limits *lim, json_t *req, double *timeout, long long *instr)
+{
+    double t = lim->timeout, i = (double)lim->instruction_limit;
+    if (req && (opt_number(req, "timeout", &t) < 0 || opt_number(req, "instruction_limit", &i) < 0))
+        return -1;
+    *timeout = t;
+    *instr = i > 9e18 ? (long long)9e18 : (long long)i;
+    return 0;
+}
+
+/* ---- the allocator and the hooks ------------------------------------------- */
 
 void *limits_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -140,6 +195,16 @@ void limits_charge_thread(lua_State *L)
     bx_node *n = node_of(L);
     if (n->req_instr > 0 && !n->instr_tripped)
         n->instr_left -= lua_gethookcount(L);
+}
+
+void limits_pass_hook(lua_State *from, lua_State *to)
+{
+    lua_Hook h = lua_gethook(from);
+    int mask = lua_gethookmask(from), count = lua_gethookcount(from);
+    if (lua_gethook(to) != h || lua_gethookmask(to) != mask || lua_gethookcount(to) != count) {
+        lua_sethook(to, h, mask, count);
+        limits_charge_thread(to);
+    }
 }
 
 void limits_arm(bx_node *n, double timeout, long long instr)

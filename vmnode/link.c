@@ -1,7 +1,6 @@
 /* link.c - the node's end of its socketpair with the manager (fd 3):
  * blocking frame reads that a wall timeout can interrupt, one-write
- * replies, and the queue of requests read while a callback waited.
- * Called by main.c (request loop) and callback.c (waiting for cb_result). */
+ * replies, and the queue of requests read while a callback waited. */
 #include "node.h"
 #include "stream.h"
 

@@ -128,6 +128,30 @@ static void raise_pending(lua_State *L)
 
 /* ---- the Lua functions ---------------------------------------------------- */
 
+/* The script's value at idx as JSON (new reference); raises, prefixed with
+ * what, when it does not convert. */
+static json_t *value_json(lua_State *L, int idx, const char *what)
+{
+    char err[256];
+    json_t *v;
+    if (conv_to_json(L, idx, &v, err, sizeof err) != BX_OK)
+        luaL_error(L, "%s: %s", what, err);
+    return v;
+}
+
+/* Sends msg (stolen; NULL when it could not be built) as one more frame
+ * waiting for its ack. Over the frame limit it is a Lua error; when the
+ * manager is gone the node ends. */
+static void send_unacked(lua_State *L, json_t *msg, const char *what)
+{
+    int rc = msg ? link_send(node_of(L), msg) : -1;
+    if (rc == -2) /* the value fit its limit, the frame around it did not */
+        luaL_error(L, "%s: value too large to send (over the frame limit)", what);
+    if (rc < 0)
+        _exit(1);   /* the manager is gone */
+    mb.unacked++;
+}
+
 static int l_send(lua_State *L)
 {
     const char *to = luaL_checkstring(L, 1);
@@ -139,18 +163,9 @@ static int l_send(lua_State *L)
         lua_concat(L, 2);
         return coded_raise(L, BX_E_VM_NOT_FOUND);
     }
-    char err[256];
-    json_t *v;
-    if (conv_to_json(L, 2, &v, err, sizeof err) != BX_OK)
-        return luaL_error(L, "mailbox.send: %s", err);
+    json_t *v = value_json(L, 2, "mailbox.send");
     long long k = ++mb.next_k;
-    json_t *msg = json_pack("{s:I, s:s, s:o}", "mail", (json_int_t)k, "to", to, "value", v);
-    int rc = msg ? link_send(node_of(L), msg) : -1;
-    if (rc == -2) /* the value fit its limit, the frame around it did not */
-        return luaL_error(L, "mailbox.send: value too large to send (over the frame limit)");
-    if (rc < 0)
-        _exit(1);   /* the manager is gone */
-    mb.unacked++;
+    send_unacked(L, json_pack("{s:I, s:s, s:o}", "mail", (json_int_t)k, "to", to, "value", v), "mailbox.send");
     if (is_confirmed(to)) {
         wait_acks(L, MAILBOX_WINDOW - 1);
     } else {
@@ -176,17 +191,8 @@ static int l_post(lua_State *L)
         return stream_post(L);      /* during a stream: to its requester */
     lua_settop(L, 1);
     raise_pending(L);
-    char err[256];
-    json_t *v;
-    if (conv_to_json(L, 1, &v, err, sizeof err) != BX_OK)
-        return luaL_error(L, "post: %s", err);
-    json_t *msg = json_pack("{s:I, s:o}", "post", (json_int_t)++mb.next_k, "value", v);
-    int rc = msg ? link_send(node_of(L), msg) : -1;
-    if (rc == -2) /* the value fit its limit, the frame around it did not */
-        return luaL_error(L, "post: value too large to send (over the frame limit)");
-    if (rc < 0)
-        _exit(1);   /* the manager is gone */
-    mb.unacked++;
+    json_t *v = value_json(L, 1, "post");
+    send_unacked(L, json_pack("{s:I, s:o}", "post", (json_int_t)++mb.next_k, "value", v), "post");
     wait_acks(L, MAILBOX_WINDOW - 1);
     raise_pending(L);
     lua_pushboolean(L, 1);

@@ -1,6 +1,6 @@
-/* mailbox.h - the Lua `mailbox` table (send, recv, flush, name), `post` and the
- * node's side of the mail frames. Called by sandbox.c (register), main.c
- * (init, mail frames read while idle). */
+/* mailbox.h - the Lua `mailbox` table (send, recv, flush, name), `post` and
+ * the node's side of the mail frames (acks and pulled mail, also those that
+ * arrive while the node is idle). */
 #ifndef BX_VMNODE_MAILBOX_H
 #define BX_VMNODE_MAILBOX_H
 

@@ -1,11 +1,13 @@
 /* main.c - bioxen-vmnode: one sandboxed Lua VM per process, spawned by the
  * manager as `bioxen-vmnode --fd 3 --parent PID`. Owns the node record and
- * the request loop: read a frame, run it (exec.c), reply; exit 0 on EOF. */
+ * the request loop: read a frame, run its op (ops.c) or take it as a late
+ * answer to a wait that ended, reply; exit 0 on EOF. */
 #include "node.h"
 #include "mailbox.h"
 #include "netlib.h"
+#include "ops.h"
 #include "policy.h"
-#include "project.h"
+#include "procstat.h"
 #include "stream.h"
 
 #include <errno.h>
@@ -14,61 +16,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-
-static int do_init(bx_node *n, json_t *req, json_t *id, json_t **reply)
-{
-    char err[256];
-    bx_limits lim;
-    json_t *cbs = json_object_get(req, "callbacks"), *net = json_object_get(req, "networked");
-    if (exec_parse_limits(json_object_get(req, "limits"), &lim, err, sizeof err) < 0) {
-        *reply = proto_error_new(id, BX_E_BAD_REQUEST, "%s", err);
-        return 0;
-    }
-    size_t i;
-    json_t *c;
-    if (cbs && !json_is_array(cbs))
-        cbs = NULL, *reply = NULL;
-    json_array_foreach(cbs, i, c) {
-        if (!json_is_string(c) || json_string_length(c) == 0 || json_string_length(c) > BX_NAME_MAX ||
-            strlen(json_string_value(c)) != json_string_length(c)) {
-            *reply = proto_error_new(id, BX_E_BAD_REQUEST, "callbacks must be a list of names");
-            return 0;
-        }
-    }
-    if (net && !json_is_boolean(net)) {
-        *reply = proto_error_new(id, BX_E_BAD_REQUEST, "networked must be a boolean");
-        return 0;
-    }
-    n->lim = lim;
-    n->networked = json_is_true(net);
-    n->callbacks = cbs ? json_incref(cbs) : json_array();
-    netlib_configure(json_object_get(req, "allow_tcp"));
-    policy_configure(n, json_object_get(req, "policy"));   /* policy hook */
-    if (project_configure(json_object_get(req, "project"), err, sizeof err) < 0) {
-        *reply = proto_error_new(id, BX_E_BAD_REQUEST, "%s", err);
-        return 0;
-    }
-    if (limits_apply_rlimits(&lim, n->networked, err, sizeof err) < 0) {
-        *reply = proto_error_new(id, BX_E_INTERNAL, "%s", err);
-        return -1;
-    }
-    if (sandbox_open(n) < 0) {
-        *reply = proto_error_new(id, BX_E_INTERNAL, "cannot create the Lua state");
-        return -1;
-    }
-    mailbox_init(json_string_value(json_object_get(req, "name")));
-    json_t *hp = json_object_get(req, "host_pid");
-    n->host_pid = json_is_integer(hp) ? (int)json_integer_value(hp) : (int)getpid();
-    exec_open_statm();
-    enum bx_err e = isolate_apply(n, req, err, sizeof err);
-    if (e != BX_OK) {
-        *reply = proto_error_new(id, e, "%s", err);
-        return -1;
-    }
-    n->initialised = 1;
-    *reply = proto_reply_new(id, json_pack("{s:i}", "pid", n->host_pid));
-    return 0;
-}
 
 /* Handles one frame; returns -1 when the node cannot go on. */
 static int handle_frame(bx_node *n, const char *line, size_t len)
@@ -94,16 +41,10 @@ static int handle_frame(bx_node *n, const char *line, size_t len)
         ; /* policy hook: an fs/require answer whose wait a timeout ended */
     else if (!id || !op)
         reply = proto_error_new(id, BX_E_BAD_REQUEST, "a request needs an integer or string \"id\" and a string \"op\"");
-    else if (strcmp(op, "init") == 0)
-        rc = n->initialised ? (reply = proto_error_new(id, BX_E_BAD_REQUEST, "already initialised"), 0)
-                            : do_init(n, req, id, &reply);
-    else if (!n->initialised)
-        reply = proto_error_new(id, BX_E_BAD_REQUEST, "the first request must be init");
-    else {
-        reply = exec_request(n, req, id, op);
-        if (!n->L)
-            rc = -1; /* reset could not rebuild the state */
-    }
+    else
+        reply = ops_run(n, req, id, op);
+    if (n->broken)
+        rc = -1;    /* init or reset failed past repair: reply, then exit */
     if (reply && link_send(n, reply) < 0)
         rc = -1;
     json_decref(req);
@@ -186,7 +127,7 @@ int main(int argc, char **argv)
          * node waits for it: Jansson's hash seed (it reads /dev/urandom),
          * the statm fd, the Lua base libraries. */
         json_object_seed(0);
-        exec_open_statm();
+        procstat_open();
         sandbox_prebuild(&node);
         rc = node_run(&node, err, sizeof err);
     }

@@ -1,11 +1,12 @@
 /* netlib.c - the C core under networked VMs: loads Debian's LuaSocket into
  * the VM (dlopen of socket/core.so, socket.lua run with a private require),
  * wraps every address-taking socket method with the loopback-only policy,
- * and hands lua/net.lua its primitives (encode, decode, wait, getfd).
- * Called by sandbox.c (netlib_register), main.c (idle reads), exec.c. */
+ * and hands lua/net.lua its primitives (encode, decode, wait, getfd); and
+ * the idle read that serves the VM's sockets between requests. */
 #include "netlib.h"
 #include "coded.h"
 #include "convert.h"
+#include "textcodec.h"
 #include "mailbox.h"
 
 #include <arpa/inet.h>
@@ -101,7 +102,7 @@ static void refuse(lua_State *L, const char *verb, const char *host, const char 
     snprintf(target, sizeof target, "%.200s:%.20s", host, port);
     /* action/target/reason as every policy refusal reports them (policy.c) */
     json_t *ev = json_pack("{s:s, s:{s:s, s:s, s:o, s:s}}", "event", "SECURITY_VIOLATION", "detail",
-                           "what", what, "action", verb, "target", conv_text_json(target, strlen(target)),
+                           "what", what, "action", verb, "target", textcodec_json(target, strlen(target)),
                            "reason", "loopback only (no allow_tcp grant)");
     if (ev)
         link_send(node_of(L), ev);

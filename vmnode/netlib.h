@@ -1,7 +1,7 @@
 /* netlib.h - LuaSocket and the Lua `net` module inside networked VMs, with
- * the loopback-only address policy. Called by sandbox.c (register), main.c
- * (idle reads that also serve the VM's sockets). A refusal is raised with
- * coded.h, so exec.c reports it as POLICY_VIOLATION. */
+ * the loopback-only address policy, and the idle read that also serves the
+ * VM's sockets. A refusal is raised with coded.h, so the request fails
+ * with POLICY_VIOLATION. */
 #ifndef BX_VMNODE_NETLIB_H
 #define BX_VMNODE_NETLIB_H
 

@@ -1,8 +1,8 @@
-/* node.h - the one record of a bioxen-vmnode process and its modules' API.
- *
- * A node runs one Lua state for one VM. main.c owns the record; sandbox.c
- * builds the state, limits.c meters it, exec.c runs requests, callback.c
- * and link.c talk to the manager over fd 3. Single-threaded throughout. */
+/* node.h - the one record of a bioxen-vmnode process, and the API of the
+ * modules every other one uses: limits, sandbox, callbacks, the link to the
+ * manager (fd 3) and the frame writer. A node runs one Lua state for one VM,
+ * single-threaded; main.c owns the record. The rest have their own headers
+ * (ops.h: the op table and its handlers). */
 #ifndef BX_NODE_H
 #define BX_NODE_H
 
@@ -43,7 +43,7 @@ typedef struct bx_queued {
     char line[];
 } bx_queued;
 
-/* What an exec/call reply tells the manager up front (reply.c). */
+/* What an exec/call reply tells the manager up front (reply.c, set by run.c). */
 typedef struct bx_hdr {
     int on;                     /* the next reply carries the header */
     enum bx_err code;           /* BX_OK for a result */
@@ -58,6 +58,7 @@ typedef struct bx_node {
     int networked;
     int full_isolation;         /* seccomp-locked (isolate.c) */
     int initialised;
+    int broken;                 /* init or reset failed: exit after the reply */
     int host_pid;               /* our pid as the manager sees it (we may be pid 1) */
 
     /* counting allocator (limits.c) */
@@ -101,6 +102,13 @@ typedef struct bx_node {
 } bx_node;
 
 /* limits.c ---------------------------------------------------------------- */
+/* Parses init's "limits" object into lim (absent: none, max_output at its
+ * default); 0, or -1 with a BAD_REQUEST reason. */
+int limits_parse(json_t *limits, bx_limits *lim, char *err, size_t errlen);
+/* The timeout and instruction budget of one request: req's own fields over
+ * lim's (req may be NULL). 0, or -1 when a field is not a non-negative
+ * number. */
+int limits_parse_request(const bx_limits *lim, json_t *req, double *timeout, long long *instr);
 /* The lua_Alloc; ud is the bx_node. Refuses growth past memory_limit. */
 void *limits_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 /* Installs the SIGALRM handler (no SA_RESTART) for the node's state. */
@@ -123,6 +131,10 @@ int limits_timed_out(void);
 int limits_tripped(bx_node *n);
 /* Charges a thread's fresh hook countdown to the budget (coroutines). */
 void limits_charge_thread(lua_State *L);
+/* Gives `to` the hook of `from` before it runs, so the limits follow into
+ * a coroutine (lua_newthread copies hooks only at creation) and back out
+ * of it; a reset countdown is charged to the budget. */
+void limits_pass_hook(lua_State *from, lua_State *to);
 /* Applies the process rlimits that depend on lim. 0 or -1 (errno set). */
 int limits_apply_rlimits(const bx_limits *lim, int networked, char *err, size_t errlen);
 
@@ -130,9 +142,6 @@ int limits_apply_rlimits(const bx_limits *lim, int networked, char *err, size_t 
  * lets the isolation tests make forbidden system calls): NULL here. */
 void testhooks_register(lua_State *L) __attribute__((weak));
 int testhooks_skip_seccomp(void) __attribute__((weak));
-
-/* exec.c: opens what op stats reads, before isolate_apply */
-void exec_open_statm(void);
 
 /* isolate.c: uid/gid drop, no_new_privs and, in full isolation, seccomp;
  * the last step of init. BX_OK, or a code with err. */
@@ -155,12 +164,6 @@ void sandbox_close(bx_node *n);
 /* Per-request print capture. */
 void sandbox_output_reset(bx_node *n);
 void sandbox_output_append(bx_node *n, const char *p, size_t len);
-
-/* exec.c ------------------------------------------------------------------ */
-/* Runs one parsed request (not init) and returns the reply (new ref). */
-json_t *exec_request(bx_node *n, json_t *req, json_t *id, const char *op);
-/* Parses init's fields into n; 0, or -1 with a BAD_REQUEST reason. */
-int exec_parse_limits(json_t *limits, bx_limits *lim, char *err, size_t errlen);
 
 /* callback.c -------------------------------------------------------------- */
 /* Registers one global per callback name in n->callbacks. Needs protection. */

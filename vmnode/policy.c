@@ -20,6 +20,7 @@
 
 #include "coded.h"
 #include "convert.h"
+#include "textcodec.h"
 #include "mailbox.h"
 #include "netlib.h"
 #include "project.h"
@@ -129,7 +130,7 @@ static const char *text_arg(lua_State *L, int arg)
 {
     size_t len;
     const char *s = luaL_checklstring(L, arg, &len);
-    luaL_argcheck(L, strlen(s) == len && conv_utf8_valid(s, len), arg,
+    luaL_argcheck(L, strlen(s) == len && textcodec_utf8_valid(s, len), arg,
                   "must be UTF-8 text without NUL bytes");
     return s;
 }
@@ -188,7 +189,7 @@ static int refuse_import(lua_State *L, const char *name)
     const char *why = project_active() ? "not in the project or the policy's imports"
                                        : "not in the policy's imports";
     json_t *ev = json_pack("{s:s, s:{s:s, s:o, s:s}}", "event", "SECURITY_VIOLATION", "detail",
-                           "action", "require", "target", conv_text_json(name, strlen(name)),
+                           "action", "require", "target", textcodec_json(name, strlen(name)),
                            "reason", why);
     if (ev)
         link_send(node_of(L), ev);

@@ -1,9 +1,8 @@
 /* policy.h - the node's side of the VM's policy: Lua's `fs` (read, lines)
  * and `require`, which ask the manager for bytes (after init the node can
  * open no file), and the parts of the policy the node enforces itself (tcp
- * grants through netlib.c, the heap limit, the imports list). Called by
- * sandbox.c (register), exec.c (set_policy op), main.c (init; late answers).
- * Refusals are raised with coded.h as POLICY_VIOLATION. */
+ * grants through netlib.c, the heap limit, the imports list), and the
+ * set_policy op. Refusals are raised with coded.h as POLICY_VIOLATION. */
 #ifndef BX_VMNODE_POLICY_H
 #define BX_VMNODE_POLICY_H
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "convert.h"
+#include "textcodec.h"
 
 #define BASELINE_KEY "bioxen.baseline"
 #define PROJECT_PATH_MAX 512
@@ -161,7 +162,7 @@ static int user_global(lua_State *L)
         t == LUA_TLIGHTUSERDATA || t == LUA_TTHREAD)
         return 0;
     const char *k = lua_tolstring(L, -2, &len);
-    if (strlen(k) != len || !conv_utf8_valid(k, len))
+    if (strlen(k) != len || !textcodec_utf8_valid(k, len))
         return 0;
     lua_pushvalue(L, -2);
     lua_rawget(L, -5);

@@ -1,8 +1,7 @@
 /* reply.c - serialises the node's frames into one reusable buffer. Replies
  * to exec/call lead with the header the manager reads without parsing
  * (docs/protocol.md, "Manager ↔ node hop"), and their duration is written
- * as fixed point, not with printf's %.17g: both showed up in profiles.
- * Called by link.c for every frame the node sends. */
+ * as fixed point, not with printf's %.17g: both showed up in profiles. */
 #include "node.h"
 
 #include <stdlib.h>
@@ -67,7 +66,7 @@ static int put_ms(bx_node *n, double ms)
     return put_u64(n, us / 1000) || put(n, frac, sizeof frac);
 }
 
-/* "result": the object built by exec.c, then duration_ms and mem_bytes. */
+/* "result": the object built by run.c, then duration_ms and mem_bytes. */
 static int put_result(bx_node *n, json_t *res)
 {
     const char *key;

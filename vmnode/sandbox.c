@@ -1,6 +1,6 @@
 /* sandbox.c - builds the node's Lua state: the whitelisted standard library,
- * text-only load, captured print, and coroutines that carry the limits.
- * Called by main.c (init), exec.c (reset) and the sandbox unit test. */
+ * text-only load, captured print, and coroutines that carry the limits;
+ * the VM-independent part can be built ahead of init. */
 #include "node.h"
 #include "mailbox.h"
 #include "netlib.h"
@@ -141,19 +141,6 @@ static int sb_setmetatable(lua_State *L)
     return lua_gettop(L);
 }
 
-/* Gives co the hook of L before it runs, so limits follow into coroutines
- * (lua_newthread copies hooks only at creation). Resetting the hook resets
- * its countdown, which is charged to the budget. */
-static void sb_pass_hook(lua_State *L, lua_State *co)
-{
-    lua_Hook h = lua_gethook(L);
-    int mask = lua_gethookmask(L), count = lua_gethookcount(L);
-    if (lua_gethook(co) != h || lua_gethookmask(co) != mask || lua_gethookcount(co) != count) {
-        lua_sethook(co, h, mask, count);
-        limits_charge_thread(co);
-    }
-}
-
 /* lcorolib.c's auxresume with the limits carried across; nothing here may
  * raise between setting and restoring the running thread. */
 static int sb_auxresume(lua_State *L, lua_State *co, int narg)
@@ -163,13 +150,13 @@ static int sb_auxresume(lua_State *L, lua_State *co, int narg)
         lua_pushliteral(L, "too many arguments to resume");
         return -1;
     }
-    sb_pass_hook(L, co);
+    limits_pass_hook(L, co);
     lua_xmove(L, co, narg);
     lua_State *prev = limits_set_running(co);
     status = lua_resume(co, L, narg, &nres);
     limits_set_running(prev);
     if (limits_tripped(node_of(L)))
-        sb_pass_hook(co, L); /* the trip follows the error out */
+        limits_pass_hook(co, L); /* the trip follows the error out */
     if (status == LUA_OK || status == LUA_YIELD) {
         if (!lua_checkstack(L, nres + 1)) {
             lua_pop(co, nres);
@@ -251,7 +238,7 @@ static int sb_coclose(lua_State *L)
     luaL_argexpected(L, co, 1, "coroutine");
     if (sb_close_depth >= SB_CLOSE_DEPTH_MAX)
         return luaL_error(L, "C stack overflow (coroutine.close nested too deep)");
-    sb_pass_hook(L, co);
+    limits_pass_hook(L, co);
     lua_State *prev = limits_set_running(co);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);

@@ -6,8 +6,8 @@
  * already holds, memory (never executable: no new code can be mapped), its
  * timers and signals, the clock. No open, no exec, no fork or clone, no
  * ptrace, no kill. Networked VMs also get TCP/IP sockets (AF_INET/AF_INET6
- * only); which addresses they reach is netlib.c's policy.
- * Called by isolate.c, once, at the end of init. */
+ * only); which addresses they reach is netlib.c's policy. Installed once,
+ * at the end of init. */
 #include "node.h"
 
 #include <errno.h>

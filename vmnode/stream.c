@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "luaerr.h"
+#include "textcodec.h"
 #include "mailbox.h"
 
 #define PRECANCEL_MAX 8
@@ -137,7 +139,7 @@ static void print_line(lua_State *L, const char *s, size_t len)
         return;
     }
     st.printed += len + 1;
-    send_item(L, "print", conv_text_json(s, len));
+    send_item(L, "print", textcodec_json(s, len));
 }
 
 /* print, streamed: the tab-joined text, one item per line. */
@@ -178,18 +180,6 @@ int stream_post(lua_State *L)
 }
 
 /* ---- the coroutine driver -------------------------------------------------- */
-
-/* Gives co the hook of L (lua_newthread copies it only at creation), as
- * sandbox.c does for coroutine.resume: the limits follow the chunk in. */
-static void pass_hook(lua_State *from, lua_State *to)
-{
-    lua_Hook h = lua_gethook(from);
-    int mask = lua_gethookmask(from), count = lua_gethookcount(from);
-    if (lua_gethook(to) != h || lua_gethookmask(to) != mask || lua_gethookcount(to) != count) {
-        lua_sethook(to, h, mask, count);
-        limits_charge_thread(to);
-    }
-}
 
 /* Sends the yielded values as a stream item; what went wrong is raised
  * inside the script when it resumes (stream_co_yield). */
@@ -236,15 +226,14 @@ static int drive(lua_State *L)
 {
     lua_State *co = lua_tothread(L, 1);
     bx_node *n = node_of(L);
-    const char *tb_key = lua_touserdata(L, 2);
     for (;;) {
         int nres;
-        pass_hook(L, co);
+        limits_pass_hook(L, co);
         lua_State *prev = limits_set_running(co);
         int status = lua_resume(co, L, 0, &nres);
         limits_set_running(prev);
         if (limits_tripped(n))
-            pass_hook(co, L);   /* the trip follows the error out */
+            limits_pass_hook(co, L);   /* the trip follows the error out */
         if (status == LUA_YIELD) {
             send_yield(co, nres);
             continue;
@@ -255,8 +244,7 @@ static int drive(lua_State *L)
             return nres;
         }
         /* the coroutine's stack is intact after an error: its traceback */
-        luaL_traceback(L, co, NULL, 0);
-        lua_setfield(L, LUA_REGISTRYINDEX, tb_key);
+        luaerr_keep_traceback(L, co, 0);
         lua_xmove(co, L, 1);
         return lua_error(L);
     }
@@ -264,7 +252,7 @@ static int drive(lua_State *L)
 
 static int drive_start(lua_State *L)
 {
-    /* 1: the chunk, 2: tb_key; the thread made here, protected */
+    /* 1: the chunk; the thread is made here, protected */
     lua_State *co = st.co = lua_newthread(L);
     lua_pushvalue(L, 1);
     lua_xmove(L, co, 1);
@@ -272,10 +260,9 @@ static int drive_start(lua_State *L)
     return drive(L);
 }
 
-int stream_pcall(lua_State *L, const char *tb_key)
+int stream_pcall(lua_State *L)
 {
     lua_pushcfunction(L, drive_start);
     lua_insert(L, -2);
-    lua_pushlightuserdata(L, (void *)tb_key);
-    return lua_pcall(L, 2, LUA_MULTRET, 0);
+    return lua_pcall(L, 1, LUA_MULTRET, 0);
 }

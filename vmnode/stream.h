@@ -1,8 +1,7 @@
 /* stream.h - exec with "stream": true (docs/protocol.md "Streaming"): the
  * chunk runs as a coroutine; each top-level yield, each print line and each
  * post() goes to the requester at once as a stream frame, at most
- * STREAM_WINDOW un-acked. Called by exec.c (run), sandbox.c (print),
- * mailbox.c (post), link.c and main.c (stream_ack frames). */
+ * STREAM_WINDOW un-acked, the window reopened by stream_ack frames. */
 #ifndef BX_VMNODE_STREAM_H
 #define BX_VMNODE_STREAM_H
 
@@ -21,9 +20,9 @@ void stream_end(void);
 int stream_active(void);
 /* Runs the function on top of L as the stream's coroutine, protected and
  * with the request's limits carried in: like lua_pcall(L, 0, LUA_MULTRET, 0)
- * (results replace the function). An error of the script leaves its
- * coroutine's traceback in the registry under tb_key. */
-int stream_pcall(lua_State *L, const char *tb_key);
+ * (results replace the function). An error of the script keeps its
+ * coroutine's traceback as the request's (luaerr.h). */
+int stream_pcall(lua_State *L);
 /* print and post while a stream is active (Lua functions). */
 int stream_print(lua_State *L);
 int stream_post(lua_State *L);

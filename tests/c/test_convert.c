@@ -1,6 +1,8 @@
-/* test_convert.c - vmnode/convert.c: every value kind both ways, tags,
- * bytes vs UTF-8, int vs float, NaN/inf, cycles, depth, malformed tags. */
+/* test_convert.c - vmnode/convert.h (lua2json.c, json2lua.c, textcodec.c):
+ * every value kind both ways, tags, bytes vs UTF-8, int vs float, NaN/inf,
+ * cycles, depth, malformed tags. */
 #include "convert.h"
+#include "textcodec.h"
 #include "check.h"
 
 #include <lauxlib.h>
@@ -225,12 +227,12 @@ static void test_round_trip(void)
 
 static void test_text(void)
 {
-    json_t *t = conv_text_json("ok\xff!", 4);
+    json_t *t = textcodec_json("ok\xff!", 4);
     CHECK(t && strcmp(json_string_value(t), "ok\xEF\xBF\xBD!") == 0);
     json_decref(t);
-    CHECK(conv_utf8_valid("\xF0\x9F\x98\x80", 4));
-    CHECK(!conv_utf8_valid("\xF4\x90\x80\x80", 4)); /* past U+10FFFF */
-    CHECK(!conv_utf8_valid("\xE2\x82", 2));         /* truncated */
+    CHECK(textcodec_utf8_valid("\xF0\x9F\x98\x80", 4));
+    CHECK(!textcodec_utf8_valid("\xF4\x90\x80\x80", 4)); /* past U+10FFFF */
+    CHECK(!textcodec_utf8_valid("\xE2\x82", 2));         /* truncated */
 }
 
 /* Regressions found by fuzz_convert: keys Jansson cannot carry as object

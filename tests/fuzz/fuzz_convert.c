@@ -1,8 +1,9 @@
-/* fuzz_convert.c - libFuzzer target for vmnode/convert.c, the node's Lua <->
- * JSON value conversion, in a real sandboxed state (sandbox.c, limits.c).
+/* fuzz_convert.c - libFuzzer target for the node's Lua <-> JSON value
+ * conversion (convert.h: lua2json.c, json2lua.c, textcodec.c), in a real
+ * sandboxed state (sandbox.c, limits.c).
  * The first byte picks a mode:
  *   'j'  the rest is a JSON value: pushed as a call argument, a list of
- *        arguments and a globals object, as exec.c does;
+ *        arguments and a globals object, as the node's ops do;
  *   'l'  the rest is Lua code, run under an instruction budget and a memory
  *        limit; its results are converted;
  *   'b'  the rest is a little program of table-building ops (cycles, NaN,
@@ -13,6 +14,7 @@
  * aside); only a $t placeholder may refuse to come back. run.sh builds
  * it with a small BX_VALUE_BYTES_MAX so shared-table blow-ups stay fast. */
 #include "convert.h"
+#include "textcodec.h"
 #include "node.h"
 
 #include <lauxlib.h>
@@ -150,14 +152,14 @@ static void roundtrip(lua_State *L, int idx)
     json_decref(j1);
 }
 
-/* conv_utf8_valid must agree with Jansson, and conv_text_json must always
- * give valid UTF-8 that keeps valid input unchanged. */
+/* textcodec_utf8_valid must agree with Jansson, and textcodec_json must
+ * always give valid UTF-8 that keeps valid input unchanged. */
 static void check_text(const char *s, size_t len)
 {
     json_t *strict = json_stringn(s, len);
-    CHECK(!strict == !conv_utf8_valid(s, len));
-    json_t *t = conv_text_json(s, len);
-    CHECK(t && conv_utf8_valid(json_string_value(t), json_string_length(t)));
+    CHECK(!strict == !textcodec_utf8_valid(s, len));
+    json_t *t = textcodec_json(s, len);
+    CHECK(t && textcodec_utf8_valid(json_string_value(t), json_string_length(t)));
     CHECK(!strict || json_equal(strict, t));
     json_decref(strict);
     json_decref(t);
@@ -237,13 +239,10 @@ static unsigned next_byte(prog *g)
     return g->i < g->n ? g->p[g->i++] : 0;
 }
 
-/* One building op; values live on the Lua stack (at most 64). */
-static void build_op(lua_State *L, prog *g)
+/* Ops 0-3 and 7-9: push one new value, read from the program. */
+static void build_push(lua_State *L, prog *g, unsigned op)
 {
-    int top = lua_gettop(L);
-    unsigned op = next_byte(g) % 14, b;
-    if (top >= 64 && op != 4 && op != 5 && op != 13)
-        op = 13;
+    unsigned b;
     switch (op) {
     case 0: lua_newtable(L); break;
     case 1:
@@ -267,9 +266,25 @@ static void build_op(lua_State *L, prog *g)
         g->i += len;
         break;
     }
+    case 7: lua_pushboolean(L, next_byte(g) & 1); break;
+    case 8: lua_pushcfunction(L, lua_gettop); break;
+    case 9: lua_newthread(L); break;
+    }
+}
+
+/* A valid table key: neither nil nor NaN. */
+static int is_key(lua_State *L, int idx)
+{
+    return !lua_isnil(L, idx) && !(lua_type(L, idx) == LUA_TNUMBER && isnan(lua_tonumber(L, idx)));
+}
+
+/* Ops 4-6: store into a table on the stack (6 may make a cycle). */
+static void build_store(lua_State *L, prog *g, unsigned op, int top)
+{
+    unsigned b;
+    switch (op) {
     case 4: /* t[k] = v */
-        if (top >= 3 && lua_istable(L, -3) && !lua_isnil(L, -2) &&
-            !(lua_type(L, -2) == LUA_TNUMBER && isnan(lua_tonumber(L, -2))))
+        if (top >= 3 && lua_istable(L, -3) && is_key(L, -2))
             lua_rawset(L, -3);
         else
             lua_settop(L, top > 0 ? top - 1 : 0);
@@ -288,9 +303,14 @@ static void build_op(lua_State *L, prog *g)
             lua_rawset(L, -3);
         }
         break;
-    case 7: lua_pushboolean(L, next_byte(g) & 1); break;
-    case 8: lua_pushcfunction(L, lua_gettop); break;
-    case 9: lua_newthread(L); break;
+    }
+}
+
+/* Ops 10-13: wrap, key, copy or drop the top value. */
+static void build_shape(lua_State *L, prog *g, unsigned op, int top)
+{
+    unsigned b;
+    switch (op) {
     case 10: /* wrap the top value in up to 255 tables */
         b = next_byte(g);
         if (top >= 1)
@@ -301,8 +321,7 @@ static void build_op(lua_State *L, prog *g)
             }
         break;
     case 11: /* use the top value as a key of a fresh table */
-        if (top >= 1 && !lua_isnil(L, -1) &&
-            !(lua_type(L, -1) == LUA_TNUMBER && isnan(lua_tonumber(L, -1)))) {
+        if (top >= 1 && is_key(L, -1)) {
             lua_newtable(L);
             lua_insert(L, -2);
             lua_pushinteger(L, (lua_Integer)next_byte(g));
@@ -318,6 +337,21 @@ static void build_op(lua_State *L, prog *g)
             lua_pop(L, 1);
         break;
     }
+}
+
+/* One building op; values live on the Lua stack (at most 64). */
+static void build_op(lua_State *L, prog *g)
+{
+    int top = lua_gettop(L);
+    unsigned op = next_byte(g) % 14;
+    if (top >= 64 && op != 4 && op != 5 && op != 13)
+        op = 13;
+    if (op >= 10)
+        build_shape(L, g, op, top);
+    else if (op >= 4 && op <= 6)
+        build_store(L, g, op, top);
+    else
+        build_push(L, g, op);
 }
 
 static int build_all(lua_State *L)

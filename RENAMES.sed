@@ -1,0 +1,1 @@
+s/\bexec_parse_limits\b/limits_parse/g
