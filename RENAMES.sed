@@ -1,1 +1,0 @@
-s/\bexec_parse_limits\b/limits_parse/g
