@@ -1,4 +1,4 @@
-"""Helpers shared by the ``bioxen`` subcommands (cli.py): exit statuses,
+"""Helpers shared by the ``bioxen`` subcommands (cli/): exit statuses,
 parsing of sizes and durations, finding and connecting to a manager, and
 printing Lua values the way a Lua programmer reads them.
 """
@@ -15,10 +15,10 @@ import sys
 import tempfile
 from typing import Any, Optional
 
-from .errors import BioxenError, LimitExceeded, LuaError, ManagerError, PolicyViolation
-from .embedded import EmbeddedManager, find_manager
-from .manager import VMManager
-from .values import LuaOpaque
+from ..errors import BioxenError, LimitExceeded, LuaError, ManagerError, PolicyViolation
+from ..embedded import EmbeddedManager, find_manager
+from ..manager import VMManager
+from ..values import LuaOpaque
 
 # Exit statuses of every subcommand (docs/cli.md "Exit status").
 EXIT_OK = 0

@@ -17,9 +17,9 @@ import sys
 import time
 from typing import Any
 
-from .cli_common import EXIT_MANAGER, EXIT_OK, EXIT_USAGE, CliError, default_socket
-from .embedded import find_manager
-from .errors import ManagerError
+from ..embedded import find_manager
+from ..errors import ManagerError
+from .common import EXIT_MANAGER, EXIT_OK, EXIT_USAGE, CliError, default_socket
 
 READY_TIMEOUT = 30.0
 
