@@ -9,15 +9,17 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..mailbox import Mailbox
+from .handle import AsyncHandle
 from .hub import Hub
 
 
-class AsyncMailbox:
+class AsyncMailbox(AsyncHandle):
     """asyncio handle of a client mailbox (see ``Mailbox``)."""
 
+    sync: Mailbox
+
     def __init__(self, mailbox: Mailbox, hub: Hub) -> None:
-        self.sync = mailbox
-        self._hub = hub
+        super().__init__(mailbox, hub)
 
     @property
     def name(self) -> str:
@@ -42,13 +44,7 @@ class AsyncMailbox:
 
     async def close(self) -> None:
         """Close the mailbox; messages still in it are dropped with it."""
-        await self._hub.wrap(self.sync.close_async())
-
-    async def __aenter__(self) -> "AsyncMailbox":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
+        await super().close()
 
 
 __all__ = ["AsyncMailbox"]

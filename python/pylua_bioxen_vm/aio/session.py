@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..sessions import Session
+from .handle import AsyncHandle
 from .vm import AsyncVM
 
 
-class AsyncSession:
+class AsyncSession(AsyncHandle):
     """asyncio handle of a ``Session`` (``AsyncVMManager.create_session``).
 
     Attributes:
@@ -17,11 +18,12 @@ class AsyncSession:
         sync: the plain ``Session``.
     """
 
+    sync: Session
+
     def __init__(self, session: Session, vm: AsyncVM) -> None:
-        self.sync = session
+        super().__init__(session, vm._hub)   # the loop the VM's awaits belong to
         self.id = session.id
         self.vm = vm
-        self._hub = vm._hub      # the loop the VM's awaits belong to
 
     def __repr__(self) -> str:
         return "<AsyncSession %r vm=%r>" % (self.id, self.vm.name)
@@ -44,13 +46,7 @@ class AsyncSession:
 
     async def close(self) -> None:
         """Destroy the session's VM.  Idempotent."""
-        await self._hub.wrap(self.sync.close_async())
-
-    async def __aenter__(self) -> "AsyncSession":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
+        await super().close()
 
 
 __all__ = ["AsyncSession"]

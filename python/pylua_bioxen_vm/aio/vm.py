@@ -13,20 +13,22 @@ from typing import Any, Optional
 from ..policy import Policy
 from ..results import ExecResult
 from ..vm import VM, read_text
+from .handle import AsyncHandle
 from .hub import Hub
 from .stream import AsyncStream
 
 
-class AsyncVM:
+class AsyncVM(AsyncHandle):
     """asyncio handle of one VM; the coroutines mirror ``VM``'s methods.
 
     Attributes:
         sync: the plain VM handle (same VM, same connection), for threads.
     """
 
+    sync: VM
+
     def __init__(self, vm: VM, hub: Hub) -> None:
-        self.sync = vm
-        self._hub = hub
+        super().__init__(vm, hub)
 
     name = property(lambda self: self.sync.name, doc="The VM's name in the manager.")
     pid = property(lambda self: self.sync.pid, doc="The node's pid at creation.")
@@ -138,13 +140,7 @@ class AsyncVM:
 
     async def close(self) -> None:
         """Destroy the VM (its node exits).  Idempotent."""
-        await self._hub.wrap(self.sync.close_async())
-
-    async def __aenter__(self) -> "AsyncVM":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
+        await super().close()
 
 
 __all__ = ["AsyncVM"]
