@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from typing import Any, Optional
 
 from .errors import BioxenError, LuaError
+from .futures import chain
 
 #: Python-side slack on top of a Lua-side wait, so the node's "timeout"
 #: answer arrives before the request's own deadline.
@@ -62,21 +63,15 @@ class NetVMMixin:
             self._net_on = True
         else:
             enable = None
-        inner = self.call_async("net." + fn, *args, timeout=timeout)
-        out: Future = Future()
 
-        def done(f: Future) -> None:
-            e = f.exception()
-            # a refused net_enable (e.g. full isolation) says why, not the call
-            if e is not None and enable is not None and enable.done() and enable.exception():
+        def failed(e: BaseException) -> Any:
+            refused = enable.exception() if enable is not None and enable.done() else None
+            if refused is not None:
+                # a refused net_enable (e.g. full isolation) says why, not the call
                 self._net_on = False
-                out.set_exception(enable.exception())
-            elif e is not None:
-                out.set_exception(_not_networked(self, e))
-            else:
-                out.set_result(f.result())
-        inner.add_done_callback(done)
-        return out
+                raise refused
+            raise _not_networked(self, e)
+        return chain(self.call_async("net." + fn, *args, timeout=timeout), _same, failed)
 
     def _net(self, fn: str, *args: Any, timeout: Optional[float] = None) -> Any:
         return self._net_async(fn, *args, timeout=timeout).result()
@@ -148,3 +143,7 @@ class NetVMMixin:
         peer = self.connect_to("127.0.0.1", port)
         other.accept_connections(timeout)
         return peer
+
+
+def _same(value: Any) -> Any:
+    return value

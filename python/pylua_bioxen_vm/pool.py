@@ -181,6 +181,7 @@ class PoolManagerMixin(ManagerBase):
         """Apply a Lua function to each item over the pool; results in order
         (see map_async).  The first failing chunk's error is raised."""
         out: list = []
-        for fut in self._map_runs(func_name_or_code, items, chunksize, timeout):
-            out.extend(_chunk_values(self._core.conn.wait(fut)))
+        for fut in self.map_async(func_name_or_code, items, chunksize=chunksize,
+                                  timeout=timeout):
+            out.extend(self._core.conn.wait(fut))
         return out

@@ -67,7 +67,11 @@ class Session:
                 (the message is about ``code`` itself).
             LuaError, ExecutionTimeout, ...: as ``VM.execute``.
         """
-        return self.vm.execute(code, timeout=timeout, expr=True)
+        return self.vm._run(lambda: self.run_async(code, timeout))
+
+    def set_state_async(self, state: dict) -> Future:
+        """Start ``set_state``; a Future of None."""
+        return self.vm.set_globals_async(state)
 
     def set_state(self, state: dict) -> None:
         """Set globals from a dict of str keys (values as ``set_globals``).
@@ -76,7 +80,7 @@ class Session:
             InvalidRequest: ``state`` is not a dict of str keys.
             ConversionError: a value cannot be sent to Lua.
         """
-        self.vm.set_globals(state)
+        self.vm._run(lambda: self.set_state_async(state))
 
     def get_state(self) -> dict:
         """The globals this session created or replaced, as a dict.
@@ -96,9 +100,13 @@ class Session:
         """Future of ``get_state``."""
         return self.vm._request("get_state", {}, lambda r: dict(from_wire(r)))
 
+    def reset_async(self) -> Future:
+        """Start ``reset``; a Future of None."""
+        return self.vm.reset_async()
+
     def reset(self) -> None:
         """Drop every global: a fresh state with the same limits."""
-        self.vm.reset()
+        self.vm._run(self.reset_async)
 
     def close_async(self) -> Future:
         """Forget the session and destroy its VM; a Future of None."""
@@ -107,8 +115,7 @@ class Session:
 
     def close(self) -> None:
         """Destroy the session's VM.  Idempotent."""
-        self._manager._session_table().pop(self.id, None)
-        self.vm.close()
+        self.vm._wait(self.close_async())
 
     def __enter__(self) -> "Session":
         return self

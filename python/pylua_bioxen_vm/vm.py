@@ -66,6 +66,10 @@ class VM(NetVMMixin):
         # caller's thread read its own reply (see reader.py).
         return self._core.conn.run(send)
 
+    def _wait(self, fut: Future) -> Any:
+        # The result of an op already sent (or done without a connection).
+        return fut.result() if fut.done() else self._core.conn.wait(fut)
+
     # -- execute --------------------------------------------------------
 
     def _exec(self, code: str, want_value: bool, timeout: Optional[float],
@@ -340,11 +344,7 @@ class VM(NetVMMixin):
 
     def close(self) -> None:
         """Destroy the VM (its node exits).  Idempotent."""
-        fut = self.close_async()
-        if fut.done():
-            fut.result()
-        else:
-            self._core.conn.wait(fut)
+        self._wait(self.close_async())
 
     def __enter__(self) -> "VM":
         return self

@@ -30,11 +30,11 @@ class AsyncSession(AsyncHandle):
 
     async def run(self, code: str, timeout: Optional[float] = None) -> Any:
         """Run ``code`` in expression mode; its value (see ``Session.run``)."""
-        return await self.vm.execute(code, timeout=timeout, expr=True)
+        return await self._hub.wrap(self.sync.run_async(code, timeout))
 
     async def set_state(self, state: dict) -> None:
         """Set globals from a dict (see ``Session.set_state``)."""
-        await self.vm.set_globals(state)
+        await self._hub.wrap(self.sync.set_state_async(state))
 
     async def get_state(self) -> dict:
         """The globals this session created, data only (``Session.get_state``)."""
@@ -42,7 +42,7 @@ class AsyncSession(AsyncHandle):
 
     async def reset(self) -> None:
         """A fresh state with the same limits."""
-        await self.vm.reset()
+        await self._hub.wrap(self.sync.reset_async())
 
     async def close(self) -> None:
         """Destroy the session's VM.  Idempotent."""
