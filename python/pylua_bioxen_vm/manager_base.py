@@ -1,7 +1,7 @@
 """ManagerBase: the part of VMManager every other part builds on.
 
 Holds the Core (core.py) and the default limits, and creates, finds, lists
-and destroys VMs.  The feature parts of VMManager (net.py, pool.py,
+and destroys VMs.  The feature parts of VMManager (net_modes.py, pool.py,
 sessions.py, projects.py) subclass it, so what they use is declared here
 once and typed; manager.py joins them and opens the connection.
 """

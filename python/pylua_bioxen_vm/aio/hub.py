@@ -50,15 +50,18 @@ class Hub:
         Raises:
             RuntimeError: called from outside the Hub's loop.
         """
-        if asyncio.get_running_loop() is not self.loop:
-            raise RuntimeError("this AsyncVMManager belongs to another event loop; "
-                               "use m.sync from other threads and loops")
+        self._check_loop()
         afut = self.loop.create_future()
         if cfut.done():
             _settle(afut, cfut)
         else:
             cfut.add_done_callback(functools.partial(self.post, _settle, afut))
         return afut
+
+    def _check_loop(self) -> None:
+        if asyncio.get_running_loop() is not self.loop:
+            raise RuntimeError("this AsyncVMManager belongs to another event loop; "
+                               "use m.sync from other threads and loops")
 
     def push_event(self, ev: dict) -> None:
         """Core's "*" event handler (runs on Core's event thread)."""
@@ -140,7 +143,12 @@ class Hub:
     async def drive(self, steps: Generator[Wait, None, Any]) -> Any:
         """Run a ``Puller.steps`` state machine (mailbox.py) on the loop, as
         ``mailbox.drive`` runs it on a thread; its result.  Cancelling the
-        await loses nothing: the pull's answer lands in the puller's inbox."""
+        await loses nothing: the pull's answer lands in the puller's inbox.
+
+        Raises:
+            RuntimeError: called from outside the Hub's loop (before any pull).
+        """
+        self._check_loop()
         try:
             fut, seconds = next(steps)
             while True:
