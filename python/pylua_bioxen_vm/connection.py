@@ -135,9 +135,9 @@ class Connection:
     def call_body(self, body: Any, vm: Optional[str] = None,
                   transform: Transform = None) -> Any:
         """``call`` for a pre-encoded request (see ``request_body``)."""
-        return self.run(lambda: self._send(body, vm, transform))
+        return self.blocking(lambda: self._send(body, vm, transform))
 
-    def run(self, send: Callable[[], Future], timeout: Optional[float] = None) -> Any:
+    def blocking(self, send: Callable[[], Future], timeout: Optional[float] = None) -> Any:
         """``send().result(timeout)`` for an op of this connection, with the
         caller reading its own reply: the blocking face of every ``x_async``.
 

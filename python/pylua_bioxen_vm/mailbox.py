@@ -160,7 +160,7 @@ class Mailbox:
 
     def send(self, to: str, value: Any, timeout: Optional[float] = None) -> bool:
         """Send ``value`` to the VM or mailbox ``to``, as this mailbox."""
-        return self._conn.run(lambda: self.send_async(to, value, timeout))
+        return self._conn.blocking(lambda: self.send_async(to, value, timeout))
 
     def recv_steps(self, timeout: Optional[float] = None) -> Generator[Wait, None, Any]:
         """The state machine of ``recv`` (``Puller.steps``), for a driver
@@ -187,7 +187,7 @@ class Mailbox:
 
     def close(self) -> None:
         """Close the mailbox; messages still in it are dropped with it."""
-        self._conn.run(self.close_async)
+        self._conn.blocking(self.close_async)
 
     def __enter__(self) -> "Mailbox":
         return self

@@ -107,7 +107,7 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         vms_alive), peak_mem_bytes; avg/min/max/p50/p99_ms over the last
         ``duration_window`` successful runs (at most ``duration_window_max``).
         """
-        return self._core.conn.run(self.metrics_async)
+        return self._core.conn.blocking(self.metrics_async)
 
     def history_async(self, n: int = 100) -> Future:
         """Future of ``history``.
@@ -126,7 +126,7 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         Raises:
             InvalidRequest: ``n`` is not a non-negative integer.
         """
-        return self._core.conn.run(lambda: self.history_async(n))
+        return self._core.conn.blocking(lambda: self.history_async(n))
 
     @property
     def metrics_port(self) -> Optional[int]:
@@ -140,7 +140,7 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
 
     def ping(self) -> bool:
         """True if the manager answers."""
-        return self._core.conn.run(self.ping_async)
+        return self._core.conn.blocking(self.ping_async)
 
     # -- mailboxes (mailbox.py) --------------------------------------
 
@@ -156,7 +156,7 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         """Open a mailbox of this connection named ``name`` (it must not be
         the name of a VM or another mailbox: VMExists); ``size`` bounds its
         message count (default 1024)."""
-        return self._core.conn.run(lambda: self.mailbox_async(name, size))
+        return self._core.conn.blocking(lambda: self.mailbox_async(name, size))
 
     def send_to_async(self, to: str, value: Any, timeout: Optional[float] = None) -> Future:
         """Like send_to, returning a Future of True."""
@@ -170,7 +170,7 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         Raises:
             VMNotFound: no VM or mailbox has that name.
         """
-        return self._core.conn.run(lambda: self.send_to_async(to, value, timeout))
+        return self._core.conn.blocking(lambda: self.send_to_async(to, value, timeout))
 
     # -- events -------------------------------------------------------
 

@@ -155,7 +155,7 @@ class ManagerBase:
             InvalidRequest: bad name, negative or mistyped limit.
             ManagerError: the manager failed or is gone.
         """
-        return self._core.conn.run(lambda: self.create_vm_async(name, networked, **kw))
+        return self._core.conn.blocking(lambda: self.create_vm_async(name, networked, **kw))
 
     def get_vm_async(self, name: str) -> Future:
         """Future of ``get_vm``: at once for a VM of ours, else after a list."""
@@ -178,7 +178,7 @@ class ManagerBase:
         Raises:
             VMNotFound: no VM of that name.
         """
-        return self._core.conn.run(lambda: self.get_vm_async(name))
+        return self._core.conn.blocking(lambda: self.get_vm_async(name))
 
     def list_vms_async(self) -> Future:
         """Future of ``list_vms``."""
@@ -186,7 +186,7 @@ class ManagerBase:
 
     def list_vms(self) -> list[dict]:
         """One dict per VM: name, pid, state, pending, persistent, networked."""
-        return self._core.conn.run(self.list_vms_async)
+        return self._core.conn.blocking(self.list_vms_async)
 
     def shutdown_all_async(self) -> Future:
         """Future of ``shutdown_all``."""
@@ -202,7 +202,7 @@ class ManagerBase:
 
     def shutdown_all(self) -> int:
         """Destroy every VM of this connection (and persistent ones); return the count."""
-        return self._core.conn.run(self.shutdown_all_async)
+        return self._core.conn.blocking(self.shutdown_all_async)
 
 
 __all__ = ["ManagerBase"]

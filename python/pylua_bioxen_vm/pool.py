@@ -96,7 +96,7 @@ class PoolManagerMixin(ManagerBase):
 
     def warmup_pool(self, timeout: Optional[float] = None) -> int:
         """Wait until ``pool_min`` pool VMs are started; return how many are ready."""
-        return self._core.conn.run(self.warmup_pool_async, timeout)
+        return self._core.conn.blocking(self.warmup_pool_async, timeout)
 
     def run_async(self, code: str, *, timeout: Optional[float] = None,
                   globals: Optional[dict] = None, chunkname: Optional[str] = None,
@@ -133,7 +133,7 @@ class PoolManagerMixin(ManagerBase):
             globals: Optional[dict] = None, chunkname: Optional[str] = None,
             expr: bool = False) -> Any:
         """Run a Lua chunk on a fresh pool VM and return its value (see run_async)."""
-        return self._core.conn.run(lambda: self.run_async(
+        return self._core.conn.blocking(lambda: self.run_async(
             code, timeout=timeout, globals=globals, chunkname=chunkname, expr=expr))
 
     def map_async(self, func_name_or_code: str, items: Iterable, *,

@@ -120,7 +120,7 @@ class ProjectMixin(ManagerBase):
             PolicyViolation: a ``require`` outside the project and policy.
             LuaError, LuaSyntaxError, a LimitExceeded: as ``VM.execute``.
         """
-        return self._core.conn.run(lambda: self.run_project_async(
+        return self._core.conn.blocking(lambda: self.run_project_async(
             files, entrypoint, mocks=mocks, policy=policy, timeout=timeout, echo=echo,
             **limits))
 

@@ -67,7 +67,7 @@ class Session:
                 (the message is about ``code`` itself).
             LuaError, ExecutionTimeout, ...: as ``VM.execute``.
         """
-        return self.vm._run(lambda: self.run_async(code, timeout))
+        return self.vm._blocking(lambda: self.run_async(code, timeout))
 
     def set_state_async(self, state: dict) -> Future:
         """Start ``set_state``; a Future of None."""
@@ -80,7 +80,7 @@ class Session:
             InvalidRequest: ``state`` is not a dict of str keys.
             ConversionError: a value cannot be sent to Lua.
         """
-        self.vm._run(lambda: self.set_state_async(state))
+        self.vm._blocking(lambda: self.set_state_async(state))
 
     def get_state(self) -> dict:
         """The globals this session created or replaced, as a dict.
@@ -94,7 +94,7 @@ class Session:
         Raises:
             ConversionError: a global cannot be converted (a table cycle).
         """
-        return self.vm._run(self.get_state_async)
+        return self.vm._blocking(self.get_state_async)
 
     def get_state_async(self) -> Future:
         """Future of ``get_state``."""
@@ -106,7 +106,7 @@ class Session:
 
     def reset(self) -> None:
         """Drop every global: a fresh state with the same limits."""
-        self.vm._run(self.reset_async)
+        self.vm._blocking(self.reset_async)
 
     def close_async(self) -> Future:
         """Forget the session and destroy its VM; a Future of None."""
@@ -158,7 +158,7 @@ class SessionMixin(ManagerBase):
             VMExists: a session (or VM) with that id exists already.
             InvalidRequest: a bad id or argument.
         """
-        return self._core.conn.run(lambda: self.create_session_async(session_id,
+        return self._core.conn.blocking(lambda: self.create_session_async(session_id,
                                                                      **create_vm_kwargs))
 
     def get_session(self, session_id: str) -> Session:

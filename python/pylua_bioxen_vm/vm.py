@@ -3,7 +3,7 @@
 Created by VMManager.create_vm/get_vm.  Every op is written once, as an
 ``x_async`` method that sends its request over the manager's Connection and
 returns a concurrent.futures Future; the plain ``x`` runs it with the caller
-reading its own reply (``Connection.run``), and the asyncio handle awaits
+reading its own reply (``Connection.blocking``), and the asyncio handle awaits
 the same Future (aio/vm.py).  Safe to use from many threads.
 """
 
@@ -61,10 +61,10 @@ class VM(NetVMMixin):
         self._check_open()
         return self._core.conn.request(op, fields, vm=self.name, transform=transform)
 
-    def _run(self, send: Callable[[], Future]) -> Any:
-        # The plain (blocking) face of an op: Connection.run lets the
+    def _blocking(self, send: Callable[[], Future]) -> Any:
+        # The plain (blocking) face of an op: Connection.blocking lets the
         # caller's thread read its own reply (see reader.py).
-        return self._core.conn.run(send)
+        return self._core.conn.blocking(send)
 
     def _wait(self, fut: Future) -> Any:
         # The result of an op already sent (or done without a connection).
@@ -136,7 +136,7 @@ class VM(NetVMMixin):
                 instruction_limit: Optional[int] = None,
                 chunkname: Optional[str] = None, expr: bool = False) -> Any:
         """Run a Lua chunk and return its value; see ``execute_async``."""
-        return self._run(lambda: self._exec(code, True, timeout, instruction_limit,
+        return self._blocking(lambda: self._exec(code, True, timeout, instruction_limit,
                                             chunkname, expr))
 
     def execute_result_async(self, code: str, *, timeout: Optional[float] = None,
@@ -149,7 +149,7 @@ class VM(NetVMMixin):
                        instruction_limit: Optional[int] = None,
                        chunkname: Optional[str] = None) -> ExecResult:
         """Run a Lua chunk; return values, output, duration and memory."""
-        return self._run(lambda: self._exec(code, False, timeout, instruction_limit,
+        return self._blocking(lambda: self._exec(code, False, timeout, instruction_limit,
                                             chunkname))
 
     def execute_file(self, path: str, *, timeout: Optional[float] = None,
@@ -194,7 +194,7 @@ class VM(NetVMMixin):
         Returns:
             None, the value, or a tuple of values.
         """
-        return self._run(lambda: self._call(func_name, args, True, timeout, instruction_limit))
+        return self._blocking(lambda: self._call(func_name, args, True, timeout, instruction_limit))
 
     def call_result_async(self, func_name: str, *args: Any,
                           timeout: Optional[float] = None,
@@ -205,7 +205,7 @@ class VM(NetVMMixin):
     def call_result(self, func_name: str, *args: Any, timeout: Optional[float] = None,
                     instruction_limit: Optional[int] = None) -> ExecResult:
         """Like ``call`` but returns the ExecResult (output, timing); never echoes."""
-        return self._run(lambda: self._call(func_name, args, False, timeout,
+        return self._blocking(lambda: self._call(func_name, args, False, timeout,
                                             instruction_limit))
 
     # -- state --------------------------------------------------------
@@ -216,7 +216,7 @@ class VM(NetVMMixin):
 
     def function_exists(self, name: str) -> bool:
         """True if the (dotted) global ``name`` is a callable Lua value."""
-        return self._run(lambda: self.function_exists_async(name))
+        return self._blocking(lambda: self.function_exists_async(name))
 
     def set_globals_async(self, values: dict) -> Future:
         """Future of ``set_globals`` (None once they are set).
@@ -236,7 +236,7 @@ class VM(NetVMMixin):
             ConversionError: a value cannot be sent to Lua.
             InvalidRequest: ``values`` is not a dict of str keys.
         """
-        self._run(lambda: self.set_globals_async(values))
+        self._blocking(lambda: self.set_globals_async(values))
 
     def get_global_async(self, name: str) -> Future:
         """Future of ``get_global``."""
@@ -244,7 +244,7 @@ class VM(NetVMMixin):
 
     def get_global(self, name: str) -> Any:
         """Value of the (dotted) global ``name`` (None if unset)."""
-        return self._run(lambda: self.get_global_async(name))
+        return self._blocking(lambda: self.get_global_async(name))
 
     def reset_async(self) -> Future:
         """Future of ``reset`` (None once the state is fresh)."""
@@ -252,7 +252,7 @@ class VM(NetVMMixin):
 
     def reset(self) -> None:
         """Replace the Lua state by a fresh one (same limits and callbacks)."""
-        self._run(self.reset_async)
+        self._blocking(self.reset_async)
 
     def stats_async(self) -> Future:
         """Future of ``stats``."""
@@ -265,7 +265,7 @@ class VM(NetVMMixin):
         executions, errors and last_error are the manager's and span node
         restarts (a timeout kill counts); cpu_ms and rss_bytes are the
         current node's."""
-        return self._run(self.stats_async)
+        return self._blocking(self.stats_async)
 
     # -- policy ---------------------------------------------------------
 
@@ -295,7 +295,7 @@ class VM(NetVMMixin):
             InvalidRequest: ``policy`` is not a Policy.
             VMNotFound: the VM is gone.
         """
-        self._run(lambda: self.set_policy_async(policy))
+        self._blocking(lambda: self.set_policy_async(policy))
 
     # -- outbox ---------------------------------------------------------
 
