@@ -118,9 +118,6 @@ class Puller:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError("nothing in %s within %ss" % (self._what, timeout))
 
-    def recv(self, timeout: Optional[float] = None) -> tuple[str, Any]:
-        """The next ``(sender, value)``, waiting on this thread (see ``steps``)."""
-        return drive(self.steps(timeout))
 
 
 def drive(steps: Generator[Wait, None, Any]) -> Any:
