@@ -7,7 +7,9 @@
 
 VMManager (manager.py) talks to bioxen-manager over one connection
 (connection.py); VM (vm.py) is the handle of one VM; errors.py holds the
-exception hierarchy; values.py the Python <-> Lua value mapping.
+exception hierarchy; values.py the Python <-> Lua value mapping.  The
+asyncio faces are in aio/, the ``bioxen`` command in cli/, faces of other
+libraries' APIs (LuaWard) in compat/.
 """
 
 from .aio import AsyncMailbox, AsyncSession, AsyncStream, AsyncVM, AsyncVMManager
@@ -16,7 +18,7 @@ from .errors import (BioxenError, ConversionError, CPULimitExceeded, ExecutionTi
                      LimitExceeded, LuaError,
                      LuaSyntaxError, ManagerError, MemoryLimitExceeded, PolicyViolation,
                      ProtocolError, VMCrashed, VMExists, VMNotFound)
-from .luaward import IsolatedLuaVM
+from .compat import IsolatedLuaVM
 from .mailbox import Mailbox
 from .manager import VMManager
 from .net import NotNetworked
@@ -24,7 +26,8 @@ from .policy import Policy
 from .sessions import Session
 from .core import Event
 from .values import LuaOpaque
-from .vm import VM, ExecResult
+from .results import ExecResult
+from .vm import VM
 from .stream import Stream, StreamItem
 
 __version__ = "0.1.0"

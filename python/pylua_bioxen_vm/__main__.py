@@ -1,4 +1,4 @@
-"""``python3 -m pylua_bioxen_vm``: the ``bioxen`` command (cli.py)."""
+"""``python3 -m pylua_bioxen_vm``: the ``bioxen`` command (cli/)."""
 
 import sys
 

@@ -135,14 +135,30 @@ class Connection:
     def call_body(self, body: Any, vm: Optional[str] = None,
                   transform: Transform = None) -> Any:
         """``call`` for a pre-encoded request (see ``request_body``)."""
+        return self.blocking(lambda: self._send(body, vm, transform))
+
+    def blocking(self, send: Callable[[], Future], timeout: Optional[float] = None) -> Any:
+        """``send().result(timeout)`` for an op of this connection, with the
+        caller reading its own reply: the blocking face of every ``x_async``.
+
+        Args:
+            send: sends the op's request(s) and returns its Future (it may
+                raise at once, e.g. InvalidRequest).
+
+        Raises:
+            concurrent.futures.TimeoutError: not done within ``timeout``.
+            The future's own exception, as ``Future.result`` does.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         role = self._role
         role.enter()  # before sending: the reply may beat us back
         try:
-            fut = self._send(body, vm, transform)
-            role.wait_for(fut, None)
+            fut = send()
+            if not fut.done():
+                role.wait_for(fut, deadline)
         finally:
             role.leave()
-        return fut.result()
+        return _result(fut, deadline)
 
     def wait(self, fut: Future, timeout: Optional[float] = None) -> Any:
         """``fut.result(timeout)`` for a future of this connection, reading
@@ -161,10 +177,7 @@ class Connection:
             role.wait_for(fut, deadline)
         finally:
             role.leave()
-        # Done; or past the deadline (0 left: TimeoutError); or the connection
-        # is ending and _terminate is failing every pending future.
-        return fut.result(None if deadline is None
-                          else max(0.0, deadline - time.monotonic()))
+        return _result(fut, deadline)
 
     def _send(self, body: Any, vm: Optional[str], transform: Transform,
               sink: Any = None) -> Future:
@@ -309,6 +322,43 @@ class Connection:
         self._role.stop(timeout)
         self._terminate(self._broken or "closed")
         self._sock.close()
+
+
+def _result(fut: Future, deadline: Optional[float]) -> Any:
+    # Done; or past the deadline (0 left: TimeoutError); or the connection
+    # is ending and _terminate is failing every pending future.
+    return fut.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
+def connect(address: str, timeout: float) -> tuple[socket.socket, str]:
+    """A connected socket to the manager at ``address`` (``tcp://host:port``,
+    ``unix:/path`` or a plain path) and its printable address.
+
+    Raises:
+        InvalidRequest: a TCP address that is not ``tcp://host:port``.
+        ManagerError: nobody answers there.
+    """
+    if address.startswith("tcp://"):
+        host, _, port = address[len("tcp://"):].rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidRequest("TCP address must look like tcp://host:port, got %r"
+                                 % address)
+        try:
+            sock = socket.create_connection((host.strip("[]"), int(port)), timeout)
+        except OSError as e:
+            raise ManagerError("cannot connect to manager at %s: %s" % (address, e)) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    else:
+        path = address[len("unix:"):] if address.startswith("unix:") else address
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError as e:
+            sock.close()
+            raise ManagerError("cannot connect to manager at %s: %s" % (path, e)) from None
+    sock.settimeout(None)  # the reader thread blocks in recv; no timeouts there
+    return sock, address
 
 
 def _encode(op: str, fields: dict, vm: Optional[str]) -> Any:

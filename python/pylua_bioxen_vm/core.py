@@ -31,9 +31,8 @@ class Event(NamedTuple):
 
 
 class Core:
-    """Connection plus everything the reader thread hands work to (not a user session: see sessions.py).
-
-    Only manager.py and vm.py use it.
+    """Connection plus everything the reader thread hands work to (not a
+    user session: see sessions.py).  Shared by a VMManager and its handles.
     """
 
     def __init__(self) -> None:

@@ -51,6 +51,30 @@ def find_manager(manager_path: Optional[str] = None) -> str:
         "BIOXEN_MANAGER" % (_BINARY, ", ".join(tried) or "nothing"))
 
 
+def first_line(proc: subprocess.Popen, timeout: float) -> Optional[str]:
+    """The first line ``proc`` writes on its stdout pipe, stripped; None if
+    no whole line came within ``timeout`` s (the manager's ``READY <path>``).
+
+    Raises:
+        EOFError: stdout closed first (the process is exiting).
+    """
+    deadline = time.monotonic() + timeout
+    buf = b""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise EOFError
+            buf += chunk
+    return buf.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+
+
 class EmbeddedManager:
     """A bioxen-manager child process listening on a private Unix socket.
 
@@ -103,22 +127,14 @@ class EmbeddedManager:
 
     def _wait_ready(self, binary: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout
-        buf = b""
-        fd = self.proc.stdout.fileno()
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in buf:
-                left = deadline - time.monotonic()
-                if left <= 0 or not sel.select(left):
-                    raise ManagerError("%s did not report READY within %.1f s"
-                                       % (binary, timeout))
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    code = self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                    raise ManagerError("%s exited with status %s before it was ready "
-                                       "(see its stderr above)" % (binary, code))
-                buf += chunk
-        line = buf.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+        try:
+            line = first_line(self.proc, timeout)
+        except EOFError:
+            code = self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            raise ManagerError("%s exited with status %s before it was ready "
+                               "(see its stderr above)" % (binary, code)) from None
+        if line is None:
+            raise ManagerError("%s did not report READY within %.1f s" % (binary, timeout))
         if not line.startswith("READY "):
             raise ManagerError("%s printed %r instead of 'READY <path>'" % (binary, line))
         # Nothing more is read from stdout: close it so the pipe is not ours

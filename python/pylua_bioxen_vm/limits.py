@@ -1,6 +1,6 @@
 """Validation of the resource limits a VM or a single call may carry.
 
-Called by manager.py (create_vm, default limits) and vm.py (per-call
+Checked where a limit is given (create_vm, default limits, per-call
 overrides) so a bad limit fails at once with a message naming the field,
 before anything is sent.  The manager checks again; this is for clarity.
 """

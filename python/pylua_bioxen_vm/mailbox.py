@@ -1,22 +1,32 @@
 """Mailboxes by name, held by the manager (docs/protocol.md "Mailboxes").
 
 Every VM has a mailbox under its own name; a client opens more with
-``VMManager.mailbox(name)``.  ``send_mail`` backs ``VMManager.send_to`` and
-``Mailbox.send``.  ``Puller`` pulls messages in batches into a local inbox,
-for a Mailbox (op ``mail_recv``) and for a VM's outbox (``outbox_recv``,
-behind ``VM.recv``).
+``VMManager.mailbox(name)`` (``open_mailbox``).  ``send_mail`` backs
+``VMManager.send_to`` and ``Mailbox.send``.  ``Puller`` pulls messages in
+batches into a local inbox, for a Mailbox (op ``mail_recv``) and for a VM's
+outbox (``outbox_recv``, behind ``VM.recv``).
 """
 
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Optional
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Generator, Optional
 
 from .errors import InvalidRequest
+from .futures import resolved
 from .values import from_wire, to_wire
+
+#: VM and mailbox names: what the manager accepts (docs/protocol.md).
+NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Seconds a pull may outlive its own deadline before we stop waiting on it.
+_SLACK = 5.0
+# What Puller.steps yields: a Future to wait on, and for how long at most.
+Wait = tuple[Future, Optional[float]]
 
 
 def send_mail(conn: Any, to: str, value: Any, sender: Optional[str] = None,
@@ -41,8 +51,10 @@ class Puller:
     """Batched reads of one manager queue: a client mailbox or a VM's outbox.
 
     The manager parks one pull per queue; its answer lands in a local inbox
-    even when the recv that asked has given up, so nothing is lost.  Internal:
-    used by Mailbox.recv and VM.recv.
+    even when the recv that asked has given up, so nothing is lost.  The
+    receive logic is one state machine, ``steps``; ``drive`` runs it on the
+    caller's thread and the asyncio Hub on the loop (aio/hub.py).  Internal:
+    used by Mailbox and VM.
     """
 
     def __init__(self, conn: Any, op: str, fields: dict, what: str) -> None:
@@ -60,41 +72,66 @@ class Puller:
             with self._lock:
                 self._inbox.extend((f, from_wire(v)) for f, v in fut.result())
 
-    def recv(self, timeout: Optional[float] = None) -> tuple[str, Any]:
-        """The next ``(sender, value)``.
+    def _take(self) -> Optional[tuple[str, Any]]:
+        with self._lock:
+            return self._inbox.popleft() if self._inbox else None
+
+    def steps(self, timeout: Optional[float] = None,
+              pick: Optional[int] = None) -> Generator[Wait, None, Any]:
+        """The next ``(sender, value)`` (or its item ``pick``), as a state
+        machine: it yields ``(future, seconds)`` for its driver to wait on
+        (a wait that times out is fine: send None and it decides) and
+        returns the message.
 
         Raises:
             TimeoutError: nothing arrived within ``timeout`` seconds.
-            VMNotFound: the queue is gone (mailbox closed, VM destroyed).
+            VMNotFound: (from the driver's wait) the queue is gone (mailbox
+                closed, VM destroyed).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             with self._lock:
-                if self._inbox:
-                    return self._inbox.popleft()
+                msg = self._inbox.popleft() if self._inbox else None
                 fut = self._pull
-                started = fut is None or fut.done()
+                started = msg is None and (fut is None or fut.done())
                 if started:
                     fields: dict = dict(self._fields, max=256)
                     if left is not None:
                         fields["timeout"] = left
                     fut = self._pull = self._conn.request(self._op, fields)
+            if msg is not None:
+                return msg if pick is None else msg[pick]
+            assert fut is not None
             if started:
                 # Outside the lock: a reply that is already in runs _keep
                 # right here, on this thread, and _keep takes the lock.
                 fut.add_done_callback(self._keep)
-            try:
-                fut.result(None if left is None else left + 5.0)
-            except TimeoutError:
-                pass
-            with self._lock:
-                if self._inbox:
-                    return self._inbox.popleft()
+            # The manager answers an empty pull at its deadline; the slack
+            # only keeps a lost answer from holding us forever.
+            yield fut, None if left is None else left + _SLACK
+            msg = self._take()
+            if msg is not None:
+                return msg if pick is None else msg[pick]
             # An empty answer before the deadline means a newer pull of the
             # same queue (another handle) displaced ours: ask again.
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError("nothing in %s within %ss" % (self._what, timeout))
+
+
+
+def drive(steps: Generator[Wait, None, Any]) -> Any:
+    """Run a ``Puller.steps`` state machine on this thread; its result."""
+    try:
+        fut, seconds = next(steps)
+        while True:
+            try:
+                fut.result(seconds)
+            except FutureTimeout:
+                pass
+            fut, seconds = steps.send(None)
+    except StopIteration as done:
+        return done.value
 
 
 class Mailbox:
@@ -109,12 +146,23 @@ class Mailbox:
         self._puller = Puller(conn, "mail_recv", {"name": name}, "mailbox %r" % name)
         self._closed = False
 
-    def send(self, to: str, value: Any, timeout: Optional[float] = None) -> bool:
-        """Send ``value`` to the VM or mailbox ``to``, as this mailbox."""
-        return send_mail(self._conn, to, value, self.name, timeout).result()
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` was called."""
+        return self._closed
 
     def send_async(self, to: str, value: Any, timeout: Optional[float] = None) -> Future:
+        """Like ``send``, returning a Future of True."""
         return send_mail(self._conn, to, value, self.name, timeout)
+
+    def send(self, to: str, value: Any, timeout: Optional[float] = None) -> bool:
+        """Send ``value`` to the VM or mailbox ``to``, as this mailbox."""
+        return self._conn.blocking(lambda: self.send_async(to, value, timeout))
+
+    def recv_steps(self, timeout: Optional[float] = None) -> Generator[Wait, None, Any]:
+        """The state machine of ``recv`` (``Puller.steps``), for a driver
+        such as the asyncio handle's ``recv``."""
+        return self._puller.steps(timeout)
 
     def recv(self, timeout: Optional[float] = None) -> tuple[str, Any]:
         """Return the next ``(sender, value)``; senders are VM names,
@@ -124,13 +172,19 @@ class Mailbox:
             TimeoutError: nothing arrived within ``timeout`` seconds.
             VMNotFound: the mailbox was closed.
         """
-        return self._puller.recv(timeout)
+        return drive(self.recv_steps(timeout))
+
+    def close_async(self) -> Future:
+        """Close the mailbox (messages still in it are dropped with it); a
+        Future of None.  Idempotent."""
+        if self._closed:
+            return resolved()
+        self._closed = True
+        return self._conn.request("mailbox_close", {"name": self.name}, transform=_none)
 
     def close(self) -> None:
         """Close the mailbox; messages still in it are dropped with it."""
-        if not self._closed:
-            self._closed = True
-            self._conn.request("mailbox_close", {"name": self.name}).result()
+        self._conn.blocking(self.close_async)
 
     def __enter__(self) -> "Mailbox":
         return self
@@ -140,3 +194,21 @@ class Mailbox:
 
     def __repr__(self) -> str:
         return "<Mailbox %r%s>" % (self.name, " closed" if self._closed else "")
+
+
+def open_mailbox(conn: Any, name: str, size: Optional[int] = None) -> Future:
+    """Open the client mailbox ``name``; a Future of its Mailbox.
+
+    Raises:
+        InvalidRequest: at once, for a bad name.
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidRequest("bad mailbox name %r" % (name,))
+    fields: dict = {"name": name}
+    if size is not None:
+        fields["size"] = size
+    return conn.request("mailbox_open", fields, transform=lambda _: Mailbox(conn, name))
+
+
+def _none(_: Any) -> None:
+    return None

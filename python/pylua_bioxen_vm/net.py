@@ -1,9 +1,10 @@
 """Networking helpers: the seed's server, client and P2P modes over the Lua
 ``net`` module (lua/net.lua) of VMs created with ``networked=True``.
 
-NetVMMixin is mixed into VM, NetManagerMixin into VMManager; every method is
-one ``call`` of a ``net.*`` function in the VM, so all waiting happens in the
-node (bounded by the VM's timeout) and none in Python threads.
+NetVMMixin is the VM handle's part (the seed's manager-level modes, on top
+of it, are net_modes.py's); every method is one ``call`` of a ``net.*``
+function in the VM, so all waiting happens in the node (bounded by the VM's
+timeout) and none in Python threads.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from concurrent.futures import Future
 from typing import Any, Optional
 
 from .errors import BioxenError, LuaError
+from .futures import chain
 
 #: Python-side slack on top of a Lua-side wait, so the node's "timeout"
 #: answer arrives before the request's own deadline.
@@ -22,36 +24,6 @@ class NotNetworked(BioxenError):
     """The VM was created without ``networked=True``: it has no ``net``."""
 
 
-def _chain(fut: Future, fn: Any) -> Future:
-    """A Future of fn(fut.result()); when that is itself a Future, of its
-    result. fn runs on the reader thread, so it must never block."""
-    out: Future = Future()
-
-    def fail(e: BaseException) -> None:
-        if not out.done():
-            out.set_exception(e)
-
-    def last(f: Future) -> None:
-        e = f.exception()
-        if e is not None:
-            fail(e)
-        else:
-            out.set_result(f.result())
-
-    def first(f: Future) -> None:
-        try:
-            r = fn(f.result())
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            fail(e)
-            return
-        if isinstance(r, Future):
-            r.add_done_callback(last)
-        else:
-            out.set_result(r)
-    fut.add_done_callback(first)
-    return out
-
-
 def _not_networked(vm: Any, e: BaseException) -> BaseException:
     if isinstance(e, LuaError) and "'net." in str(e) and "not a function" in str(e):
         return NotNetworked("VM %r has no networking: create it with "
@@ -60,7 +32,19 @@ def _not_networked(vm: Any, e: BaseException) -> BaseException:
 
 
 class NetVMMixin:
-    """The networking methods of a VM handle (see VM)."""
+    """The networking methods of a VM handle (see VM).
+
+    Declares the three things of the VM it builds on; VM defines them.
+    """
+
+    name: str
+
+    def _request(self, op: str, fields: dict, transform: Any = None) -> Future:
+        raise NotImplementedError  # VM._request
+
+    def call_async(self, func_name: str, *args: Any, timeout: Optional[float] = None,
+                   instruction_limit: Optional[int] = None) -> Future:
+        raise NotImplementedError  # VM.call_async
 
     _net_peer: Optional[int] = None     # peer of connect_to, for send_message
     _net_from: Optional[int] = None     # peer of the last received message
@@ -75,25 +59,19 @@ class NetVMMixin:
             # LuaSocket and `net` on in the live VM (the script never can).
             # The node runs requests in order, so the call below may follow
             # at once; a failure of this request surfaces through that call.
-            enable: Optional[Future] = self._request("net_enable", {})  # type: ignore[attr-defined]
+            enable: Optional[Future] = self._request("net_enable", {})
             self._net_on = True
         else:
             enable = None
-        inner = self.call_async("net." + fn, *args, timeout=timeout)  # type: ignore[attr-defined]
-        out: Future = Future()
 
-        def done(f: Future) -> None:
-            e = f.exception()
-            # a refused net_enable (e.g. full isolation) says why, not the call
-            if e is not None and enable is not None and enable.done() and enable.exception():
+        def failed(e: BaseException) -> Any:
+            refused = enable.exception() if enable is not None and enable.done() else None
+            if refused is not None:
+                # a refused net_enable (e.g. full isolation) says why, not the call
                 self._net_on = False
-                out.set_exception(enable.exception())
-            elif e is not None:
-                out.set_exception(_not_networked(self, e))
-            else:
-                out.set_result(f.result())
-        inner.add_done_callback(done)
-        return out
+                raise refused
+            raise _not_networked(self, e)
+        return chain(self.call_async("net." + fn, *args, timeout=timeout), _same, failed)
 
     def _net(self, fn: str, *args: Any, timeout: Optional[float] = None) -> Any:
         return self._net_async(fn, *args, timeout=timeout).result()
@@ -159,44 +137,13 @@ class NetVMMixin:
     def establish_p2p_with(self, other: "NetVMMixin", timeout: float = 10.0) -> int:
         """Connect this VM to other (which starts listening on a free port if
         it is not yet); returns this side's peer id."""
-        if other._net_port is None:
-            other.start_server(0)
-        peer = self.connect_to("127.0.0.1", other._net_port)  # type: ignore[arg-type]
+        port = other._net_port
+        if port is None:
+            port = other.start_server(0)
+        peer = self.connect_to("127.0.0.1", port)
         other.accept_connections(timeout)
         return peer
 
 
-class NetManagerMixin:
-    """The seed's manager-level modes; each returns a Future."""
-
-    def start_server_vm(self, name: str, port: int = 0) -> Future:
-        """Future of the port VM ``name`` now listens on."""
-        vm = self.get_vm(name)  # type: ignore[attr-defined]
-
-        def keep(p: Any) -> Any:
-            vm._net_port = p
-            return p
-        return _chain(vm._net_async("listen", port), keep)
-
-    def start_client_vm(self, name: str, host: str, port: int, msg: Any) -> Future:
-        """Future of the peer id, once VM ``name`` connected and sent msg."""
-        vm = self.get_vm(name)  # type: ignore[attr-defined]
-
-        def send(p: Any) -> Future:
-            vm._net_peer = p
-            return _chain(vm._net_async("send", p, msg), lambda _: p)
-        return _chain(vm._net_async("connect", host, port), send)
-
-    def start_p2p_vm(self, name: str, port: int, peer_host: str, peer_port: int) -> Future:
-        """Future of {"port": listening port, "peer": peer id}: VM ``name``
-        listens on port and connects to peer_host:peer_port."""
-        vm = self.get_vm(name)  # type: ignore[attr-defined]
-
-        def connect(p: Any) -> Future:
-            vm._net_port = p
-
-            def keep(peer: Any) -> dict:
-                vm._net_peer = peer
-                return {"port": p, "peer": peer}
-            return _chain(vm._net_async("connect", peer_host, peer_port), keep)
-        return _chain(vm._net_async("listen", port), connect)
+def _same(value: Any) -> Any:
+    return value

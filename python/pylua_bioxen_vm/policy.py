@@ -8,8 +8,7 @@
     vm.set_policy(policy.allow_fs("/srv/more/*.json"))   # hot reload
 
 Each grant is checked here, at the call, so a mistake fails where it was
-made (InvalidRequest); the manager checks the same rules again.  Used by
-manager.py (create_vm) and vm.py (set_policy).
+made (InvalidRequest); the manager checks the same rules again.
 """
 
 from __future__ import annotations

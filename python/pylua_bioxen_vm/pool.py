@@ -1,6 +1,6 @@
 """The manager-side pool of stateless VMs: ``run``, ``map`` and friends.
 
-A mixin for VMManager (like net.py's NetManagerMixin).  The pool lives in the
+A part of VMManager (a ManagerBase, like net_modes.py's NetManagerMixin).  The pool lives in the
 manager, one per connection (docs/protocol.md "Pool"): a run goes to an idle
 pool VM, which the manager resets right behind it, so no run sees another's
 globals or stdlib changes.  The pool is configured lazily, on the first run or
@@ -16,7 +16,9 @@ from concurrent.futures import Future
 from typing import Any, Iterable, Optional
 
 from .errors import InvalidRequest
+from .futures import chain
 from .limits import check_limit
+from .manager_base import ManagerBase
 from .values import from_wire, to_wire
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -44,7 +46,7 @@ def _chunk_values(r: Any) -> list:
     return out + [None] * (int(n) - len(out))
 
 
-class PoolManagerMixin:
+class PoolManagerMixin(ManagerBase):
     """run/map over the connection's pool of stateless VMs (VMManager part)."""
 
     def _pool_init(self, pool_min: int, pool_max: int, pool_idle_timeout: float) -> None:
@@ -86,11 +88,15 @@ class PoolManagerMixin:
             self._pool_cfg = cfg
             self._pool_ready = True
 
+    def warmup_pool_async(self) -> Future:
+        """Future of ``warmup_pool``: how many pool VMs are ready."""
+        self._pool_configure()
+        return self._core.conn.request("pool_warmup", {},
+                                       transform=lambda r: int((r or {}).get("ready", 0)))
+
     def warmup_pool(self, timeout: Optional[float] = None) -> int:
         """Wait until ``pool_min`` pool VMs are started; return how many are ready."""
-        self._pool_configure()
-        r = self._core.conn.wait(self._core.conn.request("pool_warmup", {}), timeout)
-        return int((r or {}).get("ready", 0))
+        return self._core.conn.blocking(self.warmup_pool_async, timeout)
 
     def run_async(self, code: str, *, timeout: Optional[float] = None,
                   globals: Optional[dict] = None, chunkname: Optional[str] = None,
@@ -127,8 +133,8 @@ class PoolManagerMixin:
             globals: Optional[dict] = None, chunkname: Optional[str] = None,
             expr: bool = False) -> Any:
         """Run a Lua chunk on a fresh pool VM and return its value (see run_async)."""
-        return self._core.conn.wait(self.run_async(code, timeout=timeout, globals=globals,
-                                                   chunkname=chunkname, expr=expr))
+        return self._core.conn.blocking(lambda: self.run_async(
+            code, timeout=timeout, globals=globals, chunkname=chunkname, expr=expr))
 
     def map_async(self, func_name_or_code: str, items: Iterable, *,
                   chunksize: Optional[int] = None,
@@ -148,7 +154,7 @@ class PoolManagerMixin:
         Returns:
             One Future per chunk, in order, each of the list of that chunk's results.
         """
-        return [_then(f, _chunk_values) for f in self._map_runs(func_name_or_code, items,
+        return [chain(f, _chunk_values) for f in self._map_runs(func_name_or_code, items,
                                                                  chunksize, timeout)]
 
     def _map_runs(self, f: Any, items: Iterable, chunksize: Any,
@@ -175,23 +181,7 @@ class PoolManagerMixin:
         """Apply a Lua function to each item over the pool; results in order
         (see map_async).  The first failing chunk's error is raised."""
         out: list = []
-        for fut in self._map_runs(func_name_or_code, items, chunksize, timeout):
-            out.extend(_chunk_values(self._core.conn.wait(fut)))
+        for fut in self.map_async(func_name_or_code, items, chunksize=chunksize,
+                                  timeout=timeout):
+            out.extend(self._core.conn.wait(fut))
         return out
-
-
-def _then(fut: Future, fn: Any) -> Future:
-    """A Future of fn(fut's result), failing as fut fails."""
-    out: Future = Future()
-
-    def done(f: Future) -> None:
-        e = f.exception()
-        if e is not None:
-            out.set_exception(e)
-            return
-        try:
-            out.set_result(fn(f.result()))
-        except BaseException as x:  # noqa: BLE001 - reported through the future
-            out.set_exception(x)
-    fut.add_done_callback(done)
-    return out

@@ -5,7 +5,7 @@ project's other files, mocks, and the policy's whitelisted modules only.
 entrypoint="/main.lua")`` creates a throwaway VM holding the files (the
 ``"project"`` field of create; docs/protocol.md "Projects"), runs the
 entrypoint with chunk name ``@/main.lua``, and destroys the VM, also when
-the run fails. Mixed into VMManager (manager.py).
+the run fails.  A part of VMManager (a ManagerBase).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from typing import Any, Mapping, Optional
 
 from .errors import InvalidRequest
+from .manager_base import ManagerBase
 from .policy import Policy
 from .values import to_wire
 
@@ -36,7 +37,7 @@ def _project_field(files: Mapping[str, str], entrypoint: str,
     return out
 
 
-class ProjectMixin:
+class ProjectMixin(ManagerBase):
     """``run_project`` / ``run_project_async`` for VMManager."""
 
     def run_project_async(self, files: Mapping[str, str], entrypoint: str = "/main.lua", *,
@@ -55,12 +56,12 @@ class ProjectMixin:
         name = "project." + uuid.uuid4().hex[:20]
         out: Future = Future()
         out.set_running_or_notify_cancel()
-        cf = self.create_vm_async(name, echo=echo, policy=policy,  # type: ignore[attr-defined]
+        cf = self.create_vm_async(name, echo=echo, policy=policy,
                                   timeout=timeout, project=project, **limits)
 
         def finish(exec_fut: Future, vm: Any) -> None:
             vm._closed = True
-            core = self._core  # type: ignore[attr-defined]
+            core = self._core
             core.vms.pop(name, None)
 
             def gone(_: Future) -> None:
@@ -119,9 +120,9 @@ class ProjectMixin:
             PolicyViolation: a ``require`` outside the project and policy.
             LuaError, LuaSyntaxError, a LimitExceeded: as ``VM.execute``.
         """
-        fut = self.run_project_async(files, entrypoint, mocks=mocks, policy=policy,
-                                     timeout=timeout, echo=echo, **limits)
-        return self._core.conn.wait(fut)  # type: ignore[attr-defined]
+        return self._core.conn.blocking(lambda: self.run_project_async(
+            files, entrypoint, mocks=mocks, policy=policy, timeout=timeout, echo=echo,
+            **limits))
 
 
 __all__ = ["ProjectMixin"]

@@ -4,7 +4,7 @@
 returns a ``Session``; ``run`` evaluates code in expression mode (like the
 ``lua`` REPL: ``run("x + 5")`` returns 15, ``run("x = 10")`` returns None),
 ``get_state``/``set_state`` read and write the globals the session made.
-Mixed into VMManager (manager.py); each method is one request or a few.
+A part of VMManager (a ManagerBase); each method is one request or a few.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from concurrent.futures import Future
 from typing import Any, Optional
 
 from .errors import InvalidRequest, VMNotFound
+from .futures import chain
+from .manager_base import ManagerBase
 from .values import from_wire
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,56}$")
@@ -65,7 +67,11 @@ class Session:
                 (the message is about ``code`` itself).
             LuaError, ExecutionTimeout, ...: as ``VM.execute``.
         """
-        return self.vm.execute(code, timeout=timeout, expr=True)
+        return self.vm._blocking(lambda: self.run_async(code, timeout))
+
+    def set_state_async(self, state: dict) -> Future:
+        """Start ``set_state``; a Future of None."""
+        return self.vm.set_globals_async(state)
 
     def set_state(self, state: dict) -> None:
         """Set globals from a dict of str keys (values as ``set_globals``).
@@ -74,7 +80,7 @@ class Session:
             InvalidRequest: ``state`` is not a dict of str keys.
             ConversionError: a value cannot be sent to Lua.
         """
-        self.vm.set_globals(state)
+        self.vm._blocking(lambda: self.set_state_async(state))
 
     def get_state(self) -> dict:
         """The globals this session created or replaced, as a dict.
@@ -88,16 +94,28 @@ class Session:
         Raises:
             ConversionError: a global cannot be converted (a table cycle).
         """
-        return dict(self.vm._call_sync("get_state", {}, from_wire))
+        return self.vm._blocking(self.get_state_async)
+
+    def get_state_async(self) -> Future:
+        """Future of ``get_state``."""
+        return self.vm._request("get_state", {}, lambda r: dict(from_wire(r)))
+
+    def reset_async(self) -> Future:
+        """Start ``reset``; a Future of None."""
+        return self.vm.reset_async()
 
     def reset(self) -> None:
         """Drop every global: a fresh state with the same limits."""
-        self.vm.reset()
+        self.vm._blocking(self.reset_async)
+
+    def close_async(self) -> Future:
+        """Forget the session and destroy its VM; a Future of None."""
+        self._manager._session_table().pop(self.id, None)
+        return self.vm.close_async()
 
     def close(self) -> None:
         """Destroy the session's VM.  Idempotent."""
-        self._manager._session_table().pop(self.id, None)
-        self.vm.close()
+        self.vm._wait(self.close_async())
 
     def __enter__(self) -> "Session":
         return self
@@ -106,12 +124,26 @@ class Session:
         self.close()
 
 
-class SessionMixin:
+class SessionMixin(ManagerBase):
     """``create_session`` / ``get_session`` for VMManager."""
 
     def _session_table(self) -> dict:
         # dict.setdefault is atomic, so two first callers share one table
         return self.__dict__.setdefault("_sessions", {})
+
+    def create_session_async(self, session_id: str, **create_vm_kwargs: Any) -> Future:
+        """Future of ``create_session``.
+
+        Raises:
+            InvalidRequest: at once, for a bad id or argument.
+        """
+        fut = self.create_vm_async(session_vm_name(session_id), **create_vm_kwargs)
+        return chain(fut, lambda vm: self._session_made(session_id, vm))
+
+    def _session_made(self, session_id: str, vm: Any) -> Session:
+        s = Session(self, session_id, vm)
+        self._session_table()[session_id] = s
+        return s
 
     def create_session(self, session_id: str, **create_vm_kwargs: Any) -> Session:
         """Create a session: a VM named ``"session." + session_id`` whose
@@ -126,10 +158,8 @@ class SessionMixin:
             VMExists: a session (or VM) with that id exists already.
             InvalidRequest: a bad id or argument.
         """
-        vm = self.create_vm(session_vm_name(session_id), **create_vm_kwargs)  # type: ignore[attr-defined]
-        s = Session(self, session_id, vm)
-        self._session_table()[session_id] = s
-        return s
+        return self._core.conn.blocking(lambda: self.create_session_async(session_id,
+                                                                     **create_vm_kwargs))
 
     def get_session(self, session_id: str) -> Session:
         """The session of that id: one made here, or a persistent one made
@@ -143,13 +173,11 @@ class SessionMixin:
         if s is not None and not s.vm._closed:
             return s
         try:
-            vm = self.get_vm(name)  # type: ignore[attr-defined]
+            vm = self.get_vm(name)
         except VMNotFound:
             raise VMNotFound("no session %r (create it with create_session())"
                              % (session_id,), vm=name, code="VM_NOT_FOUND") from None
-        s = Session(self, session_id, vm)
-        self._session_table()[session_id] = s
-        return s
+        return self._session_made(session_id, vm)
 
 
 __all__ = ["Session", "SessionMixin", "session_vm_name"]

@@ -25,7 +25,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable, NamedTuple, Optional
 
-from .errors import InvalidRequest, VMNotFound
+from .results import to_result
 from .values import from_wire
 
 #: Items the node may send before the consumer acknowledges (vmnode/stream.h).
@@ -225,29 +225,27 @@ class Stream:
     Errors of the request (LuaError, ExecutionTimeout, ...) are raised by the
     iteration, after the items that came before them.
 
+    Made by ``VM.stream`` (which checks the code and the VM first).
+
     Attributes:
+        vm: the VM handle.
         future: the Future of the exec's ExecResult.
         core: the StreamCore (for wrappers such as an asyncio iterator).
     """
 
-    def __init__(self, vm: Any, code: str, timeout: Optional[float] = None,
+    def __init__(self, conn: Any, vm: Any, code: str, timeout: Optional[float] = None,
                  instruction_limit: Optional[int] = None) -> None:
-        if not isinstance(code, str):
-            raise InvalidRequest("code must be a str, not %s" % type(code).__name__, vm=vm.name)
-        if vm._closed:
-            raise VMNotFound("VM %r was closed; create a new one with create_vm()"
-                             % vm.name, vm=vm.name)
-        from .vm import _to_result     # never echoed: print lines are items
         self.vm = vm
         self.core: StreamCore = StreamCore(lambda n, c: sink.send_ack(n, c))
-        sink = self._sink = _Sink(vm._core.conn, vm.name, self.core)
+        sink = self._sink = _Sink(conn, vm.name, self.core)
         fields: dict[str, Any] = {"code": code, "stream": True}
         if timeout is not None:
             fields["timeout"] = timeout
         if instruction_limit is not None:
             fields["instruction_limit"] = instruction_limit
-        self.future: Future = sink.conn.request_stream(
-            "exec", fields, vm=vm.name, transform=_to_result, sink=sink)
+        # never echoed: print lines are items
+        self.future: Future = conn.request_stream(
+            "exec", fields, vm=vm.name, transform=to_result, sink=sink)
         self.future.add_done_callback(sink.on_reply)
 
     @property

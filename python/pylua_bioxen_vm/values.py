@@ -1,8 +1,8 @@
 """Python <-> tagged JSON values, as docs/protocol.md "Values" defines them.
 
 ``to_wire`` turns Python arguments into JSON-ready objects before a request is
-sent; ``from_wire`` turns the values of a reply back into Python.  Called by
-vm.py (arguments, results) and manager.py (callback arguments and results).
+sent; ``from_wire`` turns the values of a reply back into Python (results,
+callback arguments, mail).
 """
 
 from __future__ import annotations

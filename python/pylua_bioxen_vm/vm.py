@@ -1,90 +1,28 @@
 """The VM handle: run code and call functions in one named Lua VM.
 
-Created by VMManager.create_vm/get_vm; every method sends one request over the
-manager's Connection.  The ``*_async`` methods return concurrent.futures
-Futures; the plain ones wait for them.  Safe to use from many threads.
+Created by VMManager.create_vm/get_vm.  Every op is written once, as an
+``x_async`` method that sends its request over the manager's Connection and
+returns a concurrent.futures Future; the plain ``x`` runs it with the caller
+reading its own reply (``Connection.blocking``), and the asyncio handle awaits
+the same Future (aio/vm.py).  Safe to use from many threads.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import Any, Callable, Generator, Optional
 
 from .connection import encode_str
 from .errors import InvalidRequest, VMNotFound
+from .futures import chain, resolved
 from .limits import check_limit
-from .mailbox import Puller
+from .mailbox import Puller, drive
 from .net import NetVMMixin
 from .policy import Policy, check_policy
+from .results import TRANSFORMS, ExecResult
+from .stream import Stream
 from .values import from_wire, to_wire
-
-if TYPE_CHECKING:
-    from .stream import Stream
-
-
-class ExecResult(NamedTuple):
-    """Everything one execute/call returned.
-
-    Attributes:
-        values: the Lua return values, as a tuple.
-        output: the captured ``print`` output.
-        duration_ms: run time inside the VM.
-        mem_bytes: Lua heap in use after the call.
-        output_truncated: True if output hit ``max_output``.
-    """
-    values: tuple
-    output: str
-    duration_ms: float
-    mem_bytes: int
-    output_truncated: bool = False
-
-    @property
-    def value(self) -> Any:
-        """None for no value, the value for one, a tuple for several."""
-        return unpack(self.values)
-
-
-def unpack(values: tuple) -> Any:
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else values
-
-
-_SCALARS = frozenset((int, float, str, bool, type(None)))
-
-
-def _to_result(r: Any) -> ExecResult:
-    vals = r.get("values") or []
-    # Fast path: one plain scalar needs no tag decoding (the common case).
-    if type(vals) is list and len(vals) == 1 and type(vals[0]) in _SCALARS:
-        values = (vals[0],)
-    else:
-        values = tuple(from_wire(vals))
-    return ExecResult(values, r.get("output") or "",
-                      float(r.get("duration_ms") or 0.0), int(r.get("mem_bytes") or 0),
-                      bool(r.get("output_truncated", False)))
-
-
-def _value_quiet(r: Any) -> Any:
-    return _to_result(r).value
-
-
-def _value_echo(r: Any) -> Any:
-    res = _to_result(r)
-    if res.output:
-        try:
-            sys.stdout.write(res.output)
-            sys.stdout.flush()
-        except (OSError, ValueError):
-            pass  # a closed stdout must not lose the result
-    return res.value
-
-
-# Result transforms by (echo, want_value): built once, not per call.
-_TRANSFORMS = {(True, True): _value_echo, (False, True): _value_quiet,
-               (True, False): _to_result, (False, False): _to_result}
 
 
 class VM(NetVMMixin):
@@ -107,46 +45,46 @@ class VM(NetVMMixin):
         self.isolation: dict = dict(isolation or {})
         self.echo = echo
         self._closed = False
-        self._outbox: Optional[Puller] = None   # made by the first recv()
+        self._outbox: Optional[Puller] = None   # made by the first recv
         # Every plain exec request starts with these bytes: encode them once.
         self._exec_head = '{"op":"exec","vm":%s,"code":' % encode_str(name)
 
     def __repr__(self) -> str:
         return "<VM %r pid=%s%s>" % (self.name, self.pid, " closed" if self._closed else "")
 
-    def _request(self, op: str, fields: dict, transform: Any = None) -> Future:
+    def _check_open(self) -> None:
         if self._closed:
             raise VMNotFound("VM %r was closed; create a new one with create_vm()"
                              % self.name, vm=self.name)
+
+    def _request(self, op: str, fields: dict, transform: Any = None) -> Future:
+        self._check_open()
         return self._core.conn.request(op, fields, vm=self.name, transform=transform)
 
-    def _call_sync(self, op: str, fields: dict, transform: Any = None) -> Any:
-        # The plain (blocking) methods go through Connection.call so the
-        # caller's thread can read its own reply (see reader.py).
-        if self._closed:
-            raise VMNotFound("VM %r was closed; create a new one with create_vm()"
-                             % self.name, vm=self.name)
-        return self._core.conn.call(op, fields, vm=self.name, transform=transform)
+    def _blocking(self, send: Callable[[], Future]) -> Any:
+        # The plain (blocking) face of an op: Connection.blocking lets the
+        # caller's thread read its own reply (see reader.py).
+        return self._core.conn.blocking(send)
+
+    def _wait(self, fut: Future) -> Any:
+        # The result of an op already sent (or done without a connection).
+        return fut.result() if fut.done() else self._core.conn.wait(fut)
 
     # -- execute --------------------------------------------------------
 
     def _exec(self, code: str, want_value: bool, timeout: Optional[float],
               instruction_limit: Optional[int], chunkname: Optional[str],
-              sync: bool = False, expr: bool = False) -> Any:
-        """Send an exec; its Future, or with ``sync`` its result."""
+              expr: bool = False) -> Future:
+        """Send an exec; its Future."""
         if not isinstance(code, str):
             raise InvalidRequest("code must be a str, not %s" % type(code).__name__,
                                  vm=self.name)
-        if self._closed:
-            raise VMNotFound("VM %r was closed; create a new one with create_vm()"
-                             % self.name, vm=self.name)
-        transform = _TRANSFORMS[self.echo, want_value]
+        self._check_open()
+        transform = TRANSFORMS[self.echo, want_value]
         conn = self._core.conn
         if chunkname is None and timeout is None and instruction_limit is None and not expr:
             # Hot path: the same bytes _encode would write, without a dict.
             body = self._exec_head + encode_str(code) + "}"
-            if sync:
-                return conn.call_body(body, self.name, transform)
             return conn.request_body(body, self.name, transform)
         fields: dict[str, Any] = {"code": code}
         if chunkname is not None:
@@ -154,12 +92,10 @@ class VM(NetVMMixin):
         if expr:
             fields["expr"] = True
         _per_call(fields, timeout, instruction_limit)
-        if sync:
-            return conn.call("exec", fields, vm=self.name, transform=transform)
         return conn.request("exec", fields, vm=self.name, transform=transform)
 
     def stream(self, code: str, *, timeout: Optional[float] = None,
-               instruction_limit: Optional[int] = None) -> "Stream":
+               instruction_limit: Optional[int] = None) -> Stream:
         """Run a Lua chunk and get what it prints, yields at its top level
         (``coroutine.yield(v, ...)``) and ``post()``s as it happens.
 
@@ -168,8 +104,11 @@ class VM(NetVMMixin):
         raise from the iteration.  Leaving a ``with vm.stream(...) as s``
         block (or ``s.close()``) early cancels the script.  See stream.py.
         """
-        from .stream import Stream
-        return Stream(self, code, timeout, instruction_limit)
+        if not isinstance(code, str):
+            raise InvalidRequest("code must be a str, not %s" % type(code).__name__,
+                                 vm=self.name)
+        self._check_open()
+        return Stream(self._core.conn, self, code, timeout, instruction_limit)
 
     def execute_async(self, code: str, *, timeout: Optional[float] = None,
                       instruction_limit: Optional[int] = None,
@@ -191,14 +130,14 @@ class VM(NetVMMixin):
             It fails with LuaError, LuaSyntaxError, a LimitExceeded subclass,
             VMCrashed, VMNotFound or ManagerError.
         """
-        return self._exec(code, True, timeout, instruction_limit, chunkname, expr=expr)
+        return self._exec(code, True, timeout, instruction_limit, chunkname, expr)
 
     def execute(self, code: str, *, timeout: Optional[float] = None,
                 instruction_limit: Optional[int] = None,
                 chunkname: Optional[str] = None, expr: bool = False) -> Any:
         """Run a Lua chunk and return its value; see ``execute_async``."""
-        return self._exec(code, True, timeout, instruction_limit, chunkname, sync=True,
-                          expr=expr)
+        return self._blocking(lambda: self._exec(code, True, timeout, instruction_limit,
+                                            chunkname, expr))
 
     def execute_result_async(self, code: str, *, timeout: Optional[float] = None,
                              instruction_limit: Optional[int] = None,
@@ -210,7 +149,8 @@ class VM(NetVMMixin):
                        instruction_limit: Optional[int] = None,
                        chunkname: Optional[str] = None) -> ExecResult:
         """Run a Lua chunk; return values, output, duration and memory."""
-        return self._exec(code, False, timeout, instruction_limit, chunkname, sync=True)
+        return self._blocking(lambda: self._exec(code, False, timeout, instruction_limit,
+                                            chunkname))
 
     def execute_file(self, path: str, *, timeout: Optional[float] = None,
                      instruction_limit: Optional[int] = None) -> Any:
@@ -219,12 +159,19 @@ class VM(NetVMMixin):
         Raises:
             OSError: the file cannot be read.
         """
-        with open(path, "r", encoding="utf-8") as f:
-            code = f.read()
-        return self.execute(code, timeout=timeout, instruction_limit=instruction_limit,
+        return self.execute(read_text(path), timeout=timeout,
+                            instruction_limit=instruction_limit,
                             chunkname="@" + os.path.basename(path))
 
     # -- call ---------------------------------------------------------
+
+    def _call(self, func_name: str, args: tuple, want_value: bool,
+              timeout: Optional[float], instruction_limit: Optional[int]) -> Future:
+        if not isinstance(func_name, str) or not func_name:
+            raise InvalidRequest("function name must be a non-empty str", vm=self.name)
+        fields: dict[str, Any] = {"fn": func_name, "args": to_wire(list(args))}
+        _per_call(fields, timeout, instruction_limit)
+        return self._request("call", fields, TRANSFORMS[self.echo, want_value])
 
     def call_async(self, func_name: str, *args: Any, timeout: Optional[float] = None,
                    instruction_limit: Optional[int] = None) -> Future:
@@ -247,35 +194,40 @@ class VM(NetVMMixin):
         Returns:
             None, the value, or a tuple of values.
         """
-        return self._call(func_name, args, True, timeout, instruction_limit, sync=True)
+        return self._blocking(lambda: self._call(func_name, args, True, timeout, instruction_limit))
+
+    def call_result_async(self, func_name: str, *args: Any,
+                          timeout: Optional[float] = None,
+                          instruction_limit: Optional[int] = None) -> Future:
+        """Like ``call_async`` but the Future holds an ExecResult; never echoes."""
+        return self._call(func_name, args, False, timeout, instruction_limit)
 
     def call_result(self, func_name: str, *args: Any, timeout: Optional[float] = None,
                     instruction_limit: Optional[int] = None) -> ExecResult:
         """Like ``call`` but returns the ExecResult (output, timing); never echoes."""
-        return self._call(func_name, args, False, timeout, instruction_limit, sync=True)
-
-    def _call(self, func_name: str, args: tuple, want_value: bool,
-              timeout: Optional[float], instruction_limit: Optional[int],
-              sync: bool = False) -> Any:
-        if not isinstance(func_name, str) or not func_name:
-            raise InvalidRequest("function name must be a non-empty str", vm=self.name)
-        fields: dict[str, Any] = {"fn": func_name, "args": to_wire(list(args))}
-        _per_call(fields, timeout, instruction_limit)
-        if sync:
-            return self._call_sync("call", fields, _TRANSFORMS[self.echo, want_value])
-        return self._request("call", fields, _TRANSFORMS[self.echo, want_value])
+        return self._blocking(lambda: self._call(func_name, args, False, timeout,
+                                            instruction_limit))
 
     # -- state --------------------------------------------------------
 
+    def function_exists_async(self, name: str) -> Future:
+        """Future of ``function_exists``."""
+        return self._request("exists", {"fn": name}, bool)
+
     def function_exists(self, name: str) -> bool:
         """True if the (dotted) global ``name`` is a callable Lua value."""
-        return bool(self._call_sync("exists", {"fn": name}))
+        return self._blocking(lambda: self.function_exists_async(name))
 
-    def _globals_fields(self, values: dict) -> dict:
-        """The set_globals request fields (shared with the asyncio handle)."""
+    def set_globals_async(self, values: dict) -> Future:
+        """Future of ``set_globals`` (None once they are set).
+
+        Raises:
+            ConversionError, InvalidRequest: at once, as ``set_globals``.
+        """
         if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
             raise InvalidRequest("set_globals takes a dict with str keys", vm=self.name)
-        return {"globals": {k: to_wire(v) for k, v in values.items()}}
+        return self._request("set_globals", {"globals": {k: to_wire(v) for k, v in
+                                                         values.items()}}, _none)
 
     def set_globals(self, values: dict) -> None:
         """Set several globals at once.
@@ -284,15 +236,27 @@ class VM(NetVMMixin):
             ConversionError: a value cannot be sent to Lua.
             InvalidRequest: ``values`` is not a dict of str keys.
         """
-        self._call_sync("set_globals", self._globals_fields(values))
+        self._blocking(lambda: self.set_globals_async(values))
+
+    def get_global_async(self, name: str) -> Future:
+        """Future of ``get_global``."""
+        return self._request("get_global", {"name": name}, from_wire)
 
     def get_global(self, name: str) -> Any:
         """Value of the (dotted) global ``name`` (None if unset)."""
-        return self._call_sync("get_global", {"name": name}, from_wire)
+        return self._blocking(lambda: self.get_global_async(name))
+
+    def reset_async(self) -> Future:
+        """Future of ``reset`` (None once the state is fresh)."""
+        return self._request("reset", {}, _none)
 
     def reset(self) -> None:
         """Replace the Lua state by a fresh one (same limits and callbacks)."""
-        self._call_sync("reset", {})
+        self._blocking(self.reset_async)
+
+    def stats_async(self) -> Future:
+        """Future of ``stats``."""
+        return self._request("stats", {})
 
     def stats(self) -> dict:
         """pid, mem_bytes (Lua heap), mem_limit, cpu_ms, rss_bytes (live RSS),
@@ -301,7 +265,7 @@ class VM(NetVMMixin):
         executions, errors and last_error are the manager's and span node
         restarts (a timeout kill counts); cpu_ms and rss_bytes are the
         current node's."""
-        return self._call_sync("stats", {})
+        return self._blocking(self.stats_async)
 
     # -- policy ---------------------------------------------------------
 
@@ -321,7 +285,7 @@ class VM(NetVMMixin):
         if policy.tcp and not self._net_on:
             self._request("net_enable", {})
             self._net_on = True
-        return self._request("set_policy", fields, lambda r: None)
+        return self._request("set_policy", fields, _none)
 
     def set_policy(self, policy: Policy) -> None:
         """Hot-reload the VM's policy and wait until the VM has it (see
@@ -331,9 +295,24 @@ class VM(NetVMMixin):
             InvalidRequest: ``policy`` is not a Policy.
             VMNotFound: the VM is gone.
         """
-        self._core.conn.wait(self.set_policy_async(policy))
+        self._blocking(lambda: self.set_policy_async(policy))
 
     # -- outbox ---------------------------------------------------------
+
+    def recv_steps(self, timeout: Optional[float] = None) -> Generator[Any, None, Any]:
+        """The state machine of ``recv`` (mailbox.Puller.steps), for a
+        driver: ``recv`` here, the asyncio handle's ``recv`` on the loop.
+        Both share this VM's one outbox puller, so a value is never lost
+        to a driver that gave up.
+
+        Raises:
+            VMNotFound: at once, the VM is closed.
+        """
+        self._check_open()
+        if self._outbox is None:
+            self._outbox = Puller(self._core.conn, "outbox_recv", {"vm": self.name},
+                                  "the outbox of VM %r" % self.name)
+        return self._outbox.steps(timeout, pick=1)
 
     def recv(self, timeout: Optional[float] = None) -> Any:
         """Return the next value the VM's Lua code gave to ``post(value)``.
@@ -345,39 +324,27 @@ class VM(NetVMMixin):
             TimeoutError: nothing was posted within ``timeout`` seconds.
             VMNotFound: the VM is closed or was destroyed.
         """
-        if self._closed:
-            raise VMNotFound("VM %r was closed; create a new one with create_vm()"
-                             % self.name, vm=self.name)
-        if self._outbox is None:
-            self._outbox = Puller(self._core.conn, "outbox_recv", {"vm": self.name},
-                                  "the outbox of VM %r" % self.name)
-        return self._outbox.recv(timeout)[1]
+        return drive(self.recv_steps(timeout))
 
     # -- lifecycle ----------------------------------------------------
 
-    def _close_async(self) -> Optional[Future]:
-        """Forget the VM here and send its destroy; the destroy's Future, or
-        None when there is nothing to send (already closed, no connection).
-        Shared by ``close`` and the asyncio handle's."""
+    def close_async(self) -> Future:
+        """Forget the VM here and send its destroy; a Future of None once
+        the node is gone (at once when there is nothing to send: already
+        closed, no connection).  Idempotent."""
         if self._closed:
-            return None
+            return resolved()
         self._closed = True
         s = self._core
         s.vms.pop(self.name, None)
         s.callbacks.pop(self.name, None)
         if s.conn is None or s.conn.closed:
-            return None
-        return s.conn.request("destroy", {}, vm=self.name)
+            return resolved()
+        return chain(s.conn.request("destroy", {}, vm=self.name), _none, _gone_is_closed)
 
     def close(self) -> None:
         """Destroy the VM (its node exits).  Idempotent."""
-        fut = self._close_async()
-        if fut is None:
-            return
-        try:
-            self._core.conn.wait(fut)
-        except VMNotFound:
-            pass
+        self._wait(self.close_async())
 
     def __enter__(self) -> "VM":
         return self
@@ -392,6 +359,23 @@ def _per_call(fields: dict, timeout: Optional[float],
         fields["timeout"] = check_limit("timeout", timeout)
     if instruction_limit is not None:
         fields["instruction_limit"] = check_limit("instruction_limit", instruction_limit)
+
+
+def _none(_: Any) -> None:
+    return None
+
+
+def _gone_is_closed(e: BaseException) -> None:
+    # A destroy that finds the VM gone already did its job.
+    if isinstance(e, VMNotFound):
+        return None
+    raise e
+
+
+def read_text(path: str) -> str:
+    """The text of a Lua source file (UTF-8)."""
+    with open(path, "r", encoding="utf-8") as f:
+        return f.read()
 
 
 __all__ = ["VM", "ExecResult"]

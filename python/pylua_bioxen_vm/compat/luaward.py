@@ -11,7 +11,7 @@ import os
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
 
-from .manager import VMManager
+from ..manager import VMManager
 
 _seq = itertools.count(1)
 

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import selectors
 import signal
 import socket
 import subprocess
 import sys
-import time
 from typing import Any
 
-from .cli_common import EXIT_MANAGER, EXIT_OK, EXIT_USAGE, CliError, default_socket
-from .embedded import find_manager
-from .errors import ManagerError
+from ..embedded import find_manager, first_line
+from ..errors import ManagerError
+from .common import EXIT_MANAGER, EXIT_OK, EXIT_USAGE, CliError, default_socket
 
 READY_TIMEOUT = 30.0
 
@@ -51,24 +49,16 @@ def _manager_argv(args: argparse.Namespace, binary: str, sock: str) -> list[str]
 
 def _wait_ready(proc: subprocess.Popen) -> str:
     """Read the manager's ``READY <path>`` line; raise CliError if it dies first."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    buf = b""
-    fd = proc.stdout.fileno()
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                raise CliError("the manager did not become ready within %d s"
-                               % READY_TIMEOUT, EXIT_MANAGER)
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                code = proc.wait()
-                raise CliError("the manager exited with status %s before it was ready "
-                               "(its message is above)" % code,
-                               EXIT_USAGE if code == 2 else EXIT_MANAGER)
-            buf += chunk
-    line = buf.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+    try:
+        line = first_line(proc, READY_TIMEOUT)
+    except EOFError:
+        code = proc.wait()
+        raise CliError("the manager exited with status %s before it was ready "
+                       "(its message is above)" % code,
+                       EXIT_USAGE if code == 2 else EXIT_MANAGER) from None
+    if line is None:
+        raise CliError("the manager did not become ready within %d s"
+                       % READY_TIMEOUT, EXIT_MANAGER)
     if not line.startswith("READY "):
         raise CliError("the manager printed %r instead of READY" % line, EXIT_MANAGER)
     return line[len("READY "):]

@@ -1,26 +1,19 @@
-"""asyncio handles for streams and sessions (used by aio.py).
+"""AsyncStream: ``async for`` over a Stream's StreamCore (stream.py).
 
-``AsyncStream`` is ``async for`` over a ``Stream``'s StreamCore: the reader
-thread pushes items into the core as for the sync iterator; the core's
-``on_ready`` hook posts a wake-up onto the loop through the Hub (the same
-road replies and events take), so no thread is parked per stream or per
+The reader thread pushes items into the core as for the sync iterator; the
+core's ``on_ready`` hook posts a wake-up onto the loop through the Hub (the
+same road replies and events take), so no thread is parked per stream or per
 item.  Taking an item acknowledges it, so a slow ``async for`` body slows
 the script exactly as a slow sync consumer does.
-
-``AsyncSession`` mirrors ``Session`` with coroutines.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from .stream import Stream, StreamEmpty, StreamItem
-from .values import from_wire
-
-if TYPE_CHECKING:
-    from .aio import AsyncVM, Hub
-    from .sessions import Session
+from ..stream import Stream, StreamEmpty, StreamItem
+from .hub import Hub
 
 
 class AsyncStream:
@@ -33,7 +26,7 @@ class AsyncStream:
         sync: the underlying ``Stream``.
     """
 
-    def __init__(self, stream: Stream, hub: "Hub") -> None:
+    def __init__(self, stream: Stream, hub: Hub) -> None:
         self.sync = stream
         self._hub = hub
         self._waiter: Optional[asyncio.Future] = None
@@ -99,49 +92,4 @@ class AsyncStream:
         return "<AsyncStream %r>" % (self.sync,)
 
 
-class AsyncSession:
-    """asyncio handle of a ``Session`` (``AsyncVMManager.create_session``).
-
-    Attributes:
-        id: the session id.
-        vm: the ``AsyncVM`` behind it.
-        sync: the plain ``Session``.
-    """
-
-    def __init__(self, session: "Session", vm: "AsyncVM") -> None:
-        self.sync = session
-        self.id = session.id
-        self.vm = vm
-
-    def __repr__(self) -> str:
-        return "<AsyncSession %r vm=%r>" % (self.id, self.vm.name)
-
-    async def run(self, code: str, timeout: Optional[float] = None) -> Any:
-        """Run ``code`` in expression mode; its value (see ``Session.run``)."""
-        return await self.vm.execute(code, timeout=timeout, expr=True)
-
-    async def set_state(self, state: dict) -> None:
-        """Set globals from a dict (see ``Session.set_state``)."""
-        await self.vm.set_globals(state)
-
-    async def get_state(self) -> dict:
-        """The globals this session created, data only (``Session.get_state``)."""
-        return dict(await self.vm._await("get_state", {}, from_wire))
-
-    async def reset(self) -> None:
-        """A fresh state with the same limits."""
-        await self.vm.reset()
-
-    async def close(self) -> None:
-        """Destroy the session's VM.  Idempotent."""
-        self.sync._manager._session_table().pop(self.id, None)
-        await self.vm.close()
-
-    async def __aenter__(self) -> "AsyncSession":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
-
-
-__all__ = ["AsyncStream", "AsyncSession"]
+__all__ = ["AsyncStream"]

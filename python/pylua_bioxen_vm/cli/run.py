@@ -3,7 +3,7 @@
 The VM is created with the limits given on the command line, runs each
 chunk in order, and is destroyed at the end.  Output and return values go to
 stdout; errors to stderr with an exit status a shell script can test
-(cli_common.EXIT_*).
+(common.EXIT_*).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import os
 import sys
 from typing import Any
 
-from .cli_common import (EXIT_OK, EXIT_USAGE, CliError, connect, error_status,
-                         parse_count, parse_duration, parse_size, print_values,
-                         report_error)
-from .errors import BioxenError, InvalidRequest
-from .policy import Policy
+from ..errors import BioxenError, InvalidRequest
+from ..policy import Policy
+from .common import (EXIT_OK, EXIT_USAGE, CliError, connect, error_status,
+                     parse_count, parse_duration, parse_size, print_values,
+                     report_error)
 
 
 def add_limit_options(p: argparse.ArgumentParser) -> None:

@@ -17,9 +17,9 @@ import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Optional
 
-from .cli_common import EXIT_LUA, EXIT_OK, CliError, connect, human_bytes
-from .errors import BioxenError, VMNotFound
-from .manager import VMManager
+from ..errors import BioxenError, VMNotFound
+from ..manager import VMManager
+from .common import EXIT_LUA, EXIT_OK, CliError, connect, human_bytes
 
 _LIST_COLS = ("name", "pid", "state", "pending", "persistent", "networked")
 

@@ -1,8 +1,8 @@
 """The ``bioxen`` command: ``python3 -m pylua_bioxen_vm`` (see docs/cli.md).
 
 This module builds the argparse tree and maps failures to exit statuses;
-each subcommand lives in its own module (cli_run, cli_repl, cli_serve,
-cli_info) and helpers shared by them in cli_common.
+each subcommand lives in its own module of this package (run, repl, serve,
+info) and helpers shared by them in common.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import os
 import sys
 from typing import Callable, Optional
 
-from .cli_common import EXIT_MANAGER, CliError, default_socket, positive_float
-from .cli_info import cmd_kill, cmd_list, cmd_stats, cmd_top
-from .cli_repl import cmd_repl
-from .cli_run import add_limit_options, cmd_run
-from .cli_serve import cmd_serve
-from .errors import BioxenError
+from ..errors import BioxenError
+from .common import EXIT_MANAGER, CliError, default_socket, positive_float
+from .info import cmd_kill, cmd_list, cmd_stats, cmd_top
+from .repl import cmd_repl
+from .run import add_limit_options, cmd_run
+from .serve import cmd_serve
 
 _Fmt = argparse.RawDescriptionHelpFormatter
 

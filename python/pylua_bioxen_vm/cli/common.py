@@ -1,4 +1,4 @@
-"""Helpers shared by the ``bioxen`` subcommands (cli.py): exit statuses,
+"""Helpers shared by the ``bioxen`` subcommands (cli/): exit statuses,
 parsing of sizes and durations, finding and connecting to a manager, and
 printing Lua values the way a Lua programmer reads them.
 """
@@ -15,10 +15,10 @@ import sys
 import tempfile
 from typing import Any, Optional
 
-from .errors import BioxenError, LimitExceeded, LuaError, ManagerError, PolicyViolation
-from .embedded import EmbeddedManager, find_manager
-from .manager import VMManager
-from .values import LuaOpaque
+from ..errors import BioxenError, LimitExceeded, LuaError, ManagerError, PolicyViolation
+from ..embedded import EmbeddedManager, find_manager
+from ..manager import VMManager
+from ..values import LuaOpaque
 
 # Exit statuses of every subcommand (docs/cli.md "Exit status").
 EXIT_OK = 0
@@ -40,25 +40,26 @@ def parse_size(text: str) -> int:
     K/M/G are powers of 1024 like ``ulimit`` and the Lua docs use for memory
     (``16M`` = 16 MiB); KB/MB/GB are powers of 1000; KiB/MiB/GiB of 1024.
     """
-    m = _NUM_RE.match(text)
-    unit = m.group(2).lower() if m else ""
-    if not m or unit not in _SIZE_UNITS:
-        raise argparse.ArgumentTypeError(
-            "%r is not a size: use a number with an optional unit, e.g. 16M, 64KiB, "
-            "512k, 1000000" % text)
+    number, unit = _number_unit(text, _SIZE_UNITS, "a size: use a number with an optional "
+                                "unit, e.g. 16M, 64KiB, 512k, 1000000")
     mult = 1024 ** " kmg".index(unit) if unit in ("k", "m", "g") else _SIZE_UNITS[unit]
-    return int(float(m.group(1)) * mult)
+    return int(number * mult)
 
 
 def parse_duration(text: str) -> float:
     """``2s``, ``500ms``, ``1.5``, ``1m`` -> seconds."""
+    number, unit = _number_unit(text, _DUR_UNITS, "a duration: use seconds with an "
+                                "optional unit, e.g. 2s, 500ms, 1.5, 1m")
+    return number * _DUR_UNITS[unit]
+
+
+def _number_unit(text: str, units: dict, what: str) -> tuple[float, str]:
+    """``text`` as (number, lower-case unit of ``units``); argparse's error else."""
     m = _NUM_RE.match(text)
     unit = m.group(2).lower() if m else ""
-    if not m or unit not in _DUR_UNITS:
-        raise argparse.ArgumentTypeError(
-            "%r is not a duration: use seconds with an optional unit, e.g. 2s, 500ms, "
-            "1.5, 1m" % text)
-    return float(m.group(1)) * _DUR_UNITS[unit]
+    if not m or unit not in units:
+        raise argparse.ArgumentTypeError("%r is not %s" % (text, what))
+    return float(m.group(1)), unit
 
 
 def parse_count(text: str) -> int:

@@ -15,10 +15,10 @@ import os
 import sys
 from typing import Any, Optional
 
-from .cli_common import EXIT_OK, CliError, connect, print_values, report_error
-from .cli_run import vm_options
-from .errors import BioxenError, LuaSyntaxError, ManagerError, VMNotFound
-from .vm import VM
+from ..errors import BioxenError, LuaSyntaxError, ManagerError, VMNotFound
+from ..vm import VM
+from .common import EXIT_OK, CliError, connect, print_values, report_error
+from .run import vm_options
 
 PROMPT, PROMPT2 = "> ", ">> "
 HISTORY = "~/.bioxen_history"
