@@ -2,6 +2,8 @@
  * field presence and types, names, limits. No state, so the fuzzer runs
  * exactly the code the manager runs. Called by router.c and fuzz_request.c. */
 #include "validate.h"
+#include "mailcheck.h"
+#include "ops.h"
 #include "pathcheck.h"
 #include "project_check.h"
 
@@ -13,23 +15,6 @@ static const struct { const char *name; int is_float; } limit_fields[] = {
     {"memory_limit", 0}, {"instruction_limit", 0}, {"timeout", 1},
     {"cpu_limit", 1}, {"max_output", 0},
 };
-
-/* Per-op required field and its type; NULL field means none. */
-static const struct { const char *op, *field; json_type type; } vm_ops[] = {
-    {"exec", "code", JSON_STRING}, {"call", "fn", JSON_STRING},
-    {"exists", "fn", JSON_STRING}, {"set_globals", "globals", JSON_OBJECT},
-    {"get_global", "name", JSON_STRING}, {"reset", NULL, JSON_NULL},
-    {"stats", NULL, JSON_NULL}, {"net_enable", NULL, JSON_NULL},
-    {"get_state", NULL, JSON_NULL},
-};
-
-int req_vm_op(const char *op)
-{
-    for (size_t i = 0; op && i < sizeof vm_ops / sizeof vm_ops[0]; i++)
-        if (strcmp(vm_ops[i].op, op) == 0)
-            return (int)i;
-    return -1;
-}
 
 enum bx_err req_check_id(json_t *req, char *err, size_t n)
 {
@@ -117,16 +102,31 @@ static int check_callbacks(json_t *cbs, char *err, size_t n)
     return 0;
 }
 
-enum bx_err req_check_vm_op(json_t *req, int k, char *err, size_t n)
+/* ---- VM ops --------------------------------------------------------------- */
+
+static enum bx_err need_vm(json_t *req, char *err, size_t n)
 {
-    json_t *field = vm_ops[k].field ? json_object_get(req, vm_ops[k].field) : NULL;
-    if (vm_ops[k].field && (!field || json_typeof(field) != vm_ops[k].type)) {
-        snprintf(err, n, "'%s' must be %s", vm_ops[k].field,
-                 vm_ops[k].type == JSON_OBJECT ? "an object" : "a string");
+    if (req_vm_name(req))
+        return BX_OK;
+    snprintf(err, n, "'vm' must be a VM name");
+    return BX_E_BAD_REQUEST;
+}
+
+/* A VM op's name and its one required field of the given type. */
+static enum bx_err vm_field(json_t *req, const char *key, json_type type, char *err, size_t n)
+{
+    json_t *v = json_object_get(req, key);
+    if (need_vm(req, err, n) != BX_OK)
+        return BX_E_BAD_REQUEST;
+    if (!v || json_typeof(v) != type) {
+        snprintf(err, n, "'%s' must be %s", key, type == JSON_OBJECT ? "an object" : "a string");
         return BX_E_BAD_REQUEST;
     }
-    if (!REQ_VM_RUNS(k))
-        return BX_OK;
+    return BX_OK;
+}
+
+enum bx_err req_check_run_fields(json_t *req, int stream_ok, char *err, size_t n)
+{
     json_t *t = json_object_get(req, "timeout"), *il = json_object_get(req, "instruction_limit");
     json_t *args = json_object_get(req, "args"), *expr = json_object_get(req, "expr");
     if ((t && req_check_limit("timeout", t, 1, err, n) < 0) ||
@@ -141,11 +141,68 @@ enum bx_err req_check_vm_op(json_t *req, int k, char *err, size_t n)
         return BX_E_BAD_REQUEST;
     }
     json_t *stream = json_object_get(req, "stream");
-    if (stream && (k != 0 || !json_is_boolean(stream))) {
+    if (stream && (!stream_ok || !json_is_boolean(stream))) {
         snprintf(err, n, "'stream' must be a boolean, on exec only");
         return BX_E_BAD_REQUEST;
     }
     return BX_OK;
+}
+
+enum bx_err opcheck_vm(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    return need_vm(req, err, n);
+}
+
+enum bx_err opcheck_exec(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    enum bx_err e = vm_field(req, "code", JSON_STRING, err, n);
+    return e != BX_OK ? e : req_check_run_fields(req, 1, err, n);
+}
+
+enum bx_err opcheck_call(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    enum bx_err e = vm_field(req, "fn", JSON_STRING, err, n);
+    return e != BX_OK ? e : req_check_run_fields(req, 0, err, n);
+}
+
+enum bx_err opcheck_exists(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    return vm_field(req, "fn", JSON_STRING, err, n);
+}
+
+enum bx_err opcheck_set_globals(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    return vm_field(req, "globals", JSON_OBJECT, err, n);
+}
+
+enum bx_err opcheck_get_global(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    return vm_field(req, "name", JSON_STRING, err, n);
+}
+
+/* Frames without an id: a failed check means "dropped", never a reply. */
+enum bx_err opcheck_cb_result(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    if (req_cb_result_ok(req))
+        return BX_OK;
+    snprintf(err, n, "'callback' must be an integer");
+    return BX_E_BAD_REQUEST;
+}
+
+enum bx_err opcheck_stream_ack(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    if (req_stream_ack_ok(req))
+        return BX_OK;
+    snprintf(err, n, "stream_ack needs 'vm', 'stream', and a non-negative 'n'");
+    return BX_E_BAD_REQUEST;
 }
 
 /* full_isolation, uid, gid, restart: how the VM is isolated and supervised */
@@ -349,23 +406,27 @@ enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
     return BX_OK;
 }
 
-enum bx_err req_check_set_policy(json_t *req, char *err, size_t n)
+enum bx_err opcheck_set_policy(json_t *req, struct op_args *a, char *err, size_t n)
 {
-    if (!req_vm_name(req)) {
-        snprintf(err, n, "'vm' must be a VM name");
+    if (need_vm(req, err, n) != BX_OK)
         return BX_E_BAD_REQUEST;
-    }
-    json_t *norm = req_policy_normal(json_object_get(req, "policy"), err, n);
-    if (!norm)
-        return BX_E_BAD_REQUEST;
-    json_decref(norm);
-    return BX_OK;
+    a->policy = req_policy_normal(json_object_get(req, "policy"), err, n);
+    return a->policy ? BX_OK : BX_E_BAD_REQUEST;
 }
 
-enum bx_err req_check_history(json_t *req, size_t *count, char *err, size_t n)
+/* ---- manager ops ---------------------------------------------------------- */
+
+/* create: the init frame, then the mailbox sizes (mailcheck.c). */
+enum bx_err opcheck_create(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    enum bx_err e = req_check_create(req, &a->init, err, n);
+    return e != BX_OK ? e : mailcheck_create(req, err, n);
+}
+
+enum bx_err opcheck_history(json_t *req, struct op_args *a, char *err, size_t n)
 {
     json_t *v = json_object_get(req, "n");
-    *count = REQ_HISTORY_DEFAULT;
+    a->count = REQ_HISTORY_DEFAULT;
     if (!v || json_is_null(v))
         return BX_OK;
     if (!json_is_integer(v) || json_integer_value(v) < 0) {
@@ -373,58 +434,35 @@ enum bx_err req_check_history(json_t *req, size_t *count, char *err, size_t n)
         return BX_E_BAD_REQUEST;
     }
     json_int_t k = json_integer_value(v);
-    *count = k > REQ_HISTORY_MAX ? REQ_HISTORY_MAX : (size_t)k;  /* all that is kept */
+    a->count = k > REQ_HISTORY_MAX ? REQ_HISTORY_MAX : (size_t)k;  /* all that is kept */
     return BX_OK;
 }
 
-static const char *const manager_ops[] = {
-    "auth", "create", "destroy", "ping", "hello", "list", "shutdown_all",
-    "metrics", "subscribe", "shutdown", "history",
-};
+/* ---- the whole request, as router_dispatch judges it ----------------------- */
 
 enum bx_err req_check(json_t *req, char *err, size_t n)
 {
     const char *op = json_string_value(json_object_get(req, "op"));
-    if (op && strcmp(op, "cb_result") == 0) {
-        snprintf(err, n, "cb_result%s", req_cb_result_ok(req) ? "" : " (dropped)");
+    const struct op_def *d = op_lookup(op);
+    struct op_args a = {0};
+    enum bx_err e;
+    if (d && (d->flags & OPF_NOREPLY)) {    /* before the id: these have none */
+        e = d->check(req, &a, err, n);
+        op_args_clear(&a);
+        snprintf(err, n, "%s%s", d->name, e == BX_OK ? "" : " (dropped)");
         return BX_OK;
     }
-    if (op && strcmp(op, "stream_ack") == 0) {
-        snprintf(err, n, "stream_ack%s", req_stream_ack_ok(req) ? "" : " (dropped)");
-        return BX_OK;
-    }
-    enum bx_err e = req_check_id(req, err, n);
-    if (e != BX_OK)
+    if ((e = req_check_id(req, err, n)) != BX_OK)
         return e;
     if (!op) {
         snprintf(err, n, "'op' must be a string");
         return BX_E_BAD_REQUEST;
     }
-    int k = req_vm_op(op);
-    if (k >= 0) {
-        if (!req_vm_name(req)) {
-            snprintf(err, n, "'vm' must be a VM name");
-            return BX_E_BAD_REQUEST;
-        }
-        return req_check_vm_op(req, k, err, n);
+    if (!d) {
+        snprintf(err, n, "unknown op '%.64s'", op);
+        return BX_E_UNKNOWN_OP;
     }
-    if (strcmp(op, "set_policy") == 0)
-        return req_check_set_policy(req, err, n);
-    if (strcmp(op, "history") == 0) {
-        size_t count;
-        return req_check_history(req, &count, err, n);
-    }
-    if (req_check_pool_op(op, req, &e, err, n) == 0)
-        return e;
-    if (strcmp(op, "create") == 0) {
-        json_t *init;
-        e = req_check_create(req, &init, err, n);
-        json_decref(init);
-        return e;
-    }
-    for (size_t i = 0; i < sizeof manager_ops / sizeof manager_ops[0]; i++)
-        if (strcmp(manager_ops[i], op) == 0)
-            return BX_OK;
-    snprintf(err, n, "unknown op '%.64s'", op);
-    return BX_E_UNKNOWN_OP;
+    e = d->check(req, &a, err, n);
+    op_args_clear(&a);
+    return e;
 }
