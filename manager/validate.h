@@ -18,8 +18,13 @@ int req_cb_result_ok(json_t *req);
 /* stream_ack: vm a name, stream an integer or string, n (if present) a
  * non-negative integer, cancel (if present) a boolean. */
 int req_stream_ack_ok(json_t *req);
+/* The C string of a JSON string without NUL bytes, else NULL: a name with
+ * a NUL would silently stand for its prefix. */
+const char *req_plain_string(json_t *v);
 /* 'vm' names a VM: the string, or NULL (BAD_REQUEST). */
 const char *req_vm_name(json_t *req);
+/* The same as an op's check: BX_OK, or BAD_REQUEST with err set. */
+enum bx_err req_need_vm(json_t *req, char *err, size_t n);
 /* exec/call/run overrides: timeout, instruction_limit, args, expr and (only
  * where stream_ok) stream. BX_OK or BAD_REQUEST. */
 enum bx_err req_check_run_fields(json_t *req, int stream_ok, char *err, size_t n);
@@ -32,11 +37,14 @@ enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n);
 #define POLICY_TCP_TEXT_MAX 255
 #define POLICY_FS_MAX 256
 #define POLICY_IMPORTS_MAX 256
-/* A policy object checked and normalised: a new object with exactly mem
- * (integer or null), tcp, fs and imports (fresh lists), or NULL with err
- * set (BAD_REQUEST). Used by create (through req_check_create) and by
- * set_policy. */
+/* Policy rules (policycheck.c). A policy object checked and normalised: a
+ * new object with exactly mem (integer or null), tcp, fs and imports (fresh
+ * lists), or NULL with err set (BAD_REQUEST). */
 json_t *req_policy_normal(json_t *pol, char *err, size_t n);
+/* create's init in progress: "policy" normalised, the older "allow_tcp"
+ * merged into its tcp list, policy.mem made the effective memory_limit
+ * (in "limits", which must exist). 0, or -1 with err set. */
+int req_create_policy(json_t *in, char *err, size_t n);
 /* history: 'n' absent or null (REQ_HISTORY_DEFAULT) or an integer >= 0,
  * cut to REQ_HISTORY_MAX (the ring's size). */
 #define REQ_HISTORY_DEFAULT 100
