@@ -31,6 +31,10 @@ struct op_args {
 };
 void op_args_clear(struct op_args *a);
 
+/* One entry per op. What a later rule needs per op is one more member here
+ * and one more column in ops.def: the fields an op accepts (to refuse
+ * unknown ones with BAD_REQUEST naming the field), or an admin flag the
+ * router checks beside OPF_PREAUTH. */
 struct op_def {
     const char *name;
     enum bx_err (*check)(json_t *req, struct op_args *a, char *err, size_t n);
