@@ -4,6 +4,7 @@
  * callbacks (client_close_soon). */
 #include "manager.h"
 #include "mailbox.h"
+#include "ops.h"
 
 #include <poll.h>
 #include <stdlib.h>
@@ -156,13 +157,13 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
     }
 }
 
-/* cb_result and stream_ack from an authenticated client are the frames
- * that get no reply (router.c drops them unanswered); every other line,
+/* The OPF_NOREPLY ops (cb_result, stream_ack) from an authenticated client
+ * get no reply (router.c drops a bad one unanswered); every other line,
  * unparsable ones included, is owed exactly one. */
 static int owes_reply(const struct client *c, json_t *req)
 {
-    const char *op = json_string_value(json_object_get(req, "op"));
-    return !(c->authed && op && (!strcmp(op, "cb_result") || !strcmp(op, "stream_ack")));
+    const struct op_def *op = op_lookup(json_string_value(json_object_get(req, "op")));
+    return !(c->authed && op && (op->flags & OPF_NOREPLY));
 }
 
 static void client_handle_line(struct client *c, const char *line, size_t len)

@@ -242,7 +242,6 @@ void events_unsubscribe(struct client *c);
 json_t *metrics_report(void);
 
 /* pool.c: the per-connection pool of stateless VMs (op run) */
-int pool_client_op(struct client *c, json_t *id, const char *op, json_t *req);
 void pool_vm_settled(struct vm *vm);    /* a frame from a pool VM's node was handled */
 void pool_vm_gone(struct vm *vm);       /* vm_destroy of a pool VM */
 void pool_client_gone(struct client *c);

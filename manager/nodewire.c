@@ -2,8 +2,8 @@
  * a node without building a JSON tree, and reads the id and header off the
  * front of a node's reply so its remaining bytes pass to the client as they
  * are (docs/protocol.md, "Manager ↔ node hop"). Profiles showed the parse
- * and re-dump of every reply as the manager's biggest cost. Pure functions:
- * called by vmproc.c, tested by tests/c/test_nodewire.c. */
+ * and re-dump of every reply as the manager's biggest cost. Pure functions,
+ * tested by tests/c/test_nodewire.c. */
 #include "nodewire.h"
 
 #include <string.h>

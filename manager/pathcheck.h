@@ -1,8 +1,7 @@
 /* pathcheck.h - the pure rules of the policy's file grants: path
  * normalisation, the areas never served, glob matching and module names.
  * No I/O (realpath and open live in policy.c), so the fuzzer runs exactly
- * the code the manager runs. Called by policy.c, validate.c and
- * tests/fuzz/fuzz_policy.c. */
+ * the code the manager runs (one of the pure checks of bxcheck). */
 #ifndef BX_PATHCHECK_H
 #define BX_PATHCHECK_H
 

@@ -7,8 +7,8 @@
  * path rules are pathcheck.c's; this file does the file-system side:
  * realpath, the symlink comparison, and an open that cannot follow links. */
 #include "policy.h"
+#include "ops.h"
 #include "pathcheck.h"
-#include "validate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -269,36 +269,21 @@ int policy_node_frame(struct vm *vm, json_t *msg)
 
 /* ---- set_policy ----------------------------------------------------------- */
 
-int policy_client_op(struct client *c, json_t *id, const char *op, json_t *req)
+/* x->vm resolved by the router, x->a.policy normalised by its check. */
+void policy_op_set_policy(struct op_ctx *x)
 {
-    char err[512];
-    if (strcmp(op, "set_policy") != 0)
-        return 0;
-    if (req_check_set_policy(req, err, sizeof err) != BX_OK) {
-        client_send_new(c, proto_error_new(id, BX_E_BAD_REQUEST, "%s", err));
-        return 1;
-    }
-    struct vm *vm = registry_find(req_vm_name(req));
-    if (!vm) {
-        client_send_new(c, proto_error_new(id, BX_E_VM_NOT_FOUND, "no VM named '%.64s'", req_vm_name(req)));
-        return 1;
-    }
-    json_t *norm = req_policy_normal(json_object_get(req, "policy"), err, sizeof err);
-    json_t *frame = norm ? json_pack("{s:s, s:O}", "op", "set_policy", "policy", norm) : NULL;
-    if (!frame) {
-        json_decref(norm);
-        client_send_new(c, proto_error_new(id, BX_E_INTERNAL, "out of memory"));
-        return 1;
-    }
+    struct vm *vm = x->vm;
+    json_t *norm = x->a.policy;
+    json_t *frame = json_pack("{s:s, s:O}", "op", "set_policy", "policy", norm);
+    if (!frame)
+        return client_send_new(x->c, proto_error_new(x->id, BX_E_INTERNAL, "out of memory"));
     /* the manager's half applies now (fs, imports; kept for restarts), the
      * node's (tcp, memory, imports) before its next request */
     json_object_set(vm->init, "policy", norm);
     if (json_is_integer(json_object_get(norm, "mem")))
         json_object_set(json_object_get(vm->init, "limits"), "memory_limit", json_object_get(norm, "mem"));
     events_emit(vm, "POLICY_HOTLOAD", json_deep_copy(norm));
-    if (vmreq_send(vm, frame, c->id, id, PEND_OTHER, 0) < 0)
-        client_send_new(c, proto_error_new(id, BX_E_INTERNAL, "out of memory"));
+    if (vmreq_send(vm, frame, x->c->id, x->id, PEND_OTHER, 0) < 0)
+        client_send_new(x->c, proto_error_new(x->id, BX_E_INTERNAL, "out of memory"));
     json_decref(frame);
-    json_decref(norm);
-    return 1;
 }

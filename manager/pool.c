@@ -5,10 +5,12 @@
  * wait in a queue when every VM is busy and the pool is at max.
  * Owned by the client (c->pool); its VMs are ordinary registry VMs named
  * "#pool-<slot>-<n>" ('#' is not allowed in a created name, so users cannot
- * take or reach them) with vm->pool set. Called by router.c (ops),
- * vmproc.c (a VM settled / went away) and client.c (the client left). */
+ * take or reach them) with vm->pool set. The ops are in the op table
+ * (ops.def: pool_op_*); the VMs' comings and goings and the client's
+ * departure come in through the pool_* hooks of manager.h. */
 #include "manager.h"
-#include "validate.h"
+#include "ops.h"
+#include "timer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,9 +175,8 @@ static void tick_arm(struct pool *p)
 {
     double t = p->cfg.idle_timeout / 4;
     t = t < 0.01 ? 0.01 : t > 1.0 ? 1.0 : t;
-    struct timeval tv = {(time_t)t, (suseconds_t)((t - (time_t)t) * 1e6)};
     evtimer_del(p->tick);
-    event_add(p->tick, &tv);
+    timer_arm(p->tick, t);
 }
 
 /* ---- hooks from vmproc.c and client.c ----------------------------------- */
@@ -209,8 +210,7 @@ void pool_vm_gone(struct vm *vm)
         return;
     /* A VM that dies before it ever answered init would die again: wait a
      * second before the next try instead of spinning. */
-    struct timeval tv = {never_ready ? 1 : 0, 0};
-    event_add(p->kick, &tv);
+    timer_arm(p->kick, never_ready ? 1 : 0);
 }
 
 void pool_client_gone(struct client *c)
@@ -268,13 +268,11 @@ static struct pool *pool_get(struct client *c)
     return p;
 }
 
-static void op_pool_config(struct client *c, struct pool *p, json_t *id, json_t *req)
+/* x->a.pool parsed by the op's check (poolcheck.c); taken here. */
+static void op_pool_config(struct op_ctx *x, struct pool *p)
 {
-    char err[256];
-    struct pool_cfg cfg;
-    enum bx_err e = req_check_pool_config(req, &cfg, err, sizeof err);
-    if (e != BX_OK)
-        return client_send_new(c, proto_error_new(id, e, "%s", err));
+    struct pool_cfg cfg = x->a.pool;
+    x->a.pool.init = NULL;
     if (!json_equal(cfg.init, p->cfg.init)) {
         p->gen++;   /* VMs of the old limits go as soon as they are idle */
         for (size_t i = p->n; i-- > 0;)
@@ -285,15 +283,12 @@ static void op_pool_config(struct client *c, struct pool *p, json_t *id, json_t 
     p->cfg = cfg;
     tick_arm(p);
     pool_fill(p);
-    client_send_new(c, proto_reply_new(id, json_true()));
+    client_send_new(x->c, proto_reply_new(x->id, json_true()));
 }
 
+/* The run's fields were checked by opcheck_run (poolcheck.c). */
 static void op_run(struct client *c, struct pool *p, json_t *id, json_t *req)
 {
-    char err[256];
-    enum bx_err e = req_check_run(req, err, sizeof err);
-    if (e != BX_OK)
-        return client_send_new(c, proto_error_new(id, e, "%s", err));
     struct pool_vm *v = pick_idle(p);
     if (!v && p->n < p->cfg.max)
         v = pool_spawn(p);
@@ -310,7 +305,7 @@ static void op_run(struct client *c, struct pool *p, json_t *id, json_t *req)
         p->qhead = r;
     p->qtail = r;
     if (p->n == 0)      /* nothing will settle to take it: try again soon */
-        event_add(p->kick, &(struct timeval){1, 0});
+        timer_arm(p->kick, 1);
 }
 
 static void op_warmup(struct client *c, struct pool *p, json_t *id)
@@ -325,20 +320,33 @@ static void op_warmup(struct client *c, struct pool *p, json_t *id)
     answer_warm(p);
 }
 
-int pool_client_op(struct client *c, json_t *id, const char *op, json_t *req)
+/* The connection's pool, made on its first pool op; NULL (answered) when
+ * out of memory. */
+static struct pool *pool_of(struct op_ctx *x)
 {
-    int run = strcmp(op, "run") == 0, cfg = strcmp(op, "pool_config") == 0,
-        warm = strcmp(op, "pool_warmup") == 0;
-    if (!run && !cfg && !warm)
-        return 0;
-    struct pool *p = pool_get(c);
+    struct pool *p = pool_get(x->c);
     if (!p)
-        client_send_new(c, proto_error_new(id, BX_E_INTERNAL, "out of memory"));
-    else if (run)
-        op_run(c, p, id, req);
-    else if (cfg)
-        op_pool_config(c, p, id, req);
-    else
-        op_warmup(c, p, id);
-    return 1;
+        client_send_new(x->c, proto_error_new(x->id, BX_E_INTERNAL, "out of memory"));
+    return p;
+}
+
+void pool_op_run(struct op_ctx *x)
+{
+    struct pool *p = pool_of(x);
+    if (p)
+        op_run(x->c, p, x->id, x->req);
+}
+
+void pool_op_config(struct op_ctx *x)
+{
+    struct pool *p = pool_of(x);
+    if (p)
+        op_pool_config(x, p);
+}
+
+void pool_op_warmup(struct op_ctx *x)
+{
+    struct pool *p = pool_of(x);
+    if (p)
+        op_warmup(x->c, p, x->id);
 }

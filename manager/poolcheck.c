@@ -1,6 +1,7 @@
-/* poolcheck.c - pure checks for the pool ops (pool_config, run, pool_warmup),
- * kept apart from validate.c so the pool's parsing is one file; both are
- * reached from req_check (fuzzed by tests/fuzz/fuzz_request.c). */
+/* poolcheck.c - pure checks for the pool ops (pool_config, run; pool_warmup
+ * takes nothing), kept apart from validate.c so the pool's parsing is one
+ * file. Named in ops.def, so the router and the request fuzzer run them. */
+#include "ops.h"
 #include "validate.h"
 
 #include <stdio.h>
@@ -64,22 +65,16 @@ enum bx_err req_check_run(json_t *req, char *err, size_t n)
         snprintf(err, n, "'stream' is for exec on a named VM, not for run");
         return BX_E_BAD_REQUEST;
     }
-    return req_check_vm_op(req, req_vm_op("exec"), err, n);
+    return req_check_run_fields(req, 1, err, n);
 }
 
-/* The pool ops' checks for req_check: -1 when op is not a pool op. */
-int req_check_pool_op(const char *op, json_t *req, enum bx_err *e, char *err, size_t n)
+enum bx_err opcheck_run(json_t *req, struct op_args *a, char *err, size_t n)
 {
-    if (strcmp(op, "run") == 0) {
-        *e = req_check_run(req, err, n);
-    } else if (strcmp(op, "pool_config") == 0) {
-        struct pool_cfg cfg;
-        *e = req_check_pool_config(req, &cfg, err, n);
-        json_decref(cfg.init);
-    } else if (strcmp(op, "pool_warmup") == 0) {
-        *e = BX_OK;
-    } else {
-        return -1;
-    }
-    return 0;
+    (void)a;
+    return req_check_run(req, err, n);
+}
+
+enum bx_err opcheck_pool_config(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    return req_check_pool_config(req, &a->pool, err, n);
 }

@@ -1,7 +1,7 @@
 /* project_check.h - the manager's checks of issue 6's project field of
  * create ({"files": {path: source}, "mocks": {name: value}}; docs/
  * protocol.md "Projects"). Pure, so tests/fuzz/fuzz_request.c runs exactly
- * this code. Called by validate.c. */
+ * this code (part of create's check). */
 #ifndef BX_PROJECT_CHECK_H
 #define BX_PROJECT_CHECK_H
 

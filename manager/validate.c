@@ -1,8 +1,10 @@
-/* validate.c - pure checks on a parsed client request (see validate.h):
- * field presence and types, names, limits. No state, so the fuzzer runs
- * exactly the code the manager runs. Called by router.c and fuzz_request.c. */
+/* validate.c - pure checks on a parsed client request (see validate.h): the
+ * id, names, limits, create's init frame, the VM ops' fields, and req_check
+ * over the op table. No state, so the fuzzer runs exactly the code the
+ * manager runs. The policy's rules are policycheck.c's. */
 #include "validate.h"
-#include "pathcheck.h"
+#include "mailcheck.h"
+#include "ops.h"
 #include "project_check.h"
 
 #include <stdio.h>
@@ -13,23 +15,6 @@ static const struct { const char *name; int is_float; } limit_fields[] = {
     {"memory_limit", 0}, {"instruction_limit", 0}, {"timeout", 1},
     {"cpu_limit", 1}, {"max_output", 0},
 };
-
-/* Per-op required field and its type; NULL field means none. */
-static const struct { const char *op, *field; json_type type; } vm_ops[] = {
-    {"exec", "code", JSON_STRING}, {"call", "fn", JSON_STRING},
-    {"exists", "fn", JSON_STRING}, {"set_globals", "globals", JSON_OBJECT},
-    {"get_global", "name", JSON_STRING}, {"reset", NULL, JSON_NULL},
-    {"stats", NULL, JSON_NULL}, {"net_enable", NULL, JSON_NULL},
-    {"get_state", NULL, JSON_NULL},
-};
-
-int req_vm_op(const char *op)
-{
-    for (size_t i = 0; op && i < sizeof vm_ops / sizeof vm_ops[0]; i++)
-        if (strcmp(vm_ops[i].op, op) == 0)
-            return (int)i;
-    return -1;
-}
 
 enum bx_err req_check_id(json_t *req, char *err, size_t n)
 {
@@ -54,9 +39,7 @@ int req_stream_ack_ok(json_t *req)
            (!cancel || json_is_boolean(cancel));
 }
 
-/* The C string of a JSON string without NUL bytes, else NULL: a name with
- * a NUL would silently stand for its prefix. */
-static const char *plain_string(json_t *v)
+const char *req_plain_string(json_t *v)
 {
     const char *s = json_string_value(v);
     return s && strlen(s) == json_string_length(v) ? s : NULL;
@@ -64,7 +47,7 @@ static const char *plain_string(json_t *v)
 
 const char *req_vm_name(json_t *req)
 {
-    return plain_string(json_object_get(req, "vm"));
+    return req_plain_string(json_object_get(req, "vm"));
 }
 
 int req_check_limit(const char *key, json_t *v, int is_float, char *err, size_t n)
@@ -117,16 +100,31 @@ static int check_callbacks(json_t *cbs, char *err, size_t n)
     return 0;
 }
 
-enum bx_err req_check_vm_op(json_t *req, int k, char *err, size_t n)
+/* ---- VM ops --------------------------------------------------------------- */
+
+enum bx_err req_need_vm(json_t *req, char *err, size_t n)
 {
-    json_t *field = vm_ops[k].field ? json_object_get(req, vm_ops[k].field) : NULL;
-    if (vm_ops[k].field && (!field || json_typeof(field) != vm_ops[k].type)) {
-        snprintf(err, n, "'%s' must be %s", vm_ops[k].field,
-                 vm_ops[k].type == JSON_OBJECT ? "an object" : "a string");
+    if (req_vm_name(req))
+        return BX_OK;
+    snprintf(err, n, "'vm' must be a VM name");
+    return BX_E_BAD_REQUEST;
+}
+
+/* A VM op's name and its one required field of the given type. */
+static enum bx_err vm_field(json_t *req, const char *key, json_type type, char *err, size_t n)
+{
+    json_t *v = json_object_get(req, key);
+    if (req_need_vm(req, err, n) != BX_OK)
+        return BX_E_BAD_REQUEST;
+    if (!v || json_typeof(v) != type) {
+        snprintf(err, n, "'%s' must be %s", key, type == JSON_OBJECT ? "an object" : "a string");
         return BX_E_BAD_REQUEST;
     }
-    if (!REQ_VM_RUNS(k))
-        return BX_OK;
+    return BX_OK;
+}
+
+enum bx_err req_check_run_fields(json_t *req, int stream_ok, char *err, size_t n)
+{
     json_t *t = json_object_get(req, "timeout"), *il = json_object_get(req, "instruction_limit");
     json_t *args = json_object_get(req, "args"), *expr = json_object_get(req, "expr");
     if ((t && req_check_limit("timeout", t, 1, err, n) < 0) ||
@@ -141,11 +139,68 @@ enum bx_err req_check_vm_op(json_t *req, int k, char *err, size_t n)
         return BX_E_BAD_REQUEST;
     }
     json_t *stream = json_object_get(req, "stream");
-    if (stream && (k != 0 || !json_is_boolean(stream))) {
+    if (stream && (!stream_ok || !json_is_boolean(stream))) {
         snprintf(err, n, "'stream' must be a boolean, on exec only");
         return BX_E_BAD_REQUEST;
     }
     return BX_OK;
+}
+
+enum bx_err opcheck_vm(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    return req_need_vm(req, err, n);
+}
+
+enum bx_err opcheck_exec(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    enum bx_err e = vm_field(req, "code", JSON_STRING, err, n);
+    return e != BX_OK ? e : req_check_run_fields(req, 1, err, n);
+}
+
+enum bx_err opcheck_call(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    enum bx_err e = vm_field(req, "fn", JSON_STRING, err, n);
+    return e != BX_OK ? e : req_check_run_fields(req, 0, err, n);
+}
+
+enum bx_err opcheck_exists(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    return vm_field(req, "fn", JSON_STRING, err, n);
+}
+
+enum bx_err opcheck_set_globals(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    return vm_field(req, "globals", JSON_OBJECT, err, n);
+}
+
+enum bx_err opcheck_get_global(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    return vm_field(req, "name", JSON_STRING, err, n);
+}
+
+/* Frames without an id: a failed check means "dropped", never a reply. */
+enum bx_err opcheck_cb_result(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    if (req_cb_result_ok(req))
+        return BX_OK;
+    snprintf(err, n, "'callback' must be an integer");
+    return BX_E_BAD_REQUEST;
+}
+
+enum bx_err opcheck_stream_ack(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    (void)a;
+    if (req_stream_ack_ok(req))
+        return BX_OK;
+    snprintf(err, n, "stream_ack needs 'vm', 'stream', and a non-negative 'n'");
+    return BX_E_BAD_REQUEST;
 }
 
 /* full_isolation, uid, gid, restart: how the VM is isolated and supervised */
@@ -167,152 +222,10 @@ static int check_isolation(json_t *in, char *err, size_t n)
     return 0;
 }
 
-/* ---- policy (docs/protocol.md "Policy") ---------------------------------- */
-
-/* "host:port" as netlib.c compares it: a host of printable characters and
- * a decimal port 0..65535 after the last ':'. */
-static int tcp_entry_ok(json_t *v)
-{
-    const char *s = plain_string(v);
-    const char *colon = s ? strrchr(s, ':') : NULL;
-    if (!colon || colon == s || strlen(s) > POLICY_TCP_TEXT_MAX)
-        return 0;
-    for (const char *p = s; p < colon; p++)
-        if (*p <= ' ' || *p > '~')
-            return 0;
-    size_t pl = strlen(colon + 1);
-    if (pl == 0 || pl > 5 || strspn(colon + 1, "0123456789") != pl)
-        return 0;
-    return atol(colon + 1) <= 65535;
-}
-
-/* An absolute glob without ".." that does not aim at /proc, /sys, /dev. */
-static int fs_glob_ok(json_t *v, const char **why)
-{
-    const char *s = plain_string(v);
-    char norm[PATH_TEXT_MAX + 1];
-    if (!s) {
-        *why = "must be a string without NUL bytes";
-        return 0;
-    }
-    if (path_normalise(s, norm, sizeof norm, why) < 0)
-        return 0;
-    if (path_in_kernel_area(norm)) {
-        *why = "aims at /proc, /sys or /dev, which are never readable";
-        return 0;
-    }
-    return 1;
-}
-
-static int module_ok(json_t *v)
-{
-    const char *s = plain_string(v);
-    return s && module_name_valid(s);
-}
-
-/* A list field of the policy: an array of at most max items, each passing
- * its check. 0, or -1 with err set. */
-static int check_list(json_t *pol, const char *key, size_t max, char *err, size_t n)
-{
-    json_t *list = json_object_get(pol, key), *v;
-    size_t i;
-    if (!json_is_array(list) || json_array_size(list) > max) {
-        snprintf(err, n, "policy '%s' must be a list of at most %zu strings", key, max);
-        return -1;
-    }
-    json_array_foreach(list, i, v) {
-        const char *why = NULL, *s = json_is_string(v) ? json_string_value(v) : "(not a string)";
-        if (strcmp(key, "tcp") == 0 && !tcp_entry_ok(v))
-            why = "must be \"host:port\" (port 0-65535)";
-        else if (strcmp(key, "fs") == 0 && !fs_glob_ok(v, &why))
-            ;
-        else if (strcmp(key, "imports") == 0 && !module_ok(v))
-            why = "must be a module name like a.b_c (letters, digits, _ and dots)";
-        if (why) {
-            snprintf(err, n, "policy %s entry %.200s: %s", key, s, why);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-json_t *req_policy_normal(json_t *pol, char *err, size_t n)
-{
-    static const char *const keys[] = {"mem", "tcp", "fs", "imports"};
-    const char *key;
-    json_t *v;
-    if (!json_is_object(pol)) {
-        snprintf(err, n, "'policy' must be an object with mem, tcp, fs and imports");
-        return NULL;
-    }
-    json_object_foreach(pol, key, v) {
-        size_t i = 0;
-        while (i < 4 && strcmp(keys[i], key) != 0)
-            i++;
-        if (i == 4) {
-            snprintf(err, n, "unknown policy field '%.64s' (known: mem, tcp, fs, imports)", key);
-            return NULL;
-        }
-    }
-    json_t *mem = json_object_get(pol, "mem");
-    if (mem && !json_is_null(mem) && (!json_is_integer(mem) || json_integer_value(mem) < 0)) {
-        snprintf(err, n, "policy 'mem' must be null or a non-negative integer (bytes)");
-        return NULL;
-    }
-    json_t *out = json_pack("{s:O, s:[], s:[], s:[]}", "mem", mem ? mem : json_null(),
-                            "tcp", "fs", "imports");
-    if (!out) {
-        snprintf(err, n, "out of memory");
-        return NULL;
-    }
-    for (int i = 1; i < 4; i++)
-        if (json_object_get(pol, keys[i]))
-            json_object_set(out, keys[i], json_object_get(pol, keys[i]));
-    if (check_list(out, "tcp", POLICY_TCP_MAX, err, n) < 0 ||
-        check_list(out, "fs", POLICY_FS_MAX, err, n) < 0 ||
-        check_list(out, "imports", POLICY_IMPORTS_MAX, err, n) < 0) {
-        json_decref(out);
-        return NULL;
-    }
-    /* copies, so the caller owns every list it may extend */
-    for (int i = 1; i < 4; i++)
-        json_object_set_new(out, keys[i], json_copy(json_object_get(out, keys[i])));
-    return out;
-}
-
-/* create: "policy" normalised, the older "allow_tcp" merged into its tcp
- * list, and policy.mem made the effective memory_limit. 0 or -1. */
-static int create_policy(json_t *in, char *err, size_t n)
-{
-    json_t *pol = json_object_get(in, "policy"), *allow = json_object_get(in, "allow_tcp");
-    if (!pol && !allow)
-        return 0;
-    if (allow && !json_is_array(allow)) {
-        snprintf(err, n, "'allow_tcp' must be a list of \"host:port\" strings");
-        return -1;
-    }
-    json_t *empty = json_object();
-    json_t *norm = req_policy_normal(pol ? pol : empty, err, n);
-    json_decref(empty);
-    if (!norm)
-        return -1;
-    if (allow && (json_array_extend(json_object_get(norm, "tcp"), allow) < 0 ||
-                  check_list(norm, "tcp", POLICY_TCP_MAX, err, n) < 0)) {
-        json_decref(norm);
-        return -1;
-    }
-    json_t *mem = json_object_get(norm, "mem");
-    if (json_is_integer(mem))
-        json_object_set(json_object_get(in, "limits"), "memory_limit", mem);
-    json_object_del(in, "allow_tcp");
-    json_object_set_new(in, "policy", norm);
-    return 0;
-}
-
 enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
 {
     *init = NULL;
-    if (!proto_valid_name(plain_string(json_object_get(req, "name")))) {
+    if (!proto_valid_name(req_plain_string(json_object_get(req, "name")))) {
         snprintf(err, n, "'name' must match ^[A-Za-z0-9_.:-]{1,64}$");
         return BX_E_BAD_REQUEST;
     }
@@ -334,7 +247,7 @@ enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
     int bad = check_limits(json_object_get(in, "limits"), err, n) < 0 ||
               check_callbacks(json_object_get(in, "callbacks"), err, n) < 0 ||
               check_isolation(in, err, n) < 0 ||
-              create_policy(in, err, n) < 0 ||
+              req_create_policy(in, err, n) < 0 ||
               req_check_project(json_object_get(in, "project"), err, n) < 0;
     if (!bad && (!json_is_boolean(json_object_get(in, "networked")) ||
                  (pers && !json_is_boolean(pers)))) {
@@ -349,23 +262,19 @@ enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
     return BX_OK;
 }
 
-enum bx_err req_check_set_policy(json_t *req, char *err, size_t n)
+/* ---- manager ops ---------------------------------------------------------- */
+
+/* create: the init frame, then the mailbox sizes (mailcheck.c). */
+enum bx_err opcheck_create(json_t *req, struct op_args *a, char *err, size_t n)
 {
-    if (!req_vm_name(req)) {
-        snprintf(err, n, "'vm' must be a VM name");
-        return BX_E_BAD_REQUEST;
-    }
-    json_t *norm = req_policy_normal(json_object_get(req, "policy"), err, n);
-    if (!norm)
-        return BX_E_BAD_REQUEST;
-    json_decref(norm);
-    return BX_OK;
+    enum bx_err e = req_check_create(req, &a->init, err, n);
+    return e != BX_OK ? e : mailcheck_create(req, err, n);
 }
 
-enum bx_err req_check_history(json_t *req, size_t *count, char *err, size_t n)
+enum bx_err opcheck_history(json_t *req, struct op_args *a, char *err, size_t n)
 {
     json_t *v = json_object_get(req, "n");
-    *count = REQ_HISTORY_DEFAULT;
+    a->count = REQ_HISTORY_DEFAULT;
     if (!v || json_is_null(v))
         return BX_OK;
     if (!json_is_integer(v) || json_integer_value(v) < 0) {
@@ -373,58 +282,35 @@ enum bx_err req_check_history(json_t *req, size_t *count, char *err, size_t n)
         return BX_E_BAD_REQUEST;
     }
     json_int_t k = json_integer_value(v);
-    *count = k > REQ_HISTORY_MAX ? REQ_HISTORY_MAX : (size_t)k;  /* all that is kept */
+    a->count = k > REQ_HISTORY_MAX ? REQ_HISTORY_MAX : (size_t)k;  /* all that is kept */
     return BX_OK;
 }
 
-static const char *const manager_ops[] = {
-    "auth", "create", "destroy", "ping", "hello", "list", "shutdown_all",
-    "metrics", "subscribe", "shutdown", "history",
-};
+/* ---- the whole request, as router_dispatch judges it ----------------------- */
 
 enum bx_err req_check(json_t *req, char *err, size_t n)
 {
     const char *op = json_string_value(json_object_get(req, "op"));
-    if (op && strcmp(op, "cb_result") == 0) {
-        snprintf(err, n, "cb_result%s", req_cb_result_ok(req) ? "" : " (dropped)");
+    const struct op_def *d = op_lookup(op);
+    struct op_args a = {0};
+    enum bx_err e;
+    if (d && (d->flags & OPF_NOREPLY)) {    /* before the id: these have none */
+        e = d->check(req, &a, err, n);
+        op_args_clear(&a);
+        snprintf(err, n, "%s%s", d->name, e == BX_OK ? "" : " (dropped)");
         return BX_OK;
     }
-    if (op && strcmp(op, "stream_ack") == 0) {
-        snprintf(err, n, "stream_ack%s", req_stream_ack_ok(req) ? "" : " (dropped)");
-        return BX_OK;
-    }
-    enum bx_err e = req_check_id(req, err, n);
-    if (e != BX_OK)
+    if ((e = req_check_id(req, err, n)) != BX_OK)
         return e;
     if (!op) {
         snprintf(err, n, "'op' must be a string");
         return BX_E_BAD_REQUEST;
     }
-    int k = req_vm_op(op);
-    if (k >= 0) {
-        if (!req_vm_name(req)) {
-            snprintf(err, n, "'vm' must be a VM name");
-            return BX_E_BAD_REQUEST;
-        }
-        return req_check_vm_op(req, k, err, n);
+    if (!d) {
+        snprintf(err, n, "unknown op '%.64s'", op);
+        return BX_E_UNKNOWN_OP;
     }
-    if (strcmp(op, "set_policy") == 0)
-        return req_check_set_policy(req, err, n);
-    if (strcmp(op, "history") == 0) {
-        size_t count;
-        return req_check_history(req, &count, err, n);
-    }
-    if (req_check_pool_op(op, req, &e, err, n) == 0)
-        return e;
-    if (strcmp(op, "create") == 0) {
-        json_t *init;
-        e = req_check_create(req, &init, err, n);
-        json_decref(init);
-        return e;
-    }
-    for (size_t i = 0; i < sizeof manager_ops / sizeof manager_ops[0]; i++)
-        if (strcmp(manager_ops[i], op) == 0)
-            return BX_OK;
-    snprintf(err, n, "unknown op '%.64s'", op);
-    return BX_E_UNKNOWN_OP;
+    e = d->check(req, &a, err, n);
+    op_args_clear(&a);
+    return e;
 }

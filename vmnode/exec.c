@@ -1,7 +1,7 @@
 /* exec.c - the ops that run the client's code: exec (a chunk, streamed or
  * not) and call (a function by its dotted name, with converted arguments),
  * each inside one run (run.c) under the VM's limits. */
-#include "ops.h"
+#include "nodeops.h"
 
 #include <lauxlib.h>
 

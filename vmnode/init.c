@@ -3,7 +3,7 @@
  * and applies isolation, the last step (after it the node opens nothing).
  * A bad field is a BAD_REQUEST the client may retry; a failure past the
  * checks leaves the node broken. */
-#include "ops.h"
+#include "nodeops.h"
 
 #include <string.h>
 #include <unistd.h>

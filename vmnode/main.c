@@ -5,7 +5,7 @@
 #include "node.h"
 #include "mailbox.h"
 #include "netlib.h"
-#include "ops.h"
+#include "nodeops.h"
 #include "policy.h"
 #include "procstat.h"
 #include "stream.h"

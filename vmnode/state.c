@@ -2,7 +2,7 @@
  * exists, get_global, set_globals (lookups and conversion under the
  * limits), reset (a fresh state), stats (counters and the process's own
  * figures), net_enable (networking loaded into the live state). */
-#include "ops.h"
+#include "nodeops.h"
 
 #include <errno.h>
 #include <string.h>

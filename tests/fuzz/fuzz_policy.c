@@ -1,5 +1,5 @@
 /* fuzz_policy.c - libFuzzer target for the manager's policy rules: the
- * validator that normalises a policy object (validate.c, run on create and
+ * validator that normalises a policy object (policycheck.c, run on create and
  * set_policy) and the pure path checker that decides which files fs.read
  * may ask for (pathcheck.c, run before any realpath or open).
  *

@@ -1,13 +1,16 @@
 /* fuzz_request.c - libFuzzer target for what a client can send the manager:
  * bytes arrive in arbitrary chunks, are cut into frames by the manager's own
  * linebuf.c over a libevent evbuffer (as client.c does), parsed by
- * proto_parse, and judged by validate.c's req_check (the code router.c runs).
- * A create that passes has its init frame checked and its limits parsed by
- * the node's exec_parse_limits, as the node would on init. Every error must
- * serialise into a reply the client can parse. The first input byte picks
- * the frame limit and the chunk size. */
+ * proto_parse, and judged by validate.c's req_check, which walks the op
+ * table (ops.def) as router.c does, so every op's pure check is reached.
+ * The op's check is then run again as the router runs it, with its parsed
+ * arguments: a create that passes has its init frame checked and its limits
+ * parsed by the node's limits_parse, as the node would on init. Every
+ * error must serialise into a reply the client can parse. The first input
+ * byte picks the frame limit and the chunk size. */
 #include "manager.h"
 #include "node.h"
+#include "ops.h"
 #include "validate.h"
 
 #include <stdint.h>
@@ -40,14 +43,41 @@ static void check_init(json_t *init)
     CHECK(json_is_boolean(json_object_get(init, "networked")));
     check_wire(init);
     /* every limit the manager let through, the node must accept */
-    CHECK(exec_parse_limits(json_object_get(init, "limits"), &lim, err, sizeof err) == 0);
+    CHECK(limits_parse(json_object_get(init, "limits"), &lim, err, sizeof err) == 0);
     CHECK(lim.timeout >= 0 && lim.cpu_limit >= 0 && lim.instruction_limit >= 0);
     CHECK(lim.max_output >= 1);
 }
 
+/* What the router does after req_check's gates: the op's check, with the
+ * arguments it parses for the handler. Must agree with req_check. */
+static void check_op(json_t *req, enum bx_err code)
+{
+    char err[512] = "";
+    const struct op_def *d = op_lookup(json_string_value(json_object_get(req, "op")));
+    if (!d || (code != BX_OK && !(d->flags & OPF_NOREPLY)))
+        return;
+    struct op_args a = {0};
+    enum bx_err e = d->check(req, &a, err, sizeof err);
+    CHECK(e == code || (d->flags & OPF_NOREPLY));
+    CHECK(e == BX_OK || err[0]);
+    if (e == BX_OK && strcmp(d->name, "create") == 0) {
+        CHECK(proto_valid_name(json_string_value(json_object_get(req, "name"))));
+        check_init(a.init);
+    }
+    if (e == BX_OK && (d->flags & OPF_VM) && (d->flags & OPF_RUNS))
+        CHECK(req_vm_name(req));
+    if (e == BX_OK && strcmp(d->name, "set_policy") == 0)
+        CHECK(json_object_size(a.policy) == 4);
+    if (e == BX_OK && strcmp(d->name, "pool_config") == 0) {
+        CHECK(a.pool.max >= 1 && a.pool.min <= a.pool.max && a.pool.max <= POOL_MAX_VMS);
+        check_init(a.pool.init);
+    }
+    op_args_clear(&a);
+}
+
 static void handle_frame(const char *line, size_t len)
 {
-    char err[256] = "";
+    char err[512] = "";
     json_t *req = proto_parse(line, len, err, sizeof err);
     if (!req) {
         json_t *e = proto_error_new(NULL, BX_E_BAD_REQUEST, "%s", err);
@@ -57,25 +87,30 @@ static void handle_frame(const char *line, size_t len)
     }
     enum bx_err code = req_check(req, err, sizeof err);
     json_t *id = json_object_get(req, "id");
-    const char *op = json_string_value(json_object_get(req, "op"));
-    if (code == BX_OK && op && strcmp(op, "create") == 0) {
-        json_t *init;
-        CHECK(req_check_create(req, &init, err, sizeof err) == BX_OK);
-        CHECK(proto_valid_name(json_string_value(json_object_get(req, "name"))));
-        check_init(init);
-        json_decref(init);
-    }
-    if (code == BX_OK && req_vm_op(op) >= 0)
-        CHECK(req_vm_name(req) && req_check_vm_op(req, req_vm_op(op), err, sizeof err) == BX_OK);
+    check_op(req, code);
     if (code != BX_OK) {
         CHECK(code == BX_E_BAD_REQUEST || code == BX_E_UNKNOWN_OP || code == BX_E_INTERNAL);
         /* a bad id is answered with a null id, as router.c does */
-        json_t *e = proto_error_new(req_check_id(req, err + 128, 128) == BX_OK ? id : NULL,
+        json_t *e = proto_error_new(req_check_id(req, err + 256, 256) == BX_OK ? id : NULL,
                                     code, "%s", err);
         check_wire(e);
         json_decref(e);
     }
     json_decref(req);
+}
+
+/* Every op of the table is one req_check knows: none is judged unknown. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc; (void)argv;
+    char err[512];
+    for (size_t i = 0; i < OP_COUNT; i++) {
+        json_t *req = json_pack("{s:i, s:s}", "id", 1, "op", op_table[i].name);
+        CHECK(req && op_lookup(op_table[i].name) == &op_table[i]);
+        CHECK(req_check(req, err, sizeof err) != BX_E_UNKNOWN_OP);
+        json_decref(req);
+    }
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -24,10 +24,14 @@ declare -A SRCS=(
 # the node's modules without its main(): the real conversion, sandbox, limits
 NODE_SRCS="$(ls vmnode/*.c | grep -v -e '/main\.c$' -e '/testhooks\.c$' | tr '\n' ' ')"
 SRCS[convert]="net/frame.c net/proto.c $NODE_SRCS"
-# the manager's framing and validation, plus the node's init-limits parser
-SRCS[request]="net/frame.c net/proto.c manager/linebuf.c manager/validate.c manager/poolcheck.c manager/pathcheck.c manager/project_check.c $NODE_SRCS"
+# the manager's pure checks and op table: the one list manager/CMakeLists.txt
+# builds into bxcheck (linked by the manager), so a fuzzer runs what it runs
+CHECK_SRCS="$(sed -n 's/^set(BX_CHECK_SRCS \(.*\))$/\1/p' manager/CMakeLists.txt | tr ' ' '\n' | sed 's|^|manager/|' | tr '\n' ' ')"
+[ -n "$CHECK_SRCS" ] || { echo "run.sh: no BX_CHECK_SRCS line in manager/CMakeLists.txt"; exit 2; }
+# the manager's framing and every op's check, plus the node's init-limits parser
+SRCS[request]="net/frame.c net/proto.c manager/linebuf.c $CHECK_SRCS $NODE_SRCS"
 # the manager's policy validator and path checker (pure: no file system)
-SRCS[policy]="net/frame.c net/proto.c manager/validate.c manager/poolcheck.c manager/pathcheck.c manager/project_check.c"
+SRCS[policy]="net/frame.c net/proto.c $CHECK_SRCS"
 
 # netlib.c includes net_lua.h, lua/net.lua as bytes (as vmnode/CMakeLists.txt makes it)
 { echo "static const unsigned char net_lua[] = {"

@@ -1,7 +1,7 @@
-/* ops.c - the node's table of ops, the one list of what a request may ask
- * of a node, and the dispatch that walks it (see ops.h). A per-op property
+/* nodeops.c - the node's table of ops, the one list of what a request may ask
+ * of a node, and the dispatch that walks it (see nodeops.h). A per-op property
  * (which ops may arrive on a direct client channel, say) is a column here. */
-#include "ops.h"
+#include "nodeops.h"
 
 #include <string.h>
 

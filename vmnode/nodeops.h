@@ -1,9 +1,9 @@
-/* ops.h - the node's requests: the one table of ops (ops.c) and the
+/* nodeops.h - the node's requests: the one table of ops (nodeops.c) and the
  * handlers it names. A handler gets the parsed request and its id (both
  * borrowed) and returns the reply (new reference); one that leaves the node
  * unable to serve sets n->broken, and the node exits after the reply. */
-#ifndef BX_OPS_H
-#define BX_OPS_H
+#ifndef BX_NODEOPS_H
+#define BX_NODEOPS_H
 
 #include "node.h"
 

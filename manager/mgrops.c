@@ -1,0 +1,147 @@
+/* mgrops.c - the ops the manager answers itself (create, destroy, list,
+ * auth, hello, history, metrics, subscribe, shutdown, ...), as named in
+ * ops.def. Each gets a request that passed its pure check, and for destroy
+ * the VM the router resolved. */
+#include "manager.h"
+#include "mailbox.h"
+#include "ops.h"
+#include "promhttp.h"
+#include "spare.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void reply(struct op_ctx *x, json_t *result)
+{
+    client_send_new(x->c, proto_reply_new(x->id, result));
+}
+
+#define FAIL(x, code, ...) client_send_new((x)->c, proto_error_new((x)->id, (code), __VA_ARGS__))
+
+/* x->a.init: the init frame opcheck_create built (released by the router). */
+void mgrop_create(struct op_ctx *x)
+{
+    char err[256];
+    enum bx_err e;
+    const char *name = json_string_value(json_object_get(x->req, "name"));
+    if (registry_find(name))
+        return FAIL(x, BX_E_VM_EXISTS, "a VM named '%s' already exists", name);
+    /* mailbox hook: a name held by a client mailbox is taken too; the node
+     * learns its own name for mailbox.name() and as the sender of its mail */
+    if ((e = mailbox_check_create(x->req, err, sizeof err)) != BX_OK)
+        return FAIL(x, e, "%s", err);
+    json_object_set_new(x->a.init, "name", json_string(name));
+    struct vm *vm = vm_create(name, x->a.init, x->c, x->id, &e, err, sizeof err);
+    if (!vm)
+        FAIL(x, e, "%s", err);
+    else if (mailbox_vm_added(vm) < 0)
+        vm_destroy(vm, BX_E_INTERNAL, "out of memory for the VM's mailbox");
+}
+
+void mgrop_destroy(struct op_ctx *x)
+{
+    vm_destroy(x->vm, BX_E_VM_CRASHED, "VM destroyed");
+    reply(x, json_true());
+}
+
+static json_t *vm_describe(struct vm *vm)
+{
+    const char *state = vm->state == VM_STARTING ? "starting" :
+                        vm->npending ? "busy" : "idle";
+    return json_pack("{s:s, s:i, s:s, s:I, s:b, s:b, s:b}", "name", vm->name,
+                     "pid", vm->node ? (int)vm->node->pid : 0, "state", state,
+                     "pending", (json_int_t)vm->npending,
+                     "persistent", vm->persistent, "networked", vm->networked,
+                     "pool", vm->pool != NULL);
+}
+
+void mgrop_list(struct op_ctx *x)
+{
+    size_t n;
+    struct vm **all = registry_all(&n);
+    json_t *arr = json_array();
+    for (size_t i = 0; all && i < n; i++)
+        json_array_append_new(arr, vm_describe(all[i]));
+    free(all);
+    reply(x, arr);
+}
+
+void mgrop_shutdown_all(struct op_ctx *x)
+{
+    size_t n, killed = 0;
+    struct vm **all = registry_all(&n);
+    for (size_t i = 0; all && i < n; i++) {
+        if (!all[i]->pool && (all[i]->owner_id == x->c->id || all[i]->persistent)) {
+            vm_destroy(all[i], BX_E_VM_CRASHED, "VM destroyed");
+            killed++;
+        }
+    }
+    free(all);
+    reply(x, json_integer((json_int_t)killed));
+}
+
+/* Constant-time so the reply time does not leak how much of a guess was right. */
+static int token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = la != lb;
+    for (size_t i = 0; i < lb; i++)     /* time depends on the secret's length only */
+        d |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)b[i];
+    return d == 0;
+}
+
+void mgrop_auth(struct op_ctx *x)
+{
+    const char *tok = json_string_value(json_object_get(x->req, "token"));
+    if (!x->c->is_tcp)
+        return reply(x, json_true());
+    if (tok && mgr->token && token_equal(tok, mgr->token)) {
+        x->c->authed = 1;
+        return reply(x, json_true());
+    }
+    FAIL(x, BX_E_AUTH_REQUIRED, "bad token");
+}
+
+void mgrop_hello(struct op_ctx *x)
+{
+    pid_t pids[64];
+    size_t n = spare_pids(pids, 64);
+    json_t *spares = json_array();  /* nodes ready for a create (spare.c) */
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(spares, json_integer(pids[i]));
+    json_t *r = json_pack("{s:s, s:i, s:i, s:I, s:o}", "server", "bioxen-manager",
+                          "version", BX_PROTO_VERSION, "pid", (int)getpid(),
+                          "frame_max", (json_int_t)mgr->max_frame, "spares", spares);
+    if (r && promhttp_port() > 0)   /* --metrics-port 0 picks one: say which */
+        json_object_set_new(r, "metrics_port", json_integer(promhttp_port()));
+    reply(x, r);
+}
+
+void mgrop_ping(struct op_ctx *x)
+{
+    reply(x, json_string("pong"));
+}
+
+void mgrop_metrics(struct op_ctx *x)
+{
+    reply(x, metrics_report());
+}
+
+/* x->a.count: how many entries opcheck_history allowed. */
+void mgrop_history(struct op_ctx *x)
+{
+    reply(x, stats_history(x->a.count));
+}
+
+void mgrop_subscribe(struct op_ctx *x)
+{
+    events_subscribe(x->c);
+    reply(x, json_true());
+}
+
+void mgrop_shutdown(struct op_ctx *x)
+{
+    reply(x, json_true());
+    manager_shutdown("shutdown requested");
+}
