@@ -85,7 +85,7 @@ class Connection:
     # -- sending ----------------------------------------------------------
 
     def request(self, op: str, fields: dict, *, vm: Optional[str] = None,
-                transform: Transform = None) -> Future:
+                transform: Transform = None, about: Optional[str] = None) -> Future:
         """Send one request and return the Future of its reply.
 
         Args:
@@ -93,6 +93,9 @@ class Connection:
             fields: the other fields of the request (no id/op); ``vm`` is
                 added when given.
             vm: the VM name, also used to name it in error messages.
+            about: a name for error messages that is not sent (an op that
+                names its target in another field, as mail_send's "to";
+                the manager refuses fields an op does not take).
             transform: optional function applied to the ``result`` by the
                 reader; an exception it raises fails the future.
 
@@ -100,7 +103,7 @@ class Connection:
             A Future resolved with the (transformed) result, or failed with
             the BioxenError of the error reply.
         """
-        fut = self._send(_encode(op, fields, vm), vm, transform)
+        fut = self._send(_encode(op, fields, vm), vm or about, transform)
         self._role.sent_async()
         return fut
 

@@ -44,7 +44,7 @@ def send_mail(conn: Any, to: str, value: Any, sender: Optional[str] = None,
         if timeout < 0:
             raise InvalidRequest("timeout must be non-negative")
         fields["timeout"] = float(timeout)
-    return conn.request("mail_send", fields, vm=to)
+    return conn.request("mail_send", fields, about=to)
 
 
 class Puller:
