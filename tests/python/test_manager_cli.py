@@ -50,6 +50,12 @@ def test_every_flag_is_in_help_and_in_the_manual():
         r = manager(*([f] if f in no_arg else [f, "1"]), "stray", timeout=10)
         assert "unrecognized option" not in r.stderr, (f, r.stderr)
         assert r.returncode == (0 if f == "--help" else 2), (f, r.stderr)
+    # and --help lists every entry of the option table (a new flag must be
+    # added to both)
+    table = set(re.findall(r'\{"([a-z][a-z-]*)", [01], 0, \'',
+                           (REPO / "manager" / "main.c").read_text()))
+    assert len(table) >= 13, "the option table moved: point this test at it"
+    assert {"--" + t for t in table} == flags
     doc = (REPO / "docs" / "cli.md").read_text()
     section = doc[doc.index("## `bioxen-manager`"):]
     for f in flags:
