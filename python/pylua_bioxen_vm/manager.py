@@ -104,8 +104,9 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         Totals since the manager started: executions (= executions_total),
         errors (= errors_total), errors_by_code, vms_created_total,
         vms_crashed_total, vms_restarted_total, uptime_s; now: vms (=
-        vms_alive), peak_mem_bytes; avg/min/max/p50/p99_ms over the last
-        ``duration_window`` successful runs (at most ``duration_window_max``).
+        vms_alive), peak_mem_bytes, min/max_ms; avg/p50/p99_ms (nearest rank)
+        over the last ``duration_window`` successful runs (at most
+        ``duration_window_max``).
         """
         return self._core.conn.blocking(self.metrics_async)
 
