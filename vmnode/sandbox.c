@@ -120,27 +120,28 @@ static int sb_load(lua_State *L)
  * limit holds in either mode; the clamps keep it from being the only bound. */
 static const struct sb_gc_param {
     const char *opt;
-    int first;          /* stack index of its first parameter */
-    int zero_keeps;     /* 0 means "leave as it is" (lua_gc) */
-    lua_Integer lo[3], hi[3];
+    int zero_keeps;     /* 0 (or none) means "leave as it is"; else it is a value */
+    lua_Integer lo[3], hi[3];   /* for the parameters from stack index 2 on */
 } sb_gc_params[] = {
-    { "incremental", 2, 1, { 50, 100, 8 }, { 400, 1000, 24 } },  /* pause, stepmul, stepsize (log2 bytes) */
-    { "generational", 2, 1, { 5, 50, 0 }, { 100, 300, 0 } },     /* minor, major multiplier */
-    { "setpause", 2, 0, { 50, 0, 0 }, { 400, 0, 0 } },
-    { "setstepmul", 2, 0, { 100, 0, 0 }, { 1000, 0, 0 } },
-    { "step", 2, 0, { 0, 0, 0 }, { 1 << 20, 0, 0 } },            /* KiB of work */
-    { NULL, 0, 0, { 0 }, { 0 } },
+    { "incremental", 1, { 50, 100, 8 }, { 400, 1000, 24 } },  /* pause, stepmul, stepsize (log2 bytes) */
+    { "generational", 1, { 5, 50, 0 }, { 100, 300, 0 } },     /* minor, major multiplier */
+    { "setpause", 0, { 50, 0, 0 }, { 400, 0, 0 } },
+    { "setstepmul", 0, { 100, 0, 0 }, { 1000, 0, 0 } },       /* none would be 0: no pace */
+    { "step", 0, { 0, 0, 0 }, { 1 << 20, 0, 0 } },            /* KiB of work; Lua casts to int */
+    { NULL, 0, { 0 }, { 0 } },
 };
 
 static void sb_gc_clamp(lua_State *L, const struct sb_gc_param *p)
 {
     for (int i = 0; i < 3 && p->hi[i]; i++) {
-        int idx = p->first + i;
-        if (lua_isnoneornil(L, idx))
-            continue;   /* the default: Lua's own, in range */
-        lua_Integer v = luaL_checkinteger(L, idx);
+        int idx = 2 + i;
+        if (lua_isnoneornil(L, idx) && p->zero_keeps)
+            continue;
+        lua_Integer v = luaL_optinteger(L, idx, 0);
         if (v == 0 && p->zero_keeps)
             continue;
+        if (lua_gettop(L) < idx)
+            lua_settop(L, idx);
         lua_pushinteger(L, v < p->lo[i] ? p->lo[i] : v > p->hi[i] ? p->hi[i] : v);
         lua_replace(L, idx);
     }

@@ -56,6 +56,8 @@ static void test_removed(void)
                    " and collectgarbage('incremental', 100, 200, 10) == 'generational'"));
     /* clamped: setpause answers the pause it replaces */
     CHECK(run_true("collectgarbage('setpause', 5000) return collectgarbage('setpause', 200) == 400"));
+    CHECK(run_true("collectgarbage('setstepmul') return collectgarbage('setstepmul', 100) == 100"));
+    CHECK(run_true("collectgarbage('incremental', -1, 0, 99) return collectgarbage('setpause', 200) == 48"));
     CHECK(run_true("return _G.string == string and _G._G == _G"));
     /* finalizers run with hooks off, so no limit could stop one */
     CHECK(run_true("return not pcall(setmetatable, {}, {__gc = function() end})"));
