@@ -165,7 +165,7 @@ function net.connect(host, port, retry)
         error("net.connect: retry must be a number of seconds", 2)
     end
     local deadline = retry and gettime() + retry
-    local pause = 0.01
+    local pause = 0.02
     while true do
         local ok, id, err = pcall(connect_once, host, port)
         if ok and id then return id end
@@ -175,7 +175,7 @@ function net.connect(host, port, retry)
             error(err .. (retry and " (retried for " .. retry .. " s)" or ""), 2)
         end
         wait({}, math.min(pause, left))
-        pause = math.min(pause * 2, 0.25)
+        pause = math.min(pause * 2, 0.5)
     end
 end
 

@@ -11,7 +11,7 @@ from concurrent.futures import wait
 
 import pytest
 
-from pylua_bioxen_vm import LuaError, NetJob, PolicyViolation, VMManager
+from pylua_bioxen_vm import LuaError, NetJob, PolicyViolation, VMManager, VMNotFound
 
 T = 15
 
@@ -169,9 +169,13 @@ def test_p2p_without_an_answer_times_out(manager):
 
 
 def test_job_on_a_vm_that_is_not_there(manager):
-    with pytest.raises(Exception) as e:
-        manager.start_server_vm("nobody", port=0).result(T)
-    assert "nobody" in str(e.value)
+    job = manager.start_server_vm("nobody", port=0)
+    with pytest.raises(VMNotFound, match="nobody"):
+        job.result(T)
+    with pytest.raises(VMNotFound):
+        job.listening.result(T)
+    with pytest.raises(VMNotFound):
+        manager.start_client_vm("nobody", "127.0.0.1", 1, "x").result(T)
 
 
 def test_connect_retry_in_lua(manager):
