@@ -171,7 +171,9 @@ class Mailbox:
         Raises:
             TimeoutError: nothing arrived within ``timeout`` seconds.
             VMNotFound: the mailbox was closed.
+            RuntimeError: called on the loop of an AsyncVMManager.
         """
+        self._conn.check_may_block()
         return drive(self.recv_steps(timeout))
 
     def close_async(self) -> Future:

@@ -193,8 +193,13 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         Args:
             timeout: stop when no event arrives for this many seconds
                 (None: run until the manager is closed).
+
+        Raises:
+            RuntimeError: iterated on the loop of an AsyncVMManager (use
+                its ``events()``).
         """
         while True:
+            self._core.conn.check_may_block()
             ev = self._core.next_event(timeout)
             if ev is None:
                 return
@@ -207,7 +212,15 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         return self._core.closed
 
     def close(self) -> None:
-        """Destroy our VMs and stop the embedded manager (if any).  Idempotent."""
+        """Destroy our VMs and stop the embedded manager (if any).  Idempotent.
+
+        Raises:
+            RuntimeError: called on the loop of an AsyncVMManager that is
+                still open (``await m.close()`` there).
+        """
+        conn = self._core.conn
+        if conn is not None and not self._core.closed:
+            conn.check_may_block()
         self._finalizer()
 
     def __enter__(self) -> "VMManager":
