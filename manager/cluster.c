@@ -243,9 +243,7 @@ int cluster_publish(const char *subject, const char *reply, json_t *msg, char *e
         return -1;
     }
     len--;      /* proto_dump's newline frames the socket protocol, not NATS */
-    if (len > max) {
-        snprintf(err, n, "a message of %zu bytes is larger than the cluster's max payload of %zu bytes",
-                 len, max);
+    if (cq_payload_fits(len, max, err, n) < 0) {
         free(buf);
         return -1;
     }

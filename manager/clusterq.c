@@ -1,6 +1,7 @@
 /* clusterq.c - the cluster's bounded inbox (clusterq.h). */
 #include "clusterq.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,4 +113,13 @@ unsigned long long cq_dropped(struct cq *q)
     unsigned long long d = q->dropped;
     pthread_mutex_unlock(&q->mu);
     return d;
+}
+
+int cq_payload_fits(size_t len, size_t max, char *err, size_t n)
+{
+    if (len <= max)
+        return 0;
+    snprintf(err, n, "a message of %zu bytes is larger than the cluster's max payload of %zu bytes",
+             len, max);
+    return -1;
 }

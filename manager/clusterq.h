@@ -57,4 +57,9 @@ int cq_take(struct cq *q, struct cq_item **list, size_t max);
 
 unsigned long long cq_dropped(struct cq *q);
 
+/* cluster_publish's size rule: 0 if len bytes fit the server's max
+ * payload, else -1 with the message the caller gets (never truncated).
+ * max 0: not known (not connected), which the caller reports first. */
+int cq_payload_fits(size_t len, size_t max, char *err, size_t n);
+
 #endif
