@@ -5,7 +5,19 @@
  * do one thing: copy what arrived into the inbox (clusterq.c) and wake the
  * loop with a user event; wake_cb drains the inbox in batches and calls the
  * handlers and state listeners here, on the loop thread. Blocking calls go
- * to the worker (clusterwork.c). */
+ * to the worker (clusterwork.c).
+ *
+ * Why the loop keeps its own idea of "up" (C.up, from the state events)
+ * instead of asking natsConnection_Status: nats.c 3.4.1's reconnect thread
+ * holds the connection's lock through each TCP connect and handshake
+ * (_doReconnect -> _createConn), up to the connect timeout when a server
+ * is unreachable rather than refusing. Every call that takes that lock
+ * (Status, Publish, Subscribe, GetMaxPayload) would stall the loop as long.
+ * So while down we call none of them: publish fails fast on C.up, and
+ * subscriptions wait for the next up. What remains is the short window
+ * between a disconnect and its event reaching the loop (with one server,
+ * nats.c first sleeps the reconnect wait, lock released; with several it
+ * tries the next at once): CONNECT_TIMEOUT_MS bounds it. */
 #include "clusterint.h"
 #include "clusterq.h"
 
@@ -23,6 +35,9 @@
 #define DRAIN_BATCH 256                 /* then let other events run */
 #define RECONNECT_WAIT_MS 250           /* a restarted nats-server is back quickly */
 #define PREFIX_MAX 32
+#define CONNECT_TIMEOUT_MS 1000         /* per attempt; a LAN answers in far less */
+#define PING_MS 2000                    /* with 2 pings out: a dead link seen in ~4-6 s, */
+#define PINGS_OUT 2                     /* not nats.c's default of 4 minutes */
 
 struct csub {
     char *subject, *queue;
@@ -48,7 +63,9 @@ static struct {
     size_t nsubs;
     struct listener *ls;
     size_t nls;
-    int last_up;                /* what listeners were last told */
+    int up;                     /* connected, as the last state event said */
+    int early_up;               /* a state event that came before nc: -1 none */
+    size_t max_payload;         /* the server's, read when it came up */
 } C;
 
 void cluster_init_threads(void)
@@ -62,15 +79,12 @@ unsigned long long cluster_dropped(void) { return C.inbox_ready ? cq_dropped(&C.
 
 int cluster_up(void)
 {
-    return C.nc && !C.stopped && natsConnection_Status(C.nc) == NATS_CONN_STATUS_CONNECTED;
+    return C.nc && C.up && !C.stopped;
 }
 
 size_t cluster_max_payload(void)
 {
-    if (!cluster_up())
-        return 0;
-    int64_t m = natsConnection_GetMaxPayload(C.nc);
-    return m > 0 ? (size_t)m : 0;
+    return cluster_up() ? C.max_payload : 0;
 }
 
 int cluster_subject(char *buf, size_t n, const char *fmt, ...)
@@ -143,14 +157,32 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 
 /* ---- on the loop ---- */
 
+static int sub_now(struct csub *s);
+
+/* Connected: read what takes the lock now, while it is free (nc is up),
+ * and send the subscriptions made while down. */
+static void came_up(void)
+{
+    int64_t m = natsConnection_GetMaxPayload(C.nc);
+    C.max_payload = m > 0 ? (size_t)m : 0;
+    for (size_t i = 0; i < C.nsubs; i++)
+        if (!C.subs[i]->sub)
+            sub_now(C.subs[i]);
+    cw_bind_kv();       /* the bucket may be new, or gone with a wiped store */
+}
+
 static void deliver_state(int up, const char *why)
 {
-    if (up == C.last_up)
+    if (!C.nc) {        /* before the worker handed us the connection */
+        C.early_up = up;
         return;
-    C.last_up = up;
+    }
+    if (up == C.up)
+        return;
+    C.up = up;
     fprintf(stderr, "bioxen-manager: cluster: %s\n", why);
     if (up)
-        cw_bind_kv();       /* the bucket may be new, or gone with a wiped store */
+        came_up();
     for (size_t i = 0; i < C.nls; i++)
         C.ls[i].fn(up, why, C.ls[i].arg);
 }
@@ -216,7 +248,7 @@ int cluster_subscribe(const char *subject, const char *queue, cluster_handler h,
     s->h = h;
     s->arg = arg;
     C.subs[C.nsubs++] = s;
-    return C.nc ? sub_now(s) : 0;     /* else when connected() runs */
+    return cluster_up() ? sub_now(s) : 0;     /* else at the next up */
 }
 
 int cluster_on_state(cluster_state_fn fn, void *arg)
@@ -262,14 +294,14 @@ int cluster_defer(cluster_fn work, cluster_fn done, void *arg)
     return C.enabled && !C.stopped ? cw_submit(work, done, arg) : -1;
 }
 
-/* From the worker's first job, on the loop: the connection exists now
- * (connected or still trying); subscriptions made before it are sent. */
-static void connected(natsConnection *nc)
+/* From the worker's first job, on the loop: the connection exists now,
+ * up (the first attempt worked) or still trying, unless an early
+ * "connected" event overtook this. */
+static void connected(natsConnection *nc, int up)
 {
     C.nc = nc;
-    for (size_t i = 0; nc && i < C.nsubs; i++)
-        if (!C.subs[i]->sub)
-            sub_now(C.subs[i]);
+    if (nc && (up || C.early_up == 1))
+        deliver_state(1, "connected");
 }
 
 /* Reconnect for ever, quickly; no flusher thread (SendAsap: a publish is
@@ -291,6 +323,9 @@ static int set_options(struct event_base *base, const struct cluster_opts *o, ch
     if (s == NATS_OK) s = natsOptions_SetSendAsap(C.opts, true);
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(C.opts, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(C.opts, RECONNECT_WAIT_MS);
+    if (s == NATS_OK) s = natsOptions_SetTimeout(C.opts, CONNECT_TIMEOUT_MS);
+    if (s == NATS_OK) s = natsOptions_SetPingInterval(C.opts, PING_MS);
+    if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(C.opts, PINGS_OUT);
     if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(C.opts, true, on_connected, NULL);
     if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(C.opts, true);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(C.opts, on_disconnected, NULL);
@@ -320,7 +355,8 @@ int cluster_start(struct event_base *base, const struct cluster_opts *o, char *e
     snprintf(C.host, sizeof C.host, "%s", o->host);
     snprintf(C.prefix, sizeof C.prefix, "%s", prefix);
     C.base = base;
-    C.last_up = 0;
+    C.up = 0;
+    C.early_up = -1;
     if (set_options(base, o, err, n) < 0)
         return -1;
     if (!(C.wake_ev = event_new(base, -1, EV_PERSIST, wake_cb, NULL)) ||

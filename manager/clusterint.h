@@ -19,9 +19,10 @@ int cluster__auth(natsOptions *opts, const struct cluster_opts *o, char *err, si
 int cluster__host_ok(const char *h);    /* a subject token: VM-name-like, no dots */
 
 /* The worker (clusterwork.c). cw_start runs the connect as its first job;
- * connected(nc) then runs on the loop with the connection, or with NULL
+ * connected(nc, up) then runs on the loop with the connection (up: its
+ * first attempt worked, so no connected callback will come), or with NULL
  * if nats.c refused the options. */
-int cw_start(natsOptions *opts, const char *prefix, void (*connected)(natsConnection *nc));
+int cw_start(natsOptions *opts, const char *prefix, void (*connected)(natsConnection *nc, int up));
 int cw_submit(cluster_fn work, cluster_fn done, void *arg);
 void cw_bind_kv(void);      /* queue a create-or-bind of the names bucket */
 void cw_quiesce(void);      /* no new jobs; queued ones skip their work */

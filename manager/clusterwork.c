@@ -38,7 +38,8 @@ static struct {
     struct job *head, *tail;
     int started, stopping, finished;
     natsOptions *opts;
-    void (*connected)(natsConnection *);
+    void (*connected)(natsConnection *, int);
+    int first_up;
     /* the worker's own, touched on this thread only */
     natsConnection *nc;
     jsCtx *js;
@@ -110,9 +111,8 @@ static void connect_work(void *arg)
 {
     (void)arg;
     natsStatus s = natsConnection_Connect(&W.nc, W.opts);
-    if (s == NATS_OK)
-        cluster__post_state(1, "connected");
-    else if (s != NATS_NOT_YET_CONNECTED) {
+    W.first_up = s == NATS_OK;  /* no connected callback then: say it */
+    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
         fprintf(stderr, "bioxen-manager: cluster: cannot connect: %s\n", nats_GetLastError(NULL));
         W.nc = NULL;
     }
@@ -121,10 +121,10 @@ static void connect_work(void *arg)
 static void connect_done(void *arg)
 {
     (void)arg;
-    W.connected(W.nc);      /* W.nc was written before the done was posted */
+    W.connected(W.nc, W.first_up);  /* written before the done was posted */
 }
 
-int cw_start(natsOptions *opts, const char *prefix, void (*connected)(natsConnection *nc))
+int cw_start(natsOptions *opts, const char *prefix, void (*connected)(natsConnection *nc, int up))
 {
     W.opts = opts;
     W.connected = connected;
