@@ -64,6 +64,7 @@ static struct {
     struct listener *ls;
     size_t nls;
     int up;                     /* connected, as the last state event said */
+    int no_responders;          /* of the message being handled */
     int early_up;               /* a state event that came before nc: -1 none */
     size_t max_payload;         /* the server's, read when it came up */
 } C;
@@ -74,6 +75,7 @@ void cluster_init_threads(void)
 }
 
 int cluster_enabled(void) { return C.enabled; }
+int cluster_msg_no_responders(void) { return C.no_responders; }
 const char *cluster_self(void) { return C.enabled ? C.host : ""; }
 unsigned long long cluster_dropped(void) { return C.inbox_ready ? cq_dropped(&C.inbox) : 0; }
 
@@ -112,6 +114,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
     (void)nc; (void)sub;
     struct cq_item *it = cq_item_new(CQ_MSG, natsMsg_GetSubject(m), natsMsg_GetReply(m),
                                      natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+    if (it)
+        it->up = natsMsg_IsNoResponders(m);     /* MSG: the flag rides in 'up' */
     natsMsg_Destroy(m);
     if (!it)
         return;
@@ -191,8 +195,10 @@ static void deliver_msg(struct cq_item *it)
 {
     struct csub *s = it->target;
     char err[256];
-    json_t *msg = proto_parse(it->data, it->len, err, sizeof err);
+    json_t *msg = it->up ? NULL : proto_parse(it->data, it->len, err, sizeof err);
+    C.no_responders = it->up;
     s->h(it->subject, it->reply, msg, s->arg);
+    C.no_responders = 0;
     json_decref(msg);
 }
 
@@ -305,8 +311,11 @@ static void connected(natsConnection *nc, int up)
 }
 
 /* Reconnect for ever, quickly; no flusher thread (SendAsap: a publish is
- * written at once, from the loop); one delivery thread for every
- * subscription instead of one each. */
+ * written at once, from the loop). Each subscription keeps its own
+ * delivery thread: 3.4.1's shared pool (UseGlobalMessageDelivery) leaks its
+ * close message when the library's garbage collector stops first, seen
+ * under LeakSanitizer at every few shutdowns; the manager has a handful of
+ * subscriptions, so a thread each is cheap. */
 static int set_options(struct event_base *base, const struct cluster_opts *o, char *err, size_t n)
 {
     char name[CLUSTER_HOST_MAX + 16];
@@ -327,7 +336,6 @@ static int set_options(struct event_base *base, const struct cluster_opts *o, ch
     if (s == NATS_OK) s = natsOptions_SetPingInterval(C.opts, PING_MS);
     if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(C.opts, PINGS_OUT);
     if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(C.opts, true, on_connected, NULL);
-    if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(C.opts, true);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(C.opts, on_disconnected, NULL);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(C.opts, on_reconnected, NULL);
     if (s == NATS_OK) s = natsOptions_SetClosedCB(C.opts, on_closed, NULL);

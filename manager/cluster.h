@@ -65,6 +65,12 @@ int cluster_publish(const char *subject, const char *reply, json_t *msg, char *e
  * made before the connection exists is sent once it does. 0 or -1. */
 typedef void (*cluster_handler)(const char *subject, const char *reply, json_t *msg, void *arg);
 int cluster_subscribe(const char *subject, const char *queue, cluster_handler h, void *arg);
+/* Inside a handler only: 1 when this message is NATS's "no responders"
+ * status (header Status: 503, empty body; msg is NULL): the reply to a
+ * request sent to a subject nobody subscribes to. Interest spreads between
+ * servers asynchronously, so a request right after a remote subscribe can
+ * get one: retry briefly before failing (CLUSTER-NOTES.md). */
+int cluster_msg_no_responders(void);
 
 /* Blocking nats.c calls (JetStream, key-value) never run on the loop: work
  * runs on the cluster's one worker thread, in submission order; done runs

@@ -17,6 +17,7 @@ void cluster_quiesce(void) {}
 int cluster_quiet(void) { return 1; }
 void cluster_stop(void) {}
 int cluster_enabled(void) { return 0; }
+int cluster_msg_no_responders(void) { return 0; }
 int cluster_up(void) { return 0; }
 const char *cluster_self(void) { return ""; }
 size_t cluster_max_payload(void) { return 0; }
