@@ -9,7 +9,7 @@ void cluster_init_threads(void) {}
 int cluster_start(struct event_base *base, const struct cluster_opts *o, char *err, size_t n)
 {
     (void)base; (void)o;
-    snprintf(err, n, "built without cluster support (libnats-dev was missing)");
+    snprintf(err, n, "built without cluster support (no libnats-dev at build time, or -DBIOXEN_CLUSTER=OFF)");
     return -1;
 }
 

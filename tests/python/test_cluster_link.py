@@ -192,3 +192,9 @@ def test_without_cluster_nothing_changes(tmp_path):
         proc.stdin.close()
         proc.wait(timeout=20)
         proc.stdout.close()
+
+
+@pytest.mark.skipif(built_with_cluster(), reason="this build has the cluster link")
+def test_a_build_without_libnats_refuses_cluster(tmp_path):
+    r = run_manager(tmp_path, "--cluster", "nats://127.0.0.1:4222")
+    assert r.returncode == 2 and "built without cluster support" in r.stderr, r
