@@ -146,7 +146,6 @@ void cluster__post_done(cluster_fn done, void *arg)
     cq_push(&C.inbox, it);
 }
 
-static void on_connected(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(1, "connected"); }
 static void on_reconnected(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(1, "reconnected"); }
 static void on_disconnected(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(0, "disconnected from NATS"); }
 static void on_closed(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(0, "NATS connection closed"); }
@@ -300,13 +299,13 @@ int cluster_defer(cluster_fn work, cluster_fn done, void *arg)
     return C.enabled && !C.stopped ? cw_submit(work, done, arg) : -1;
 }
 
-/* From the worker's first job, on the loop: the connection exists now,
- * up (the first attempt worked) or still trying, unless an early
- * "connected" event overtook this. */
+/* From the worker's first job, on the loop: the connection exists now
+ * (NULL: options nats.c refused). A state event that overtook this job's
+ * end is newer than the connect itself, so it wins. */
 static void connected(natsConnection *nc, int up)
 {
     C.nc = nc;
-    if (nc && (up || C.early_up == 1))
+    if (nc && (C.early_up >= 0 ? C.early_up : up))
         deliver_state(1, "connected");
 }
 
@@ -335,7 +334,6 @@ static int set_options(struct event_base *base, const struct cluster_opts *o, ch
     if (s == NATS_OK) s = natsOptions_SetTimeout(C.opts, CONNECT_TIMEOUT_MS);
     if (s == NATS_OK) s = natsOptions_SetPingInterval(C.opts, PING_MS);
     if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(C.opts, PINGS_OUT);
-    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(C.opts, true, on_connected, NULL);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(C.opts, on_disconnected, NULL);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(C.opts, on_reconnected, NULL);
     if (s == NATS_OK) s = natsOptions_SetClosedCB(C.opts, on_closed, NULL);

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #define JS_WAIT_MS 2000     /* a JetStream call while NATS is away fails in this */
+#define RETRY_MS 250        /* as cluster.c's reconnect wait */
 
 struct job {
     struct job *next;
@@ -104,18 +105,47 @@ int cw_submit(cluster_fn work, cluster_fn done, void *arg)
     return 0;
 }
 
-/* The first job. With RetryOnFailedConnect a refused first attempt is
- * NATS_NOT_YET_CONNECTED: nc is valid and nats.c goes on trying on its own
- * thread. */
+/* The first job: connect, retrying until it works or shutdown, so that a
+ * manager may start before NATS. Not nats.c's RetryOnFailedConnect: in
+ * 3.4.1, when the first server accepts TCP and then says nothing within
+ * the timeout (a hung server, a half-open path), it returns
+ * NATS_NOT_YET_CONNECTED, status RECONNECTING, and then never tries again
+ * (seen here: one connect() in minutes). Once connected, nats.c's own
+ * reconnect (MaxReconnect -1) takes over and handles both refusals and
+ * silence. Later jobs wait behind this one, as they would wait for NATS. */
+static int stopping(void)
+{
+    pthread_mutex_lock(&W.mu);
+    int s = W.stopping;
+    pthread_mutex_unlock(&W.mu);
+    return s;
+}
+
+static int connect_once(natsStatus *st)
+{
+    natsStatus s = *st = natsConnection_Connect(&W.nc, W.opts);
+    if (s == NATS_OK)
+        return W.first_up = 1;
+    W.nc = NULL;
+    return s == NATS_INVALID_ARG || s == NATS_NO_MEMORY ? -1 : 0;
+}
+
 static void connect_work(void *arg)
 {
     (void)arg;
-    natsStatus s = natsConnection_Connect(&W.nc, W.opts);
-    W.first_up = s == NATS_OK;  /* no connected callback then: say it */
-    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
-        fprintf(stderr, "bioxen-manager: cluster: cannot connect: %s\n", nats_GetLastError(NULL));
-        W.nc = NULL;
+    int r, said = 0;
+    natsStatus st;
+    while ((r = connect_once(&st)) == 0) {
+        if (!said++)
+            fprintf(stderr, "bioxen-manager: cluster: no NATS server answers yet (%s); retrying\n",
+                    natsStatus_GetText(st));
+        for (int i = 0; i < RETRY_MS / 50 && !stopping(); i++)
+            nats_Sleep(50);
+        if (stopping())
+            return;
     }
+    if (r < 0)
+        fprintf(stderr, "bioxen-manager: cluster: cannot connect: %s\n", nats_GetLastError(NULL));
 }
 
 static void connect_done(void *arg)

@@ -139,6 +139,38 @@ def test_outage_reconnects_by_itself_and_local_work_goes_on(tmp_path, nats_serve
 
 
 @needs_cluster
+def test_a_hung_nats_server_is_noticed_and_survived(tmp_path, nats_server):
+    """SIGSTOP: the TCP connection stays open and silent, so only the
+    manager's pings (2 s, 2 out) can tell; SIGCONT brings it back."""
+    import signal
+    m = Mgr(tmp_path, nats_server.url, "hung")
+    try:
+        m.wait_connected(True)
+        with VMManager(m.sock) as local:
+            vm = local.create_vm("w")
+            nats_server.proc.send_signal(signal.SIGSTOP)
+            try:
+                t = time.monotonic()
+                worst = 0.0
+                while m.cluster()["connected"]:
+                    assert time.monotonic() - t < 15, "a hung server never noticed"
+                    s = time.perf_counter()
+                    assert vm.execute("return 2") == 2
+                    worst = max(worst, time.perf_counter() - s)
+                    time.sleep(0.02)
+                noticed = time.monotonic() - t
+            finally:
+                nats_server.proc.send_signal(signal.SIGCONT)
+            back = m.wait_connected(True)
+            vm.close()
+        print("hung server noticed in %.1f s (worst exec meanwhile %.1f ms), back in %.1f s"
+              % (noticed, worst * 1e3, back))
+        assert worst < 0.5
+    finally:
+        m.close()
+
+
+@needs_cluster
 def test_kv_bucket_is_made_on_connect(tmp_path, nats_server):
     m = Mgr(tmp_path, nats_server.url, "kvhost", "--cluster-name", "bxtest")
     try:
@@ -151,6 +183,44 @@ def test_kv_bucket_is_made_on_connect(tmp_path, nats_server):
         assert any("KV_bxtest_names" in dirs for _, dirs, _ in os.walk(streams))
     finally:
         m.close()
+
+
+@needs_cluster
+def test_a_nats_that_never_answers_does_not_stall_the_loop(tmp_path):
+    """A listener that accepts TCP and says nothing is what a hung server or
+    a half-open path looks like: nats.c's reconnect thread then holds the
+    connection's lock through each 1 s connect attempt. The loop must not
+    wait on that lock (hello, exec, create all go on)."""
+    import socket
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(64)                  # never accepted, never answered
+    m = Mgr(tmp_path, "nats://127.0.0.1:%d" % mute.getsockname()[1], "mute")
+    try:
+        worst = 0.0
+        with VMManager(m.sock) as local:
+            vm = local.create_vm("busy")
+            end = time.monotonic() + 3.0     # several connect attempts
+            while time.monotonic() < end:
+                t = time.perf_counter()
+                assert vm.execute("return 1") == 1
+                assert m.cluster()["connected"] is False
+                worst = max(worst, time.perf_counter() - t)
+            vm.close()
+        print("worst exec + hello while NATS is mute: %.1f ms" % (worst * 1e3))
+        assert worst < 0.5      # a loop stalled on the lock would take ~1 s
+        # the server wakes up (a real one now, on that port): the manager,
+        # which had only timeouts so far, still connects by itself
+        port = mute.getsockname()[1]
+        mute.close()
+        srv = NatsServer(tmp_path / "nats", port=port).start()
+        try:
+            m.wait_connected(True)
+        finally:
+            srv.close()
+    finally:
+        m.close()
+        mute.close()
 
 
 def run_manager(tmp_path, *args):
