@@ -3,9 +3,11 @@
 #include "clusterint.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proto.h"
 
@@ -96,6 +98,11 @@ int cluster__auth(natsOptions *opts, const struct cluster_opts *o, char *err, si
     if (o->token_file && (read_secret(o->token_file, tok, sizeof tok) < 0 ||
                           natsOptions_SetToken(opts, tok) != NATS_OK)) {
         snprintf(err, n, "--cluster-token-file: cannot read a token from %s", o->token_file);
+        return -1;
+    }
+    /* nats.c reads the .creds file only when it connects: check it now */
+    if (o->creds && access(o->creds, R_OK) < 0) {
+        snprintf(err, n, "--cluster-creds %s: %s", o->creds, strerror(errno));
         return -1;
     }
     if (o->creds && natsOptions_SetUserCredentialsFromFiles(opts, o->creds, NULL) != NATS_OK) {

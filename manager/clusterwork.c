@@ -137,7 +137,7 @@ static void connect_work(void *arg)
     natsStatus st;
     while ((r = connect_once(&st)) == 0) {
         if (!said++)
-            fprintf(stderr, "bioxen-manager: cluster: no NATS server answers yet (%s); retrying\n",
+            fprintf(stderr, "bioxen-manager: cluster: cannot connect to NATS yet (%s); retrying every 250 ms\n",
                     natsStatus_GetText(st));
         for (int i = 0; i < RETRY_MS / 50 && !stopping(); i++)
             nats_Sleep(50);

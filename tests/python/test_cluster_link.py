@@ -171,6 +171,26 @@ def test_a_hung_nats_server_is_noticed_and_survived(tmp_path, nats_server):
 
 
 @needs_cluster
+def test_token_auth(tmp_path):
+    """A server started with --auth: --cluster-token-file gets in; without
+    it the manager keeps trying, says why, and stays 'not connected'."""
+    srv = NatsServer(tmp_path / "nats", extra=["--auth", "s3cret"]).start()
+    tok = tmp_path / "nats.token"
+    tok.write_text("s3cret\n")
+    good = Mgr(tmp_path, srv.url, "good", "--cluster-token-file", str(tok))
+    bad = Mgr(tmp_path, srv.url, "bad")
+    try:
+        good.wait_connected(True)
+        time.sleep(1.0)
+        assert bad.cluster()["connected"] is False
+    finally:
+        good.close()
+        err = bad.close()
+        srv.close()
+    assert "cannot connect to NATS yet (Authentication Violation)" in err, err
+
+
+@needs_cluster
 def test_kv_bucket_is_made_on_connect(tmp_path, nats_server):
     m = Mgr(tmp_path, nats_server.url, "kvhost", "--cluster-name", "bxtest")
     try:
@@ -237,6 +257,8 @@ def run_manager(tmp_path, *args):
     (["--cluster", "nats://127.0.0.1:4222", "--cluster-name", "x y"], "--cluster-name"),
     (["--cluster", "nats://127.0.0.1:4222", "--cluster-token-file", "/nonexistent"], "token"),
     (["--cluster", "nats://127.0.0.1:4222", "--cluster-cert", "/etc/hostname"], "go together"),
+    (["--cluster", "nats://127.0.0.1:4222", "--cluster-creds", "/nonexistent"], "--cluster-creds"),
+    (["--cluster", "nats://127.0.0.1:4222", "--cluster-ca", "/nonexistent"], "--cluster-ca"),
 ])
 def test_bad_cluster_options_are_clear_errors(tmp_path, args, says):
     r = run_manager(tmp_path, *args)
