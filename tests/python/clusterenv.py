@@ -27,6 +27,7 @@ cluster for a demo); a real deployment uses deploy/ and docs/cluster.md.
 
 import os
 import shutil
+import select
 import signal
 import subprocess
 import sys
@@ -66,12 +67,22 @@ def descendants(pid):
     return out
 
 
-def _kill(pids):
+def _kill(pids, timeout=10.0):
+    """SIGKILL ``pids`` and wait (on pidfds) until they have exited: a
+    signal is delivered asynchronously, and "gone" must mean gone."""
+    fds = []
     for p in pids:
         try:
+            fds.append(os.pidfd_open(p))
             os.kill(p, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    deadline = time.monotonic() + timeout
+    for fd in fds:
+        try:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
 
 
 def manager_knows_cluster(binary):
