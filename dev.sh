@@ -10,7 +10,8 @@ cd "$(dirname "$0")"
 
 DEBS=(build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-socket
       libevent-dev libjansson-dev libseccomp-dev python3 python3-pytest
-      python3-prometheus-client)
+      python3-prometheus-client
+      nats-server libnats-dev iproute2)   # the cluster (docs/cluster.md) and its tests
 PY=/usr/bin/python3
 JOBS=$(nproc 2>/dev/null || echo 2)
 

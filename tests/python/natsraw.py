@@ -38,7 +38,7 @@ class RawNats:
     runs on a second connection of its own).
     """
 
-    def __init__(self, host, port, timeout=5.0, name="bioxen-probe"):
+    def __init__(self, host, port, timeout=5.0, name="bioxen-probe", token=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
@@ -49,6 +49,8 @@ class RawNats:
         self.info = json.loads(line[5:])
         connect = {"verbose": False, "pedantic": False, "name": name,
                    "headers": True, "no_responders": True, "protocol": 1}
+        if token:
+            connect["auth_token"] = token
         self.sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\n")
         self.ping(timeout)
 
