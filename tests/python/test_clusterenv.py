@@ -2,6 +2,7 @@
 a manager in each answering over its socket, NATS the only path between
 them (proved with listeners these tests own), and nothing left behind."""
 
+import inspect
 import os
 import socket
 import subprocess
@@ -9,9 +10,10 @@ import sys
 
 import pytest
 
-from clusterenv import Cluster, ClusterError, descendants
+from clusterenv import REPO, Cluster, ClusterError, descendants
 from natsraw import RawNats
 import clusternet
+from pylua_bioxen_vm import VMManager
 
 CAN_ISOLATE = clusternet.why_unavailable() is None
 needs_netns = pytest.mark.skipif(not CAN_ISOLATE, reason="no network namespaces here: %s"
@@ -209,3 +211,17 @@ def test_socket_paths_fit_sun_path(cluster):
         s = socket.socket(socket.AF_UNIX)
         s.connect(m.socket)
         s.close()
+
+
+def test_example_cluster_runs_and_names_what_is_missing():
+    r = subprocess.run([sys.executable, "examples/cluster.py"], cwd=str(REPO),
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pi ~= 3.14" in r.stdout and "speed-up" in r.stdout
+    assert "per-host work (runs): m1 " in r.stdout
+    if "cluster" not in inspect.signature(VMManager).parameters:
+        # until VMManager(cluster=...) exists, the example says so plainly
+        env = dict(os.environ, BIOXEN_CLUSTER="nats://127.0.0.1:1")
+        r = subprocess.run([sys.executable, "examples/cluster.py"], cwd=str(REPO), env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "not available yet: VMManager(cluster=" in r.stdout
