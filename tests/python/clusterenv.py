@@ -25,7 +25,9 @@ Also used by examples/cluster.py and bench/cluster.py (a one-machine
 cluster for a demo); a real deployment uses deploy/ and docs/cluster.md.
 """
 
+import json
 import os
+import secrets
 import shutil
 import select
 import signal
@@ -85,6 +87,42 @@ def _kill(pids, timeout=10.0):
             os.close(fd)
 
 
+OWNERS = "/run/bioxen-clusterenv"   # <run>.json: the owner's pid and what it made
+
+
+def sweep():
+    """Undo the runs whose owner died without close() (SIGKILLed): their
+    namespaces, links, cgroups and temp dir. Live runs are left alone;
+    returns the runs swept. Every Cluster calls it before it starts."""
+    try:
+        files = [f for f in os.listdir(OWNERS) if f.endswith(".json")]
+    except OSError:
+        return []
+    swept = []
+    for f in files:
+        path = os.path.join(OWNERS, f)
+        try:
+            with open(path) as fh:
+                rec = json.load(fh)
+            os.kill(int(rec["pid"]), 0)
+            continue                      # its owner lives
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        clusternet.remove_run(rec.get("run", f[:-5]))
+        for d in rec.get("cgroups", []):
+            try:
+                os.rmdir(d)               # fails, harmlessly, while processes remain
+            except OSError:
+                pass
+        if str(rec.get("tmp", "")).startswith("/tmp/bxcl-"):
+            shutil.rmtree(rec["tmp"], ignore_errors=True)
+        os.unlink(path)
+        swept.append(rec.get("run"))
+    return swept
+
+
 def manager_knows_cluster(binary):
     """True if this bioxen-manager build has the --cluster flag."""
     try:
@@ -92,6 +130,20 @@ def manager_knows_cluster(binary):
     except (OSError, subprocess.TimeoutExpired):
         return False
     return "--cluster" in (r.stdout + r.stderr)
+
+
+def cluster_support():
+    """None if this build's bioxen-manager can join a cluster, else why not
+    (for ``pytest.mark.skipif(cluster_support() is not None, ...)``)."""
+    try:
+        binary = find_manager()
+    except Exception as e:     # noqa: BLE001 - the reason is the answer
+        return str(e)
+    if not manager_knows_cluster(binary):
+        return "%s has no --cluster flag yet" % binary
+    if shutil.which("nats-server") is None:
+        return "no nats-server (Debian package nats-server)"
+    return None
 
 
 class Manager:
@@ -151,7 +203,7 @@ class Cluster:
         self.managers, self.clients = {}, []
         self.net = self.nats = self.cgroups = None
         self.isolated, self.why_not_isolated = False, None
-        self.tmp = None
+        self.tmp = self.run = None
 
     # -- lifecycle -------------------------------------------------------
 
@@ -167,11 +219,14 @@ class Cluster:
         self.close()
 
     def start(self):
+        sweep()
+        self.run = secrets.token_hex(3)
         # /tmp, not $TMPDIR: a socket path must fit in sun_path's 108 bytes
-        self.tmp = tempfile.mkdtemp(prefix="bxcl-", dir="/tmp")
+        self.tmp = tempfile.mkdtemp(prefix="bxcl-%s-" % self.run, dir="/tmp")
+        self._own()
         self._make_net()
         if self.want_cgroups:
-            self.cgroups = CpuCgroups.make("bxcl-" + os.path.basename(self.tmp)[5:])
+            self.cgroups = CpuCgroups.make("bxcl-" + self.run)
         host = self.net.hub_addr if self.isolated else "127.0.0.1"
         store = os.path.join(self.tmp, "js")
         os.mkdir(store)
@@ -186,7 +241,21 @@ class Cluster:
                 self.net.ns[name] if self.isolated else None)
             if self.cgroups:
                 self.cgroups.add(name)
+            self._own()
             self.start_manager(name)
+
+    def _own(self):
+        """Record what this run made, for sweep() should we be SIGKILLed."""
+        rec = {"pid": os.getpid(), "run": self.run, "tmp": self.tmp,
+               "cgroups": list(self.cgroups.dirs.values()) if self.cgroups else []}
+        try:
+            os.makedirs(OWNERS, exist_ok=True)
+            with open(os.path.join(OWNERS, self.run + ".json.new"), "w") as f:
+                json.dump(rec, f)
+            os.replace(os.path.join(OWNERS, self.run + ".json.new"),
+                       os.path.join(OWNERS, self.run + ".json"))
+        except OSError:
+            pass    # not root: no namespaces or cgroups to leave behind either
 
     def _make_net(self):
         why = None if self.isolate is False else clusternet.why_unavailable()
@@ -194,7 +263,7 @@ class Cluster:
             why = "isolate=False"
         if why is None:
             try:
-                self.net = clusternet.Net(self.names)
+                self.net = clusternet.Net(self.names, self.run)
                 self.isolated = True
                 return
             except (clusternet.NetUnavailable, subprocess.CalledProcessError, OSError) as e:
@@ -348,6 +417,10 @@ class Cluster:
             self.net.close()
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            try:
+                os.unlink(os.path.join(OWNERS, self.run + ".json"))
+            except OSError:
+                pass
 
     def leftovers(self):
         """What of this run still exists (for tests): namespaces, links,
@@ -362,4 +435,6 @@ class Cluster:
             left.append("nats-server pid %d" % self.nats.proc.pid)
         if self.tmp and os.path.exists(self.tmp):
             left.append(self.tmp)
+        if self.run and os.path.exists(os.path.join(OWNERS, self.run + ".json")):
+            left.append(os.path.join(OWNERS, self.run + ".json"))
         return left

@@ -12,7 +12,8 @@ to each other, so m1 cannot reach m2's address; the namespaces get no default
 route, so nothing but the /24 is reachable. A namespace's 127.0.0.1 is its
 own loopback. <run> is a random per-run suffix, so parallel runs do not
 clash; everything made is recorded and undone by Net.close(), which also
-runs after a partial setup fails.
+runs after a partial setup fails; remove_run() undoes a run whose owner
+was SIGKILLed (clusterenv.sweep() finds those).
 """
 
 import ipaddress
@@ -50,13 +51,19 @@ def why_unavailable():
     return None
 
 
+def addresses():
+    """(device, network) of every IPv4 address in the root namespace."""
+    out = []
+    for line in _ip("-4", "-o", "addr", "show").splitlines():
+        m = re.search(r"^\d+:\s+(\S+)\s+inet (\S+)", line)
+        if m:
+            out.append((m.group(1), ipaddress.ip_interface(m.group(2)).network))
+    return out
+
+
 def used_networks():
     """Every IPv4 network with an address or route in the root namespace."""
-    nets = []
-    for line in _ip("-4", "-o", "addr", "show").splitlines():
-        m = re.search(r"inet (\S+)", line)
-        if m:
-            nets.append(ipaddress.ip_interface(m.group(1)).network)
+    nets = [net for _, net in addresses()]
     for line in _ip("-4", "route", "show", "table", "all").splitlines():
         word = line.split()[0] if line.split() else ""
         if word in ("broadcast", "local", "unicast", "multicast"):
@@ -81,19 +88,29 @@ def pick_subnet(base="10.213"):
     raise NetUnavailable("no free %s.X.0/24 subnet" % base)
 
 
+def remove_run(run):
+    """Remove whatever namespaces and links of run ``run`` still exist (for
+    a run whose owner died without close(): clusterenv.sweep())."""
+    for ns in _ip("netns", "list", check=False).split():
+        if ns.startswith("bx-%s-" % run):
+            _ip("netns", "del", ns, check=False)
+    for line in _ip("-o", "link", "show", check=False).splitlines():
+        dev = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+        if dev == "bxb" + run or dev.startswith("bxh" + run):
+            _ip("link", "del", dev, check=False)
+
+
 class Net:
     """The bridge and one namespace per name; see the module docstring."""
 
-    def __init__(self, names):
-        self.run = secrets.token_hex(3)
+    def __init__(self, names, run=None):
+        self.run = run or secrets.token_hex(3)
         self.bridge = "bxb" + self.run
-        self.subnet = pick_subnet()
-        hosts = list(self.subnet.hosts())
-        self.hub_addr = str(hosts[0])                 # .1
         self.ns, self.addr, self._veths = {}, {}, []
         self._made_bridge = False
         try:
             self._make_bridge()
+            hosts = list(self.subnet.hosts())
             for i, name in enumerate(names, 1):
                 self._make_ns(i, name, str(hosts[9 + i]))   # .11, .12, ...
         except BaseException:
@@ -103,7 +120,19 @@ class Net:
     def _make_bridge(self):
         _ip("link", "add", self.bridge, "type", "bridge")
         self._made_bridge = True
-        _ip("addr", "add", "%s/%d" % (self.hub_addr, self.subnet.prefixlen), "dev", self.bridge)
+        for _ in range(8):
+            self.subnet = pick_subnet()
+            self.hub_addr = str(next(self.subnet.hosts()))        # .1
+            _ip("addr", "add", "%s/%d" % (self.hub_addr, self.subnet.prefixlen),
+                "dev", self.bridge)
+            # a parallel run may have picked the same subnet between our
+            # check and our add: then exactly one address of it is not ours
+            if not [dev for dev, net in addresses()
+                    if dev != self.bridge and net.overlaps(self.subnet)]:
+                break
+            _ip("addr", "flush", "dev", self.bridge)
+        else:
+            raise NetUnavailable("no subnet of our own after 8 tries")
         _ip("link", "set", self.bridge, "up")
 
     def _make_ns(self, i, name, addr):

@@ -12,6 +12,7 @@ MSG/HMSG, UNSUB): it is a probe, not a library, and has no reconnect logic.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -214,6 +215,10 @@ class NatsServer:
             return
         cmd = [self.binary, "-a", self.host, "-p", str(self.port), "-js",
                "-sd", self.store, "-n", self.name] + self.args
+        if shutil.which("setpriv"):
+            # the server dies with us even if we are SIGKILLed (the managers
+            # have --exit-with-stdin for that)
+            cmd = ["setpriv", "--pdeathsig", "KILL", "--"] + cmd
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)

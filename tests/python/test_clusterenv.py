@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from clusterenv import REPO, Cluster, ClusterError, descendants
+from clusterenv import REPO, Cluster, ClusterError, cluster_support, descendants
 from natsraw import RawNats
 import clusternet
 from pylua_bioxen_vm import VMManager
@@ -195,10 +195,10 @@ def test_cgroup_quota_holds_the_managers_tree(cluster):
         assert open(os.path.join(d, "cpu.cfs_quota_us")).read().strip() == "50000"
 
 
+@pytest.mark.skipif(cluster_support() is not None, reason=str(cluster_support()))
 def test_managers_join_nats_when_they_know_how():
     with Cluster(n=2, verbose=False) as c:
-        if not c.cluster_flags:
-            pytest.skip("this bioxen-manager has no --cluster flag yet")
+        assert c.cluster_flags
         c.wait_cluster(timeout=15.0)
         for name in c.names:
             assert c.hello(name)["cluster"]["host"] == name
@@ -225,3 +225,44 @@ def test_example_cluster_runs_and_names_what_is_missing():
         r = subprocess.run([sys.executable, "examples/cluster.py"], cwd=str(REPO), env=env,
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and "not available yet: VMManager(cluster=" in r.stdout
+
+
+def test_two_clusters_at_once_do_not_clash():
+    with Cluster(n=1, verbose=False) as a, Cluster(n=1, verbose=False) as b:
+        assert a.url != b.url
+        if a.isolated:
+            assert a.net.run != b.net.run and a.net.subnet != b.net.subnet
+        assert a.connect("m1").ping() and b.connect("m1").ping()
+    assert not a.leftovers() and not b.leftovers()
+
+
+# A harness that dies by SIGKILL cleans nothing up: its managers go with
+# their stdin (--exit-with-stdin), nats-server with its parent (pdeathsig),
+# and the next run sweeps its namespaces.
+DYING = r"""
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from clusterenv import Cluster
+c = Cluster(n=2, verbose=False).__enter__()
+pids = [c.nats.proc.pid] + [m.pid for m in c.managers.values()]
+print(c.run, *pids, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_sigkilled_harness_is_swept():
+    r = subprocess.run([sys.executable, "-c", DYING, str(REPO / "tests" / "python")],
+                       capture_output=True, text=True, timeout=120)
+    words = r.stdout.split()
+    assert len(words) == 4, r.stdout + r.stderr
+    run, pids = words[0], [int(p) for p in words[1:]]
+    from conftest import wait_gone
+    assert not wait_gone(pids, timeout=15.0)
+    from clusterenv import sweep
+    sweep()
+    assert run not in " ".join(os.listdir("/tmp"))
+    if os.path.isdir("/sys/fs/cgroup/cpu"):
+        assert run not in " ".join(os.listdir("/sys/fs/cgroup/cpu"))
+    if CAN_ISOLATE:
+        for cmd in (["ip", "netns", "list"], ["ip", "-o", "link"]):
+            assert run not in subprocess.run(cmd, capture_output=True, text=True).stdout
