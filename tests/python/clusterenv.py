@@ -328,8 +328,9 @@ class Cluster:
         finally:
             vm.close()
 
-    def wait_cluster(self, timeout=15.0, names=None):
-        """Wait until each manager's hello says ``cluster.connected``.
+    def wait_cluster(self, timeout=15.0, names=None, connected=True):
+        """Wait until each manager's hello says ``cluster.connected`` (or,
+        with ``connected=False``, that it is not).
 
         Raises:
             ClusterError: the managers have no cluster support, or one is not
@@ -341,11 +342,12 @@ class Cluster:
         for name in names or self.names:
             while True:
                 c = self.hello(name).get("cluster") or {}
-                if c.get("connected"):
+                if bool(c.get("connected")) == connected:
                     break
                 if time.monotonic() > deadline:
-                    raise ClusterError("%s not connected to NATS within %.0f s: %r\n%s"
-                                       % (name, timeout, c, self.managers[name].log_tail()))
+                    raise ClusterError("%s %s within %.0f s: %r\n%s" % (
+                        name, "not connected to NATS" if connected else "still connected",
+                        timeout, c, self.managers[name].log_tail()))
                 # the link comes up on the manager's own schedule: knock again
                 time.sleep(0.1)
 

@@ -266,3 +266,17 @@ def test_a_sigkilled_harness_is_swept():
     if CAN_ISOLATE:
         for cmd in (["ip", "netns", "list"], ["ip", "-o", "link"]):
             assert run not in subprocess.run(cmd, capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(cluster_support() is not None, reason=str(cluster_support()))
+def test_managers_rejoin_after_nats_restarts():
+    with Cluster(n=2, verbose=False) as c:
+        c.wait_cluster(timeout=15.0)
+        c.stop_nats()
+        c.wait_cluster(timeout=15.0, connected=False)
+        assert c.connect("m1").create_vm("local").execute("return 1") == 1
+        c.start_nats()
+        c.wait_cluster(timeout=20.0)     # the managers reconnect by themselves
+        c.kill("m2")
+        assert c.hello("m1")["cluster"]["connected"]
+    assert not c.leftovers()
