@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #define BOUND_KEY "bioxen.bound"    /* registry: socket -> its bound[] slot (weak keys) */
+#define NOT_LISTENED "no VM of this manager listens there and no allow_tcp grant names it"
 
 /* A loopback listener of this VM that the manager knows of. */
 struct bound {
@@ -202,10 +203,32 @@ static int guard_peer(lua_State *L)
         if (!reachaddr_loopback(t.key))
             refuse_target(L, verb, given, &t, "loopback only, beyond it an allow_tcp grant");
         if (!ask_listening(L, proto, &t))
-            refuse_target(L, verb, given, &t, "no VM of this manager listens there "
-                          "and no allow_tcp grant names it");
+            refuse_target(L, verb, given, &t, NOT_LISTENED);
     }
     use_target(L, hi, t.use, t.port);
+    return call_original(L);
+}
+
+/* send on a connected datagram socket: a loopback peer is checked again,
+ * as the VM that listened there at setpeername may have closed since (a
+ * grant beyond loopback changes only with the policy: setpeername saw it). */
+static int guard_send(lua_State *L)
+{
+    int top = lua_gettop(L), isnum = 0;
+    struct reach_target t;
+    luaL_checktype(L, 1, LUA_TUSERDATA);
+    lua_getfield(L, 1, "getpeername");
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 2);
+    const char *ip = lua_tostring(L, -2);
+    t.port = (int)lua_tointegerx(L, -1, &isnum);
+    if (ip && isnum && reachaddr_normal(ip, t.key, sizeof t.key) == 0 && reachaddr_loopback(t.key)) {
+        snprintf(t.use, sizeof t.use, "%s", ip);
+        /* the ask first: a named grant would cost a lookup per datagram */
+        if (!ask_listening(L, "udp", &t) && !reachaddr_granted(t.key, &t))
+            refuse_target(L, "send", t.key, &t, NOT_LISTENED);
+    }
+    lua_settop(L, top);
     return call_original(L);
 }
 
@@ -337,8 +360,8 @@ static int guard_setoption(lua_State *L)
 
 static int is_guard(lua_CFunction f)
 {
-    return f == guard_peer || f == guard_bind || f == guard_listen || f == guard_close ||
-           f == guard_setoption;
+    return f == guard_peer || f == guard_send || f == guard_bind || f == guard_listen ||
+           f == guard_close || f == guard_setoption;
 }
 
 /* Replaces t[name] (t on top) by guard g around it, once. */
@@ -355,8 +378,9 @@ static void wrap(lua_State *L, const char *name, lua_CFunction g, int hi, const 
     lua_setfield(L, -2, name);
 }
 
-/* The methods of one class's __index table (on top). */
-static void wrap_methods(lua_State *L, const char *proto)
+/* The methods of one class's __index table (on top); connected: the
+ * class of a datagram socket with a peer. */
+static void wrap_methods(lua_State *L, const char *proto, int connected)
 {
     wrap(L, "connect", guard_peer, 2, proto);
     wrap(L, "setpeername", guard_peer, 2, proto);
@@ -366,6 +390,8 @@ static void wrap_methods(lua_State *L, const char *proto)
     wrap(L, "listen", guard_listen, 0, proto);
     wrap(L, "close", guard_close, 0, proto);
     wrap(L, "setoption", guard_setoption, 0, proto);
+    if (connected)
+        wrap(L, "send", guard_send, 0, proto);
     /* setfd would let a script aim a socket object at fd 3 */
     lua_pushnil(L);
     lua_setfield(L, -2, "setfd");
@@ -393,7 +419,7 @@ void reach_guard(lua_State *L, int core)
         if (luaL_getmetatable(L, classes[i]) == LUA_TTABLE) {
             wrap(L, "__gc", guard_close, 0, proto);
             if (lua_getfield(L, -1, "__index") == LUA_TTABLE)
-                wrap_methods(L, proto);
+                wrap_methods(L, proto, strcmp(classes[i], "udp{connected}") == 0);
         }
         lua_settop(L, top);
     }

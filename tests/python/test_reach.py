@@ -166,11 +166,23 @@ def test_raw_luasocket_listeners_tcp_and_udp(manager):
                     "return tonumber((select(2, U:getsockname())))")
     assert cli.execute("return socket.udp():sendto('ping', '127.0.0.1', %d)" % u) == 4
     assert srv.execute("return U:receive()") == "ping"
+    assert cli.execute("C = socket.udp() assert(C:setpeername('127.0.0.1', %d)) return C:send('pong')" % u) == 4
+    assert srv.execute("return U:receive()") == "pong"
     srv.execute("S:close() U:close()")
     with pytest.raises(PolicyViolation):
         cli.execute("return socket.tcp():connect('127.0.0.1', %d)" % p)
     with pytest.raises(PolicyViolation):
         cli.execute("return socket.udp():sendto('ping', '127.0.0.1', %d)" % u)
+    # the connected socket is checked again on each send: its peer is now
+    # the test's own socket, which must see nothing from the VM
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mine:
+        mine.bind(("127.0.0.1", u))
+        mine.settimeout(5)
+        with pytest.raises(PolicyViolation):
+            cli.execute("return C:send('stale')")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ctl:
+            ctl.sendto(b"control", ("127.0.0.1", u))
+            assert mine.recvfrom(100)[0] == b"control"
 
 
 def test_a_collected_listener_is_forgotten(manager):
