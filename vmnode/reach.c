@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #define BOUND_KEY "bioxen.bound"    /* registry: socket -> its bound[] slot (weak keys) */
+#define NO_LOOKUP "a name is looked up only if a grant names it; use a numeric address"
 #define NOT_LISTENED "no VM of this manager listens there and no allow_tcp grant names it"
 
 /* A loopback listener of this VM that the manager knows of. */
@@ -168,6 +169,11 @@ static int target_arg(lua_State *L, int hi, const char *verb, struct reach_targe
     if (rc == -2)
         return luaL_error(L, "%s %s: a fully isolated VM cannot look names up; use a numeric address",
                           verb, host);
+    if (rc == -3) {
+        char target[300];
+        snprintf(target, sizeof target, "%.200s:%d", host, t->port);
+        refuse(L, verb, target, NO_LOOKUP);
+    }
     if (rc < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -356,12 +362,30 @@ static int guard_setoption(lua_State *L)
     return call_original(L);
 }
 
+/* socket.dns.toip, tohostname, getaddrinfo, getnameinfo: a query carries
+ * its name out to the resolver, so only names a grant names (and
+ * localhost, loopback numbers: answered from /etc/hosts) are looked up. */
+static int guard_dns(lua_State *L)
+{
+    const char *verb = lua_tostring(L, lua_upvalueindex(3));
+    char key[NI_MAXHOST];
+    if (lua_isnoneornil(L, 1))
+        return call_original(L);    /* getnameinfo(nil, service): /etc/services */
+    const char *host = luaL_checkstring(L, 1);
+    if (reachaddr_sealed())
+        return luaL_error(L, "socket.dns.%s: a fully isolated VM cannot look names up", verb);
+    if (strcasecmp(host, "localhost") != 0 && !reachaddr_may_look_up(host) &&
+        !(reachaddr_normal(host, key, sizeof key) == 0 && reachaddr_loopback(key)))
+        refuse(L, verb, host, NO_LOOKUP);
+    return call_original(L);
+}
+
 /* ---- installing them ------------------------------------------------------- */
 
 static int is_guard(lua_CFunction f)
 {
     return f == guard_peer || f == guard_send || f == guard_bind || f == guard_listen ||
-           f == guard_close || f == guard_setoption;
+           f == guard_close || f == guard_setoption || f == guard_dns;
 }
 
 /* Replaces t[name] (t on top) by guard g around it, once. */
@@ -425,5 +449,11 @@ void reach_guard(lua_State *L, int core)
     }
     lua_pushvalue(L, core);
     wrap(L, "connect", guard_peer, 1, "tcp");  /* socket.connect(host, port, ...) */
-    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "dns") == LUA_TTABLE) {
+        wrap(L, "toip", guard_dns, 1, "dns");
+        wrap(L, "tohostname", guard_dns, 1, "dns");
+        wrap(L, "getaddrinfo", guard_dns, 1, "dns");
+        wrap(L, "getnameinfo", guard_dns, 1, "dns");
+    }
+    lua_pop(L, 2);
 }

@@ -24,6 +24,11 @@ void reach_seal(void)
     ra.sealed = 1;
 }
 
+int reachaddr_sealed(void)
+{
+    return ra.sealed;
+}
+
 /* ---- addresses ------------------------------------------------------------ */
 
 /* s as normal numeric text (a v4-mapped v6 address as v4); -1 if s is not
@@ -68,6 +73,8 @@ int reachaddr_resolve(const char *host, struct reach_target *t, const char **err
     }
     if (ra.sealed)
         return -2;
+    if (!reachaddr_may_look_up(host))
+        return -3;
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *p, *pick = NULL;
     int rc = getaddrinfo(host, NULL, &hints, &res);
     if (rc != 0) {
@@ -112,6 +119,14 @@ void reach_grants(json_t *allow)
         ra.grant[ra.ngrant].host[hl] = 0;
         ra.grant[ra.ngrant++].port = (int)port;
     }
+}
+
+int reachaddr_may_look_up(const char *host)
+{
+    for (int i = 0; i < ra.ngrant; i++)
+        if (strcasecmp(ra.grant[i].host, host) == 0)
+            return 1;
+    return 0;
 }
 
 /* Whether the grant's host h names the address key now. */

@@ -22,8 +22,15 @@ int reachaddr_loopback(const char *key);
 int reachaddr_wildcard(const char *key);
 /* host ("*" the wildcard, "localhost" 127.0.0.1 without a lookup) into
  * t->use/key, resolved once. 0; -1 with *err (static text) when it does not
- * resolve; -2 when it is a name and full isolation forbids lookups. */
+ * resolve; -2 when it is a name and full isolation forbids lookups; -3 when
+ * it is a name no grant names (not looked up: see reachaddr_may_look_up). */
 int reachaddr_resolve(const char *host, struct reach_target *t, const char **err);
+/* Whether a DNS query for host may go out: only for a name a grant names.
+ * A query carries its name to whatever resolver serves it, so a name the
+ * script made up would be a way out past every check. */
+int reachaddr_may_look_up(const char *host);
+/* Full isolation: no lookups at all (they read files). */
+int reachaddr_sealed(void);
 /* given: the host as the script wrote it, t: what it resolved to. A grant
  * with the same name is that grant; otherwise the grant's host must mean
  * t's address (its port equal to t's). */

@@ -276,3 +276,22 @@ def test_the_managers_own_listener_is_refused(tcp_manager):
             with pytest.raises(PolicyViolation):
                 vm.execute("return net.connect('%s', %d)" % (host, tcp_manager))
         assert violation(m, tcp_manager) is not None
+
+
+def test_names_no_grant_names_are_not_looked_up(manager):
+    # a DNS query carries its name to the resolver: a way out of its own
+    vm = manager.create_vm("d", networked=True)
+    for code in ("return net.connect('exfil.example.invalid', 80)",
+                 "return socket.tcp():connect('exfil.example.invalid', 80)",
+                 "return socket.dns.toip('exfil.example.invalid')",
+                 "return socket.dns.getaddrinfo('exfil.example.invalid')",
+                 "return socket.dns.tohostname('192.0.2.1')",
+                 "return socket.dns.getnameinfo('192.0.2.1')"):
+        with pytest.raises(PolicyViolation, match="looked up only if a grant names it"):
+            vm.execute(code)
+    assert vm.execute("return (socket.dns.toip('localhost'))") == "127.0.0.1"
+    # a name a grant names is looked up (here it does not resolve)
+    g = manager.create_vm("g", policy=Policy().allow_tcp("nowhere.example.invalid:80"))
+    with pytest.raises(Exception, match="nowhere.example.invalid") as ei:
+        g.execute("return net.connect('nowhere.example.invalid', 80)")
+    assert not isinstance(ei.value, PolicyViolation)
