@@ -372,10 +372,13 @@ static int guard_dns(lua_State *L)
     if (lua_isnoneornil(L, 1))
         return call_original(L);    /* getnameinfo(nil, service): /etc/services */
     const char *host = luaL_checkstring(L, 1);
+    int numeric = reachaddr_normal(host, key, sizeof key) == 0;
+    if (numeric && (strcmp(verb, "toip") == 0 || strcmp(verb, "getaddrinfo") == 0))
+        return call_original(L);    /* a number answers itself (socket.bind asks so) */
     if (reachaddr_sealed())
         return luaL_error(L, "socket.dns.%s: a fully isolated VM cannot look names up", verb);
     if (strcasecmp(host, "localhost") != 0 && !reachaddr_may_look_up(host) &&
-        !(reachaddr_normal(host, key, sizeof key) == 0 && reachaddr_loopback(key)))
+        !(numeric && reachaddr_loopback(key)))
         refuse(L, verb, host, NO_LOOKUP);
     return call_original(L);
 }

@@ -295,3 +295,21 @@ def test_names_no_grant_names_are_not_looked_up(manager):
     with pytest.raises(Exception, match="nowhere.example.invalid") as ei:
         g.execute("return net.connect('nowhere.example.invalid', 80)")
     assert not isinstance(ei.value, PolicyViolation)
+
+
+def test_fully_isolated_networked_vm_reaches_vms_by_number(manager, listener):
+    from pylua_bioxen_vm import IsolationUnavailable
+    try:
+        iso = manager.create_vm("iso", networked=True, full_isolation=True)
+    except IsolationUnavailable as e:
+        pytest.skip("no full isolation here: %s" % e)
+    srv = manager.create_vm("srv", networked=True)
+    assert isinstance(iso.connect_to("localhost", srv.start_server(0)), int)
+    p = iso.execute("S = assert(socket.bind('127.0.0.1', 0)) return tonumber((select(2, S:getsockname())))")
+    assert srv.execute("return socket.tcp():connect('127.0.0.1', %d)" % p) == 1
+    with pytest.raises(PolicyViolation):
+        iso.execute("return net.connect('127.0.0.1', %d)" % listener.port)
+    listener.assert_nothing_arrived()
+    with pytest.raises(Exception, match="cannot look names up"):
+        iso.execute("return socket.dns.toip('localhost')")
+    assert iso.execute("return 1") == 1     # seccomp never saw a lookup's open
