@@ -234,6 +234,15 @@ def test_binding_beyond_loopback_needs_a_grant(manager):
                  "return socket.udp():setoption('reuseaddr', true)"):
         with pytest.raises(PolicyViolation):
             vm.execute(code)
+    actions = []
+    deadline = time.monotonic() + 5
+    for ev in manager.events(timeout=5):
+        if ev.type == "SECURITY_VIOLATION":
+            actions.append(ev.detail["action"])
+        if len(actions) == 8 or time.monotonic() > deadline:
+            break
+    assert actions == ["bind", "bind", "bind", "setsockname", "bind", "listen", "setoption",
+                       "setoption"]
     assert vm.execute("return net.listen(0)") > 0               # loopback is free
     assert vm.execute("return net.listen(0, '127.0.0.1')") > 0
 
