@@ -16,7 +16,8 @@
  *   vm_create      node_spawn (node.c): a spare (spare_take) or a fresh node;
  *                  vmreq_send_init queues init ahead of everything else
  *   vm_init_reply  READY, the create is answered; spare_kick refills
- *   node frames    nodeframe.c: stream, mailbox, policy; pool_vm_settled
+ *   node frames    nodeframe.c: stream, mailbox, reach, policy; pool_vm_settled
+ *   channel closes reach_node_gone: the node's listening addresses go
  *   node dies      node.c names the cause; restart.c starts a fresh node
  *                  (limits, on-crash back-off) or calls vm_destroy
  *   vm_destroy     pool_vm_gone, every request answered, node killed,
