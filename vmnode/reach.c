@@ -11,6 +11,7 @@
  * ({"unlisten"}); the node asks ({"ask":K,"reach":...}) before it connects
  * or sends to a loopback address it was not granted. */
 #include "reach.h"
+#include "policy.h"
 #include "reachaddr.h"
 #include "coded.h"
 #include "mailbox.h"
@@ -74,11 +75,9 @@ struct want {
 static int want_reach(json_t *msg, void *ud)
 {
     struct want *w = ud;
-    json_t *k = json_object_get(msg, "answer");
-    if (!k)
-        return mailbox_frame(msg) ? 0 : -1;
-    if (!json_is_integer(k) || json_integer_value(k) != w->k)
-        return 0;   /* the answer of a wait a timeout ended */
+    int is = policy_answer_is(msg, w->k);
+    if (is <= 0)
+        return is;
     w->ok = json_is_true(json_object_get(msg, "result"));
     return 1;
 }

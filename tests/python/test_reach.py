@@ -10,14 +10,12 @@ one the socket sees must be that one, since a backlog (a socket's receive
 queue) is first in, first out."""
 
 import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import wait_gone
+from conftest import tcp_manager_process, wait_gone
 from pylua_bioxen_vm import CPULimitExceeded, Policy, PolicyViolation, VMManager
-from pylua_bioxen_vm.embedded import find_manager
 
 
 class Listener:
@@ -258,24 +256,8 @@ def test_a_granted_wildcard_bind_serves_other_vms_on_loopback(manager, listener)
 
 @pytest.fixture
 def tcp_manager(tmp_path):
-    tok = tmp_path / "token"
-    tok.write_text("s3cret\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([find_manager(), "--socket", str(tmp_path / "m.sock"),
-                             "--tcp", "127.0.0.1:%d" % port, "--token-file", str(tok),
-                             "--exit-with-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        line = proc.stdout.readline()   # bounded by the autouse deadline
-        assert line.startswith(b"READY"), line
+    with tcp_manager_process(tmp_path) as port:
         yield port
-    finally:
-        proc.stdin.close()
-        proc.stdout.close()
-        if wait_gone([proc.pid], 10):
-            proc.kill()
-        proc.wait()
 
 
 def test_the_managers_own_listener_is_refused(tcp_manager):
