@@ -36,7 +36,8 @@ static void usage(void)
     fprintf(stderr, "usage: bioxen-manager --socket PATH [--tcp HOST:PORT --token-file FILE]\n"
                     "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n"
                     "       [--module-dir DIR] [--no-cgroups] [--spares N]\n"
-                    "       [--metrics-port PORT [--metrics-host HOST]]\n");
+                    "       [--metrics-port PORT [--metrics-host HOST]]\n"
+                    "       [--admin IDENTITY]... [--socket-mode OCTAL] [--socket-group GROUP]\n");
     exit(2);
 }
 
@@ -65,18 +66,20 @@ static const char *find_vmnode(const char *opt)
     return path;
 }
 
-static char *read_token(const char *file)
+static void bad_arg(const char *why)
 {
-    char buf[4096];
-    FILE *f = fopen(file, "r");
-    if (!f)
-        return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        buf[--n] = 0;
-    return n ? strdup(buf) : NULL;
+    fprintf(stderr, "bioxen-manager: %s\n", why);
+    exit(2);
+}
+
+/* --socket-mode: octal permission bits, at most 0777. */
+static unsigned parse_mode(const char *s)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 8);
+    if (!*s || *end || v == 0 || v > 0777)
+        bad_arg("--socket-mode wants octal permission bits such as 0660");
+    return (unsigned)v;
 }
 
 /* 0..65535 (0: any free port, reported by "hello" and "metrics"). */
@@ -96,7 +99,9 @@ static void parse_args(struct manager *m, int argc, char **argv)
         {"vmnode", 1, 0, 'v'}, {"exit-with-stdin", 0, 0, 'e'},
         {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"module-dir", 1, 0, 'm'},
         {"no-cgroups", 0, 0, 'c'}, {"metrics-port", 1, 0, 'P'},
-        {"metrics-host", 1, 0, 'H'}, {"spares", 1, 0, 'p'}, {0, 0, 0, 0}};
+        {"metrics-host", 1, 0, 'H'}, {"spares", 1, 0, 'p'},
+        {"admin", 1, 0, 'A'}, {"socket-mode", 1, 0, 'M'}, {"socket-group", 1, 0, 'G'},
+        {0, 0, 0, 0}};
     const char *vmnode = NULL, *token_file = NULL, *module_dir = NULL;
     char err[512];
     int c;
@@ -114,15 +119,18 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'P': metrics_port = parse_port(optarg); break;
         case 'H': metrics_host = optarg; break;
         case 'p': m->spares = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'A': if (identity_add_admin(m, optarg, err, sizeof err) < 0) bad_arg(err); break;
+        case 'M': m->socket_mode = parse_mode(optarg); break;
+        case 'G': m->socket_group = optarg; break;
         default: usage();
         }
     }
     if (!m->socket_path || optind != argc || m->max_frame < 64 || m->grace < 0)
         usage();
-    if (m->tcp_addr && !(token_file && (m->token = read_token(token_file)))) {
-        fprintf(stderr, "bioxen-manager: --tcp needs a non-empty --token-file\n");
-        exit(2);
-    }
+    if (m->tcp_addr && !token_file)
+        bad_arg("--tcp needs a non-empty --token-file");
+    if (m->tcp_addr && identity_load_tokens(m, token_file, err, sizeof err) < 0)
+        bad_arg(err);
     m->vmnode_path = find_vmnode(vmnode);
     if (module_dir && policy_set_module_dir(module_dir, err, sizeof err) < 0) {
         fprintf(stderr, "bioxen-manager: %s\n", err);
@@ -167,6 +175,7 @@ int main(int argc, char **argv)
     m.max_frame = BX_FRAME_MAX_DEFAULT;
     m.grace = 0.5;
     m.spares = 2;
+    m.uid = geteuid();      /* an admin on the Unix socket (identity.c) */
     parse_args(&m, argc, argv);
     signal(SIGPIPE, SIG_IGN);   /* a vanished peer is an EPIPE, not our death */
     raise_fd_limit();
@@ -205,7 +214,7 @@ int main(int argc, char **argv)
     if (m.stdin_ev)
         event_free(m.stdin_ev);
     free(m.buckets);
-    free(m.token);
+    identity_free(&m);
     flush_free();
     event_base_free(m.base);
     return 0;

@@ -13,7 +13,7 @@ libraries' APIs (LuaWard) in compat/.
 """
 
 from .aio import AsyncMailbox, AsyncSession, AsyncStream, AsyncVM, AsyncVMManager
-from .errors import (BioxenError, ConversionError, CPULimitExceeded, ExecutionTimeout,
+from .errors import (AccessDenied, BioxenError, ConversionError, CPULimitExceeded, ExecutionTimeout,
                      InstructionLimitExceeded, InvalidRequest, IsolationUnavailable,
                      LimitExceeded, LuaError,
                      LuaSyntaxError, ManagerError, MemoryLimitExceeded, PolicyViolation,
@@ -37,7 +37,7 @@ __all__ = [
     "BioxenError", "LuaError", "LuaSyntaxError", "LimitExceeded", "ExecutionTimeout",
     "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",
-    "ProtocolError", "InvalidRequest", "NotNetworked", "IsolationUnavailable",
+    "ProtocolError", "InvalidRequest", "NotNetworked", "IsolationUnavailable", "AccessDenied",
     "AsyncVMManager", "AsyncVM", "AsyncMailbox", "AsyncStream", "AsyncSession",
     "Stream", "StreamItem",
 ]

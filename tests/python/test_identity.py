@@ -1,0 +1,382 @@
+"""VMs belong to their creator on a shared manager (issue 11 section 3).
+
+A real manager with three TCP tokens (alice, bob, ops; ``--admin token:ops``)
+and, as root, a Unix socket opened to other uids (``--socket-mode``,
+``--socket-group``) with a client that runs as uid 65534.  Wire-level checks
+use a bare NDJSON connection so the exact error and message are seen.
+"""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from conftest import wait_gone
+from pylua_bioxen_vm import AccessDenied, VMManager, VMNotFound
+from pylua_bioxen_vm.embedded import find_manager
+from pylua_bioxen_vm.errors import error_from_wire
+
+TOKENS = {"alice": "tok-alice-1", "bob": "tok-bob-2", "ops": "tok-ops-3"}
+NOBODY = 65534
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Wire:
+    """One NDJSON connection: ``req(op, **fields)`` returns the reply to it
+    (events, callbacks and stream items in between are skipped)."""
+
+    def __init__(self, sock, token=None):
+        self.sock = sock
+        self.sock.settimeout(60.0)
+        self.buf, self.n = b"", 0
+        if token is not None:
+            assert self.req("auth", token=token).get("result") is True
+
+    @classmethod
+    def tcp(cls, port, token):
+        return cls(socket.create_connection(("127.0.0.1", port), timeout=60.0), token)
+
+    def req(self, op, **fields):
+        self.n += 1
+        self.sock.sendall((json.dumps(dict(fields, id=self.n, op=op)) + "\n").encode())
+        while True:
+            while b"\n" not in self.buf:
+                chunk = self.sock.recv(1 << 16)
+                assert chunk, "manager closed the connection"
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\n", 1)
+            r = json.loads(line)
+            if r.get("id") == self.n:
+                return r
+
+    def close(self):
+        self.sock.close()
+
+
+def _start(argv):
+    proc = subprocess.Popen([find_manager()] + argv + ["--exit-with-stdin"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    line = proc.stdout.readline()   # bounded by the autouse deadline
+    assert line.startswith(b"READY"), line
+    return proc
+
+
+def _stop(proc):
+    proc.stdin.close()
+    proc.stdout.close()
+    if wait_gone([proc.pid], 10):
+        proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def shared(tmp_path):
+    """A manager on TCP with tokens alice, bob, ops; ops is an admin."""
+    tok = tmp_path / "tokens"
+    tok.write_text("".join("%s:%s\n" % kv for kv in TOKENS.items()))
+    port = _free_port()
+    proc = _start(["--socket", str(tmp_path / "m.sock"), "--tcp", "127.0.0.1:%d" % port,
+                   "--token-file", str(tok), "--admin", "token:ops"])
+    try:
+        yield port, proc
+    finally:
+        _stop(proc)
+
+
+def _client(port, who):
+    return VMManager("tcp://127.0.0.1:%d" % port, token=TOKENS[who])
+
+
+def _not_found_like_missing(w, op, target, fields):
+    """op on the VM target fails exactly as on a name nobody has."""
+    got = w.req(op, vm=target, **fields)
+    missing = w.req(op, vm="no-such-vm", **fields)
+    assert got.get("error", {}).get("code") == "VM_NOT_FOUND", (op, got)
+    assert missing.get("error", {}).get("code") == "VM_NOT_FOUND", (op, missing)
+    assert (got["error"]["message"].replace(target, "<name>") ==
+            missing["error"]["message"].replace("no-such-vm", "<name>")), op
+    assert set(got["error"]) == set(missing["error"]), op
+
+
+VM_OPS = [
+    ("exec", {"code": "x = 1; return 1"}),
+    ("exec", {"code": "print('hi'); return 1", "stream": True}),
+    ("call", {"fn": "tostring", "args": [1]}),
+    ("exists", {"fn": "tostring"}),
+    ("get_global", {"name": "secret"}),
+    ("set_globals", {"globals": {"secret": "bob was here"}}),
+    ("stats", {}),
+    ("get_state", {}),
+    ("reset", {}),
+    ("set_policy", {"policy": {"imports": []}}),
+    ("net_enable", {}),
+    ("outbox_recv", {"timeout": 0}),
+    ("destroy", {}),
+]
+
+
+def test_another_identity_cannot_reach_a_private_vm(shared):
+    port, _ = shared
+    with _client(port, "alice") as alice:
+        vm = alice.create_vm("alices")
+        vm.set_globals({"secret": "s3"})
+        bob = Wire.tcp(port, TOKENS["bob"])
+        try:
+            for op, fields in VM_OPS:
+                _not_found_like_missing(bob, op, "alices", fields)
+            names = [v["name"] for v in bob.req("list")["result"]]
+            assert "alices" not in names
+        finally:
+            bob.close()
+        with _client(port, "bob") as b:
+            with pytest.raises(VMNotFound):
+                b.get_vm("alices")
+            assert "alices" not in [v["name"] for v in b.list_vms()]
+        # nothing bob sent reached it: alive, globals as alice left them
+        assert vm.get_global("secret") == "s3"
+        assert vm.execute("return x") is None
+        listed = {v["name"]: v for v in alice.list_vms()}
+        assert listed["alices"]["owner"] == "token:alice"
+        assert listed["alices"]["shared"] is False
+
+
+def test_shutdown_is_for_admins(shared):
+    port, proc = shared
+    bob = Wire.tcp(port, TOKENS["bob"])
+    try:
+        r = bob.req("shutdown")
+        assert r["error"]["code"] == "FORBIDDEN", r
+        assert isinstance(error_from_wire(r["error"]), AccessDenied)
+        assert bob.req("ping")["result"] == "pong"   # still serving
+    finally:
+        bob.close()
+    ops = Wire.tcp(port, TOKENS["ops"])
+    try:
+        assert ops.req("shutdown")["result"] is True
+    finally:
+        ops.close()
+    assert proc.wait(timeout=30) == 0
+
+
+def test_shared_vm_is_usable_by_all_but_destroyed_by_its_owner(shared):
+    port, _ = shared
+    with _client(port, "alice") as alice:
+        vm = alice.create_vm("common", shared=True, callbacks={"cb": lambda n: n * 10})
+        vm.execute("count = 0")
+        with _client(port, "bob") as b:
+            bvm = b.get_vm("common")
+            assert bvm.execute("count = count + 1; return count") == 1
+            # the callback is answered by its owner's connection (alice's)
+            assert bvm.execute("return cb(4)") == 40
+            info = {v["name"]: v for v in b.list_vms()}["common"]
+            assert info["owner"] == "token:alice" and info["shared"] is True
+        bob = Wire.tcp(port, TOKENS["bob"])
+        try:
+            r = bob.req("destroy", vm="common")
+            assert r["error"]["code"] == "FORBIDDEN", r
+            assert isinstance(error_from_wire(r["error"]), AccessDenied)
+        finally:
+            bob.close()
+        assert vm.execute("return count") == 1
+
+
+def test_mail_to_another_identitys_vm_is_delivered(shared):
+    port, _ = shared
+    with _client(port, "alice") as alice:
+        vm = alice.create_vm("inbox-owner")
+        with _client(port, "bob") as b:
+            assert b.send_to("inbox-owner", {"k": 7}, timeout=10)
+        assert vm.execute("local v = mailbox.recv(10); return v.k") == 7
+
+
+def test_an_admin_reaches_every_vm(shared):
+    port, _ = shared
+    with _client(port, "alice") as alice:
+        assert alice.identity == "token:alice" and alice.is_admin is False
+        vm = alice.create_vm("alices2")
+        vm.set_globals({"g": 5})
+        with _client(port, "ops") as ops:
+            assert ops.identity == "token:ops" and ops.is_admin is True
+            assert "alices2" in [v["name"] for v in ops.list_vms()]
+            ovm = ops.get_vm("alices2")
+            assert ovm.execute("return g + 1") == 6
+            assert ovm.get_global("g") == 5
+            w = Wire.tcp(port, TOKENS["ops"])
+            try:
+                assert w.req("stats", vm="alices2").get("result") is not None
+                assert w.req("destroy", vm="alices2")["result"] is True
+            finally:
+                w.close()
+        with pytest.raises(VMNotFound):
+            alice.get_vm("alices2").execute("return 1")
+
+
+def test_a_vm_belongs_to_the_identity_not_the_connection(shared):
+    port, _ = shared
+    with _client(port, "alice") as a1:
+        a1.create_vm("kept", persistent=True).set_globals({"v": "mine"})
+    with _client(port, "bob") as b:
+        assert b.shutdown_all() == 0    # not bob's to stop
+        with pytest.raises(VMNotFound):
+            b.get_vm("kept")
+    with _client(port, "alice") as a2:  # a new connection, the same identity
+        kept = a2.get_vm("kept")
+        assert kept.get_global("v") == "mine"
+        assert a2.shutdown_all() == 1
+
+
+def test_a_connection_keeps_its_identity(shared):
+    port, _ = shared
+    w = Wire.tcp(port, TOKENS["alice"])
+    try:
+        r = w.req("auth", token=TOKENS["ops"])
+        assert r["error"]["code"] == "FORBIDDEN", r
+        assert w.req("auth", token=TOKENS["alice"])["result"] is True
+        assert w.req("auth", token="nope")["error"]["code"] == "AUTH_REQUIRED"
+        hello = w.req("hello")["result"]
+        assert hello["identity"] == "token:alice" and hello["admin"] is False
+    finally:
+        w.close()
+
+
+def test_token_file_line_without_colon_is_default(tmp_path):
+    tok = tmp_path / "tokens"
+    tok.write_text("# a comment\nplain-old-token\n\ncarol : tok-carol\n")
+    port = _free_port()
+    proc = _start(["--socket", str(tmp_path / "m.sock"), "--tcp", "127.0.0.1:%d" % port,
+                   "--token-file", str(tok)])
+    try:
+        with VMManager("tcp://127.0.0.1:%d" % port, token="plain-old-token") as m:
+            assert m.identity == "token:default" and not m.is_admin
+        with VMManager("tcp://127.0.0.1:%d" % port, token="tok-carol") as m:
+            assert m.identity == "token:carol"
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.parametrize("content", ["a:x\na:y\n", "a:x\nb:x\n", "bad name:x\n", "\n"])
+def test_bad_token_files_are_refused(tmp_path, content):
+    tok = tmp_path / "tokens"
+    tok.write_text(content)
+    r = subprocess.run([find_manager(), "--socket", str(tmp_path / "m.sock"),
+                        "--tcp", "127.0.0.1:%d" % _free_port(), "--token-file", str(tok)],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert r.returncode == 2, r
+
+
+@pytest.mark.parametrize("ident", ["token:", "root", "uid:x", "uid:-1"])
+def test_bad_admin_identities_are_refused(tmp_path, ident):
+    r = subprocess.run([find_manager(), "--socket", str(tmp_path / "m.sock"), "--admin", ident],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert r.returncode == 2 and b"--admin" in r.stderr, r
+
+
+# ---- the Unix socket: uid:N identities ---------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")
+
+# Runs as another uid: the steps of argv[2] (a JSON list of [op, fields]) on
+# the socket argv[1]; prints the replies as one JSON list, or
+# ["connect", errno] when the socket refuses it.
+CHILD = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(60)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print(json.dumps(["connect", e.errno])); sys.exit(0)
+f, out = s.makefile("rb"), []
+for i, (op, fields) in enumerate(json.loads(sys.argv[2]), 1):
+    s.sendall((json.dumps(dict(fields, id=i, op=op)) + "\n").encode())
+    while True:
+        r = json.loads(f.readline())
+        if r.get("id") == i:
+            out.append(r); break
+print(json.dumps(out))
+"""
+
+
+def _as_nobody(path, steps, group=NOBODY):
+    r = subprocess.run([sys.executable, "-c", CHILD, path, json.dumps(steps)],
+                       user=NOBODY, group=group, extra_groups=[], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.fixture
+def open_dir():
+    """A directory other uids can pass through (pytest's tmp dirs are 0700)."""
+    d = tempfile.mkdtemp(prefix="bx-ident-")
+    os.chmod(d, 0o711)
+    yield d
+    for name in os.listdir(d):
+        os.unlink(os.path.join(d, name))
+    os.rmdir(d)
+
+
+@needs_root
+def test_unix_peers_are_their_uid(open_dir):
+    path = os.path.join(open_dir, "m.sock")
+    proc = _start(["--socket", path, "--socket-mode", "0666"])
+    try:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o666
+        with VMManager("unix:" + path) as root:
+            assert root.identity == "uid:0" and root.is_admin is True
+            mine = root.create_vm("roots")
+            mine.set_globals({"g": 1})
+            root.create_vm("roots-shared", shared=True)
+            hello, secret, missing, listed, shut, usable, destroy = _as_nobody(path, [
+                ["hello", {}], ["get_global", {"vm": "roots", "name": "g"}],
+                ["get_global", {"vm": "nope", "name": "g"}], ["list", {}], ["shutdown", {}],
+                ["exec", {"vm": "roots-shared", "code": "return 6 * 7"}],
+                ["destroy", {"vm": "roots-shared"}]])
+            assert hello["result"]["identity"] == "uid:%d" % NOBODY
+            assert hello["result"]["admin"] is False
+            assert secret["error"]["code"] == missing["error"]["code"] == "VM_NOT_FOUND"
+            assert (secret["error"]["message"].replace("roots", "<>") ==
+                    missing["error"]["message"].replace("nope", "<>"))
+            assert [v["name"] for v in listed["result"]] == ["roots-shared"]
+            assert shut["error"]["code"] == "FORBIDDEN"
+            assert usable["result"]["values"] == [42]
+            assert destroy["error"]["code"] == "FORBIDDEN"
+            assert mine.get_global("g") == 1
+            assert len(root.list_vms()) == 2
+    finally:
+        _stop(proc)
+
+
+@needs_root
+def test_unix_socket_is_owner_only_unless_opened(open_dir):
+    path = os.path.join(open_dir, "m.sock")
+    proc = _start(["--socket", path])
+    try:
+        assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0
+        assert _as_nobody(path, [["ping", {}]])[0] == "connect"
+    finally:
+        _stop(proc)
+
+
+@needs_root
+def test_unix_socket_group(open_dir):
+    path = os.path.join(open_dir, "m.sock")
+    proc = _start(["--socket", path, "--socket-group", str(NOBODY)])
+    try:
+        st = os.stat(path)
+        assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == NOBODY
+        assert _as_nobody(path, [["ping", {}]])[0]["result"] == "pong"
+        # the same uid outside the group is refused by the socket's mode
+        assert _as_nobody(path, [["ping", {}]], group=NOBODY - 1)[0] == "connect"
+    finally:
+        _stop(proc)
