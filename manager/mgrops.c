@@ -131,10 +131,25 @@ void mgrop_metrics(struct op_ctx *x)
     reply(x, metrics_report());
 }
 
-/* x->a.count: how many entries opcheck_history allowed. */
+/* x->a.count: how many entries opcheck_history allowed. A non-admin sees
+ * the runs of the VMs it may use now (the ring keeps names, not owners, so
+ * the runs of VMs that are gone are an admin's to see). */
 void mgrop_history(struct op_ctx *x)
 {
-    reply(x, stats_history(x->a.count));
+    if (x->c->admin)
+        return reply(x, stats_history(x->a.count));
+    json_t *all = stats_history(REQ_HISTORY_MAX), *mine = json_array(), *e;
+    size_t i;
+    json_array_foreach(all, i, e) {
+        const char *name = json_string_value(json_object_get(e, "vm"));
+        struct vm *vm = name ? registry_find(name) : NULL;
+        if (vm && identity_sees(x->c, vm))
+            json_array_append(mine, e);
+    }
+    json_decref(all);
+    while (mine && json_array_size(mine) > x->a.count)
+        json_array_remove(mine, 0);     /* the newest count, as for an admin */
+    reply(x, mine);
 }
 
 void mgrop_subscribe(struct op_ctx *x)

@@ -38,7 +38,7 @@ class Wire:
     def __init__(self, sock, token=None):
         self.sock = sock
         self.sock.settimeout(60.0)
-        self.buf, self.n = b"", 0
+        self.buf, self.n, self.seen = b"", 0, []
         if token is not None:
             assert self.req("auth", token=token).get("result") is True
 
@@ -58,6 +58,7 @@ class Wire:
             r = json.loads(line)
             if r.get("id") == self.n:
                 return r
+            self.seen.append(r)
 
     def close(self):
         self.sock.close()
@@ -130,6 +131,7 @@ def test_another_identity_cannot_reach_a_private_vm(shared):
     with _client(port, "alice") as alice:
         vm = alice.create_vm("alices")
         vm.set_globals({"secret": "s3"})
+        assert vm.execute("return 1") == 1     # a run in the history
         bob = Wire.tcp(port, TOKENS["bob"])
         try:
             for op, fields in VM_OPS:
@@ -142,12 +144,44 @@ def test_another_identity_cannot_reach_a_private_vm(shared):
             with pytest.raises(VMNotFound):
                 b.get_vm("alices")
             assert "alices" not in [v["name"] for v in b.list_vms()]
+        assert "alices" not in [h["vm"] for h in _history(port, "bob")]
+        assert "alices" in [h["vm"] for h in _history(port, "alice")]
         # nothing bob sent reached it: alive, globals as alice left them
         assert vm.get_global("secret") == "s3"
         assert vm.execute("return x") is None
         listed = {v["name"]: v for v in alice.list_vms()}
         assert listed["alices"]["owner"] == "token:alice"
         assert listed["alices"]["shared"] is False
+
+
+def _history(port, who):
+    w = Wire.tcp(port, TOKENS[who])
+    try:
+        return w.req("history", n=1000)["result"]
+    finally:
+        w.close()
+
+
+def test_events_of_a_private_vm_go_to_its_owner_and_admins(shared):
+    port, _ = shared
+    bob, ops = Wire.tcp(port, TOKENS["bob"]), Wire.tcp(port, TOKENS["ops"])
+    try:
+        assert bob.req("subscribe")["result"] is True
+        assert ops.req("subscribe")["result"] is True
+        with _client(port, "alice") as alice:
+            vm = alice.create_vm("noisy")
+            ok, _ = vm.execute("return pcall(require, 'no_such_module_here')")
+            assert ok is False
+            # alice's reply came after every event of her run went out, so
+            # bob's ping is answered after any event meant for him
+            bob.req("ping")
+            ops.req("ping")
+        assert [e for e in ops.seen if e.get("vm") == "noisy"
+                and e.get("event") == "SECURITY_VIOLATION"]
+        assert not [e for e in bob.seen if e.get("vm") == "noisy"]
+    finally:
+        bob.close()
+        ops.close()
 
 
 def test_shutdown_is_for_admins(shared):
