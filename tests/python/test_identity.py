@@ -16,7 +16,7 @@ import tempfile
 
 import pytest
 
-from conftest import wait_gone
+from conftest import REPO, wait_gone
 from pylua_bioxen_vm import AccessDenied, VMManager, VMNotFound
 from pylua_bioxen_vm.embedded import find_manager
 from pylua_bioxen_vm.errors import error_from_wire
@@ -414,3 +414,36 @@ def test_unix_socket_group(open_dir):
         assert _as_nobody(path, [["ping", {}]], group=NOBODY - 1)[0] == "connect"
     finally:
         _stop(proc)
+
+
+@needs_root
+def test_serve_passes_the_identity_flags(open_dir, tmp_path):
+    """bioxen serve hands --admin, --socket-mode and --token-file's names on;
+    a client's --token-file may be the NAME:TOKEN line itself."""
+    path = os.path.join(open_dir, "m.sock")
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice:tok-alice-1\nbob:tok-bob-2\n")
+    mine = tmp_path / "alice.token"
+    mine.write_text("alice:tok-alice-1\n")
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
+    bx = [sys.executable, "-m", "pylua_bioxen_vm"]
+    serve = subprocess.Popen(bx + ["serve", "--socket", path, "--socket-mode", "0666",
+                                   "--admin", "uid:%d" % NOBODY, "--admin", "token:bob",
+                                   "--tcp", "127.0.0.1:%d" % port, "--token-file", str(tokens)],
+                             env=env, stdout=subprocess.PIPE)
+    try:
+        assert b"listening on" in serve.stdout.readline()   # bounded by the deadline
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o666
+        hello = _as_nobody(path, [["hello", {}]])[0]["result"]
+        assert hello["identity"] == "uid:%d" % NOBODY and hello["admin"] is True
+        r = subprocess.run(bx + ["run", "-a", "127.0.0.1:%d" % port, "--token-file", str(mine),
+                                 "-e", "return 'as alice'"], env=env, capture_output=True,
+                           timeout=60)
+        assert r.returncode == 0 and r.stdout == b'"as alice"\n', r.stderr
+        with VMManager("tcp://127.0.0.1:%d" % port, token="tok-bob-2") as m:
+            assert m.identity == "token:bob" and m.is_admin
+    finally:
+        serve.send_signal(15)
+        assert serve.wait(timeout=60) == 0
+        serve.stdout.close()
