@@ -60,15 +60,17 @@ static int token_add(struct manager *m, const char *name, const char *secret,
 int identity_load_tokens(struct manager *m, const char *file, char *err, size_t n)
 {
     static char buf[TOKEN_FILE_MAX + 1];
+    int rc = 0;
     FILE *f = fopen(file, "r");
     if (!f)
         return snprintf(err, n, "cannot read --token-file %s", file), -1;
     size_t len = fread(buf, 1, TOKEN_FILE_MAX + 1, f);
     fclose(f);
     if (len > TOKEN_FILE_MAX)
-        return snprintf(err, n, "--token-file %s is larger than %d bytes", file, TOKEN_FILE_MAX), -1;
+        len = 0, rc = (snprintf(err, n, "--token-file %s is larger than %d bytes",
+                                file, TOKEN_FILE_MAX), -1);
     buf[len] = 0;
-    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
+    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line && rc == 0;
          line = strtok_r(NULL, "\n", &save)) {
         line = trim(line);
         if (!*line || *line == '#')
@@ -76,13 +78,12 @@ int identity_load_tokens(struct manager *m, const char *file, char *err, size_t 
         char *colon = strchr(line, ':');
         if (colon)
             *colon = 0;
-        if (token_add(m, colon ? trim(line) : "default", trim(colon ? colon + 1 : line),
-                      err, n) < 0)
-            return -1;
+        rc = token_add(m, colon ? trim(line) : "default", trim(colon ? colon + 1 : line), err, n);
     }
-    if (m->ntokens == 0)
-        return snprintf(err, n, "--token-file %s holds no token", file), -1;
-    return 0;
+    explicit_bzero(buf, sizeof buf);    /* the secrets live on in the table only */
+    if (rc == 0 && m->ntokens == 0)
+        rc = (snprintf(err, n, "--token-file %s holds no token", file), -1);
+    return rc;
 }
 
 /* "uid:N" or "token:NAME"; anything else is refused so a typo does not
@@ -92,8 +93,11 @@ int identity_add_admin(struct manager *m, const char *id, char *err, size_t n)
     char *end;
     int ok = 0;
     if (strncmp(id, "uid:", 4) == 0 && isdigit((unsigned char)id[4])) {
+        char canon[24];
         unsigned long u = strtoul(id + 4, &end, 10);
-        ok = !*end && u < 0xFFFFFFFFUL;
+        snprintf(canon, sizeof canon, "%lu", u);
+        /* compared as text with "uid:%u": "uid:007" would never match */
+        ok = !*end && u < 0xFFFFFFFFUL && strcmp(canon, id + 4) == 0;
     } else if (strncmp(id, "token:", 6) == 0) {
         ok = proto_valid_name(id + 6) && !strchr(id + 6, ':');
     }
@@ -181,8 +185,10 @@ int identity_sees(const struct client *c, const struct vm *vm)
 
 void identity_free(struct manager *m)
 {
-    for (size_t i = 0; i < m->ntokens; i++)
+    for (size_t i = 0; i < m->ntokens; i++) {
+        explicit_bzero(m->tokens[i].secret, strlen(m->tokens[i].secret));
         free(m->tokens[i].secret);
+    }
     free(m->tokens);
     free(m->admins);
     m->tokens = NULL;

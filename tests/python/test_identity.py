@@ -308,7 +308,7 @@ def test_bad_token_files_are_refused(tmp_path, content):
     assert r.returncode == 2, r
 
 
-@pytest.mark.parametrize("ident", ["token:", "root", "uid:x", "uid:-1"])
+@pytest.mark.parametrize("ident", ["token:", "root", "uid:x", "uid:-1", "uid:007"])
 def test_bad_admin_identities_are_refused(tmp_path, ident):
     r = subprocess.run([find_manager(), "--socket", str(tmp_path / "m.sock"), "--admin", ident],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
