@@ -8,7 +8,7 @@
 -- encoding, so strings with newlines or NULs never split a frame.
 local socket, encode, decode, wait, getfd, MSG_MAX = ...
 
-local tcp, gettime = socket.tcp, socket.gettime
+local tcp, tcp4, tcp6, gettime = socket.tcp, socket.tcp4, socket.tcp6, socket.gettime
 local SEND_TIMEOUT = 5       -- seconds a send may wait for a peer that does not read
 local CONNECT_TIMEOUT = 5
 local INBOX_MAX = 100000     -- queued messages; past this, peers are not read
@@ -127,7 +127,10 @@ local net = {}
 -- Listens on host:port (default 127.0.0.1; port 0 = any free port) and
 -- accepts connections by itself from then on. Returns the bound port.
 function net.listen(port, host)
-    local s = tcp()
+    -- a tcp() socket has no fd until bind, so the option would be lost:
+    -- the children of a listener without it stay in TIME_WAIT for a minute
+    -- after it closes and keep the port from being bound again
+    local s = (tostring(host or ""):find(":", 1, true) and tcp6 or tcp4)()
     s:setoption("reuseaddr", true)
     local ok, err = s:bind(host or "127.0.0.1", port or 0)
     if not ok then s:close() error("net.listen: " .. tostring(err), 2) end
@@ -139,16 +142,41 @@ function net.listen(port, host)
     return tonumber(bound)
 end
 
--- Connects to host:port and returns the peer id.
-function net.connect(host, port)
+-- One attempt: the peer id, or nil and why (a policy refusal raises).
+local function connect_once(host, port)
     local s = tcp()
     s:settimeout(CONNECT_TIMEOUT)
     local ok, err = s:connect(host, port)
     if not ok then
         s:close()
-        error("net.connect " .. tostring(host) .. ":" .. tostring(port) .. ": " .. tostring(err), 2)
+        return nil, "net.connect " .. tostring(host) .. ":" .. tostring(port) .. ": " .. tostring(err)
     end
     return add_peer(s, false).id
+end
+
+-- Connects to host:port and returns the peer id. With retry (seconds), a
+-- failed attempt is tried again, more slowly each time, until retry seconds
+-- passed: a client may start before its server listens (under the reach
+-- policy an address nobody listens on yet is refused, so refusals are
+-- retried too). The last failure is raised as it was (a refusal keeps its
+-- POLICY_VIOLATION code).
+function net.connect(host, port, retry)
+    if retry ~= nil and type(retry) ~= "number" then
+        error("net.connect: retry must be a number of seconds", 2)
+    end
+    local deadline = retry and gettime() + retry
+    local pause = 0.02
+    while true do
+        local ok, id, err = pcall(connect_once, host, port)
+        if ok and id then return id end
+        local left = deadline and deadline - gettime()
+        if not left or left <= 0 then
+            if not ok then error(id, 0) end
+            error(err .. (retry and " (retried for " .. retry .. " s)" or ""), 2)
+        end
+        wait({}, math.min(pause, left))
+        pause = math.min(pause * 2, 0.5)
+    end
 end
 
 function net.send(id, value)
@@ -186,17 +214,69 @@ local function await(take, timeout)
     end
 end
 
+local function take_any()
+    if ihead > itail then pump() end
+    if ihead <= itail then
+        local m = inbox[ihead]
+        inbox[ihead] = nil
+        ihead = ihead + 1
+        return m
+    end
+end
+
+-- The oldest queued message of peer `from` (the others keep their places);
+-- false once that peer is closed and nothing of it is left.
+local function take_from(from)
+    for pass = 1, 2 do
+        for i = ihead, itail do
+            local m = inbox[i]
+            if m[2] == from then
+                table.move(inbox, i + 1, itail, i)
+                inbox[itail] = nil
+                itail = itail - 1
+                return m
+            end
+        end
+        if pass == 1 then pump() end
+    end
+    if not peers[from] then return false end
+end
+
 -- Next message and the id of its peer, or nil, "timeout" after timeout
 -- seconds (nil = wait for ever, still bounded by the request's timeout).
-function net.recv(timeout)
+-- With from, only a message of that peer (nil, "closed" once it is gone).
+function net.recv(timeout, from)
+    local m = await(from == nil and take_any or function() return take_from(from) end, timeout)
+    if m == false then return nil, "closed" end
+    if not m then return nil, "timeout" end
+    return m[1], m[2]
+end
+
+-- Answers every message from now on, also between requests, as the server
+-- job of start_server_vm does: a greeting {hello = x} with {hello = me},
+-- any other message m with {from = me, re = m} (messages already queued
+-- first). Replaces an on_message handler. Returns the first message it
+-- answered and its peer, or nil, "timeout" after timeout seconds (nil =
+-- wait for ever, still bounded by the request's timeout); serving goes on
+-- either way.
+function net.serve(me, timeout)
+    local first
+    local function answer(v, id)
+        local reply = { from = me, re = v }
+        if type(v) == "table" and v.hello ~= nil then reply = { hello = me } end
+        local p = peers[id]
+        -- a reply that cannot go (peer gone, too big) is dropped, not raised
+        if p then pcall(function() send_line(p, encode(reply)) end) end
+        first = first or { v, id }
+    end
+    handler = answer
+    while ihead <= itail do
+        local m = take_any()
+        pcall(answer, m[1], m[2])
+    end
     local m = await(function()
-        if ihead > itail then pump() end
-        if ihead <= itail then
-            local m = inbox[ihead]
-            inbox[ihead] = nil
-            ihead = ihead + 1
-            return m
-        end
+        if not first then pump() end
+        return first
     end, timeout)
     if not m then return nil, "timeout" end
     return m[1], m[2]

@@ -31,14 +31,43 @@ static void signal_cb(evutil_socket_t sig, short ev, void *arg);
 static void stdin_cb(evutil_socket_t fd, short ev, void *arg);
 static void stop_tick_cb(evutil_socket_t fd, short ev, void *arg);
 
+/* One line per flag for --help; docs/cli.md says more about each. */
+static const char flags_help[] =
+    "  --socket PATH        listen on this Unix socket (required; owner-only by default)\n"
+    "  --tcp HOST:PORT      also listen on TCP (PORT 0: any free port, in hello's \"tcp\")\n"
+    "  --token-file FILE    NAME:TOKEN lines; a TCP client presenting TOKEN is token:NAME\n"
+    "  --vmnode PATH        the node binary (default: $BIOXEN_VMNODE, then beside us)\n"
+    "  --exit-with-stdin    stop once stdin closes, after answering what was read\n"
+    "  --max-frame BYTES    longest line read from a client or node (default 16 MiB)\n"
+    "  --grace SECONDS      past a call's timeout, wait this long, then kill its node\n"
+    "  --module-dir DIR     where modules granted by a policy are read from\n"
+    "  --no-cgroups         no cgroup per node (rlimits and the Lua allocator remain)\n"
+    "  --spares N           nodes kept started ahead of creates (default 2; 0: none)\n"
+    "  --metrics-port PORT  serve Prometheus GET /metrics (0: any free port)\n"
+    "  --metrics-host HOST  the address for --metrics-port (default 127.0.0.1)\n"
+    "  --admin IDENTITY     also an admin (uid:N or token:NAME; repeatable)\n"
+    "  --socket-mode OCTAL  permissions of the Unix socket (default: owner only)\n"
+    "  --socket-group GROUP group of the Unix socket (mode 0660 unless --socket-mode)\n"
+    "  -h, --help           print this and exit\n";
+
+/* --help asked for it: stdout, the flags too, status 0; a bad command
+ * line: stderr, status 2. */
+static void usage_exit(int status)
+{
+    FILE *out = status ? stderr : stdout;
+    fprintf(out, "usage: bioxen-manager --socket PATH [--tcp HOST:PORT --token-file FILE]\n"
+                 "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n"
+                 "       [--module-dir DIR] [--no-cgroups] [--spares N]\n"
+                 "       [--metrics-port PORT [--metrics-host HOST]]\n"
+                 "       [--admin IDENTITY]... [--socket-mode OCTAL] [--socket-group GROUP] [--help]\n");
+    if (!status)
+        fputs(flags_help, out);
+    exit(status);
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: bioxen-manager --socket PATH [--tcp HOST:PORT --token-file FILE]\n"
-                    "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n"
-                    "       [--module-dir DIR] [--no-cgroups] [--spares N]\n"
-                    "       [--metrics-port PORT [--metrics-host HOST]]\n"
-                    "       [--admin IDENTITY]... [--socket-mode OCTAL] [--socket-group GROUP]\n");
-    exit(2);
+    usage_exit(2);
 }
 
 /* --vmnode, else $BIOXEN_VMNODE, else bioxen-vmnode beside our executable,
@@ -99,13 +128,13 @@ static void parse_args(struct manager *m, int argc, char **argv)
         {"vmnode", 1, 0, 'v'}, {"exit-with-stdin", 0, 0, 'e'},
         {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"module-dir", 1, 0, 'm'},
         {"no-cgroups", 0, 0, 'c'}, {"metrics-port", 1, 0, 'P'},
-        {"metrics-host", 1, 0, 'H'}, {"spares", 1, 0, 'p'},
+        {"metrics-host", 1, 0, 'H'}, {"spares", 1, 0, 'p'}, {"help", 0, 0, 'h'},
         {"admin", 1, 0, 'A'}, {"socket-mode", 1, 0, 'M'}, {"socket-group", 1, 0, 'G'},
         {0, 0, 0, 0}};
     const char *vmnode = NULL, *token_file = NULL, *module_dir = NULL;
     char err[512];
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': m->socket_path = optarg; break;
         case 't': m->tcp_addr = optarg; break;
@@ -119,6 +148,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'P': metrics_port = parse_port(optarg); break;
         case 'H': metrics_host = optarg; break;
         case 'p': m->spares = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'h': usage_exit(0); break;
         case 'A': if (identity_add_admin(m, optarg, err, sizeof err) < 0) bad_arg(err); break;
         case 'M': m->socket_mode = parse_mode(optarg); break;
         case 'G': m->socket_group = optarg; break;

@@ -163,6 +163,7 @@ void flush_free(void);
 /* server.c */
 int server_listen(struct manager *m, char *err, size_t errlen);
 void server_close(struct manager *m);
+const char *server_tcp_bound(void);    /* "HOST:PORT" listened on, or NULL */
 
 /* client.c */
 void client_accept(struct manager *m, evutil_socket_t fd, int is_tcp);

@@ -3,37 +3,21 @@
  * of its own, so "metrics", "history", "stats" and Prometheus agree. */
 #include "manager.h"
 
-#include <stdlib.h>
-
 #include "promhttp.h"
 
 static void metrics_totals(json_t *r);
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Percentiles over the last STATS_WINDOW durations; sorted on demand
- * because metrics is rare and executes are not. */
+/* Nearest-rank percentiles over the last STATS_WINDOW durations; sorted on
+ * demand because metrics is rare and executes are not. Prometheus's summary
+ * quantiles are these same two figures. */
 json_t *metrics_report(void)
 {
-    const struct stats_window *w = &stats_window;
+    static const double qs[2] = {0.5, 0.99};
+    const struct qring *w = &stats_window;
     const struct stats_totals *t = &stats_totals;
-    double p50 = 0, p99 = 0, avg = 0;
-    if (w->len) {
-        double *s = malloc(w->len * sizeof *s);
-        if (s) {
-            for (size_t i = 0; i < w->len; i++)
-                s[i] = w->ms[i];
-            qsort(s, w->len, sizeof *s, cmp_double);
-            p50 = s[(w->len - 1) / 2];
-            p99 = s[(size_t)((w->len - 1) * 0.99)];
-            free(s);
-        }
-        avg = w->sum_ms / w->len;
-    }
+    double p[2];
+    qring_quantiles(w, qs, 2, p);   /* out of memory: 0s, as before any run */
+    double avg = w->len ? w->sum / (double)w->len : 0, p50 = p[0], p99 = p[1];
     json_t *r = json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f}",
                      "vms", (json_int_t)mgr->nvms,
                      "executions", (json_int_t)t->executions,

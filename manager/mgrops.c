@@ -118,6 +118,8 @@ void mgrop_hello(struct op_ctx *x)
                           "identity", x->c->identity, "admin", x->c->admin);
     if (r && promhttp_port() > 0)   /* --metrics-port 0 picks one: say which */
         json_object_set_new(r, "metrics_port", json_integer(promhttp_port()));
+    if (r && server_tcp_bound())    /* so does --tcp HOST:0 */
+        json_object_set_new(r, "tcp", json_string(server_tcp_bound()));
     reply(x, r);
 }
 

@@ -77,8 +77,11 @@ static json_t *isolation_report(struct vm *vm, const char *ns)
     json_t *cg = why ? json_null()
                      : json_pack("{s:o, s:i}", "memory", heap ? json_integer((json_int_t)heap) : json_null(),
                                  "pids_max", 4);
-    return json_pack("{s:b, s:s, s:b, s:b, s:O?, s:O?, s:o, s:s?}", "full", vm->full_isolation,
-                     "namespaces", ns, "seccomp", vm->full_isolation, "no_new_privs", 1,
+    /* "empty": the node pivots into an empty read-only root at init, or
+     * init (and so the create) fails */
+    return json_pack("{s:b, s:s, s:s, s:b, s:b, s:O?, s:O?, s:o, s:s?}", "full", vm->full_isolation,
+                     "namespaces", ns, "root", vm->full_isolation ? "empty" : "host",
+                     "seccomp", vm->full_isolation, "no_new_privs", 1,
                      "uid", uid, "gid", gid, "cgroup", cg, "cgroup_unavailable", why);
 }
 

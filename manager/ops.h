@@ -33,13 +33,12 @@ struct op_args {
 void op_args_clear(struct op_args *a);
 
 /* One entry per op. What a later rule needs per op is one more member here
- * and one more column in ops.def: the fields an op accepts (to refuse
- * unknown ones with BAD_REQUEST naming the field), or an admin flag the
- * router checks beside OPF_PREAUTH. */
+ * and one more column in ops.def. */
 struct op_def {
     const char *name;
     enum bx_err (*check)(json_t *req, struct op_args *a, char *err, size_t n);
     unsigned flags;         /* OPF_* */
+    const char *fields;     /* the fields it accepts besides id and op, space separated */
 };
 
 /* One request being carried out (router.c builds it). Everything is
@@ -54,7 +53,7 @@ struct op_ctx {
 };
 
 enum op_index {
-#define OP(NAME, CHECK, HANDLER, FLAGS) OP_##NAME,
+#define OP(NAME, CHECK, HANDLER, FLAGS, FIELDS) OP_##NAME,
 #include "ops.def"
 #undef OP
     OP_COUNT
@@ -65,9 +64,14 @@ extern const struct op_def op_table[OP_COUNT];
 /* The op named name (NULL-safe), or NULL when there is none. */
 const struct op_def *op_lookup(const char *name);
 
+/* BX_OK when every field of req is "id", "op" or one of d's fields; else
+ * BAD_REQUEST with err naming the first unknown field. Runs before the op's
+ * own check, so nothing is ever silently ignored. */
+enum bx_err op_check_fields(const struct op_def *d, json_t *req, char *err, size_t n);
+
 /* The checks and handlers the table names (a name shared by several ops
  * is declared once per op; C allows the repeats). */
-#define OP(NAME, CHECK, HANDLER, FLAGS) \
+#define OP(NAME, CHECK, HANDLER, FLAGS, FIELDS) \
     enum bx_err CHECK(json_t *req, struct op_args *a, char *err, size_t n); \
     void HANDLER(struct op_ctx *x);
 #include "ops.def"

@@ -13,7 +13,7 @@
 #define FAIL(c, id, code, ...) client_send_new((c), proto_error_new((id), (code), __VA_ARGS__))
 
 static void (*const handlers[])(struct op_ctx *) = {
-#define OP(NAME, CHECK, HANDLER, FLAGS) HANDLER,
+#define OP(NAME, CHECK, HANDLER, FLAGS, FIELDS) HANDLER,
 #include "ops.def"
 #undef OP
 };
@@ -79,7 +79,9 @@ static void run_op(struct op_ctx *x)
 {
     char err[512];
     int noreply = (x->op->flags & OPF_NOREPLY) != 0;
-    enum bx_err e = x->op->check(x->req, &x->a, err, sizeof err);
+    enum bx_err e = op_check_fields(x->op, x->req, err, sizeof err);
+    if (e == BX_OK)
+        e = x->op->check(x->req, &x->a, err, sizeof err);
     if (e != BX_OK) {
         if (!noreply)
             FAIL(x->c, x->id, e, "%s", err);

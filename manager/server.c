@@ -1,6 +1,7 @@
 /* server.c - the listeners: the Unix socket (always; owner-only unless
  * --socket-mode/--socket-group open it) and TCP (only with a token file).
- * Accepted connections go to client_accept(). */
+ * Accepted connections go to client_accept(). Owns the TCP address
+ * actually bound, which "hello" reports (--tcp HOST:0 picks a port). */
 #include "manager.h"
 
 #include <errno.h>
@@ -13,6 +14,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+static char tcp_bound[NI_MAXHOST + 24];  /* "" until TCP listens */
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
@@ -80,6 +83,30 @@ static int listen_unix(struct manager *m, char *err, size_t errlen)
     return socket_access(m, err, errlen);
 }
 
+/* The numeric HOST:PORT the kernel gave us, in the form --tcp takes, so a
+ * client can connect to it as printed (IPv6 hosts are not bracketed). */
+static int tcp_record_bound(struct manager *m, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[NI_MAXHOST], port[16];
+    int rc = -1;
+    if (getsockname(evconnlistener_get_fd(m->tcp_l), (struct sockaddr *)&ss, &len) == 0)
+        rc = getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, port, sizeof port,
+                         NI_NUMERICHOST | NI_NUMERICSERV);
+    if (rc != 0) {
+        snprintf(err, errlen, "--tcp %s: cannot read the bound address", m->tcp_addr);
+        return -1;
+    }
+    snprintf(tcp_bound, sizeof tcp_bound, "%s:%s", host, port);
+    return 0;
+}
+
+const char *server_tcp_bound(void)
+{
+    return tcp_bound[0] ? tcp_bound : NULL;
+}
+
 static int listen_tcp(struct manager *m, char *err, size_t errlen)
 {
     char host[256];
@@ -104,7 +131,7 @@ static int listen_tcp(struct manager *m, char *err, size_t errlen)
         snprintf(err, errlen, "listen on %s: %s", m->tcp_addr, strerror(errno));
         return -1;
     }
-    return 0;
+    return tcp_record_bound(m, err, errlen);
 }
 
 int server_listen(struct manager *m, char *err, size_t errlen)
@@ -126,4 +153,5 @@ void server_close(struct manager *m)
     if (m->tcp_l)
         evconnlistener_free(m->tcp_l);
     m->unix_l = m->tcp_l = NULL;
+    tcp_bound[0] = 0;
 }

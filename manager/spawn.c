@@ -5,7 +5,8 @@
  * posix_spawn uses, so the manager's memory is not copied, plus new PID,
  * mount, IPC, UTS and (unless networked) network namespaces. A manager
  * without CAP_SYS_ADMIN adds a user namespace, the only way the kernel lets
- * it create the others, mapping its own uid and gid one to one.
+ * it create the others, mapping its own uid and gid one to one, and lends
+ * the node CAP_SYS_ADMIN there for the move into its empty root.
  * If the kernel refuses, the VM is not created: never a silent downgrade.
  * spawn_channel wraps either start in the socketpair and the cgroup. */
 #include "spawn.h"
@@ -13,13 +14,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,6 +79,23 @@ static int map_ids(const struct child *c)
     return write_map("/proc/self/gid_map", line);
 }
 
+/* In a user namespace the child holds every capability of that namespace,
+ * but execve of a plain binary by a non-zero uid drops them all, and the
+ * node needs CAP_SYS_ADMIN once, at init, to pivot into its empty root
+ * (vmnode/emptyroot.c), which then gives it back. An ambient capability is
+ * the one kind that survives execve: raise that one only. */
+static int lend_sys_admin(void)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &hdr, d) < 0)
+        return -1;
+    d[CAP_TO_INDEX(CAP_SYS_ADMIN)].inheritable |= CAP_TO_MASK(CAP_SYS_ADMIN);
+    if (syscall(SYS_capset, &hdr, d) < 0)
+        return -1;
+    return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_SYS_ADMIN, 0, 0);
+}
+
 /* Runs in the child, on its own stack, sharing the manager's memory until
  * execve: only plain system calls here. */
 static int child_main(void *arg)
@@ -83,6 +104,9 @@ static int child_main(void *arg)
     sigset_t none;
     c->step = "map user namespace ids";
     if (c->userns && map_ids(c) < 0)
+        goto fail;
+    c->step = "keep CAP_SYS_ADMIN for the node's empty root";
+    if (c->userns && lend_sys_admin() < 0)
         goto fail;
     c->step = "set up fds";
     if (setup_stdio(c->fd) < 0)

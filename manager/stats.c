@@ -8,7 +8,8 @@
 #include <string.h>
 
 struct stats_totals stats_totals;
-struct stats_window stats_window;
+static double window_ms[STATS_WINDOW];
+struct qring stats_window = {.v = window_ms, .cap = STATS_WINDOW};
 
 struct run_entry {
     double ts, ms;              /* ms < 0: not known */
@@ -40,15 +41,8 @@ static void history_push(struct vm *vm, const char *op, enum bx_err code, double
 /* A successful run's duration: the window (the oldest leaves it) and totals. */
 static void duration_push(double ms)
 {
-    struct stats_window *w = &stats_window;
     struct stats_totals *t = &stats_totals;
-    if (w->len == STATS_WINDOW)
-        w->sum_ms -= w->ms[w->pos];
-    else
-        w->len++;
-    w->ms[w->pos] = ms;
-    w->pos = (w->pos + 1) % STATS_WINDOW;
-    w->sum_ms += ms;
+    qring_push(&stats_window, ms);
     if (t->duration_count == 0 || ms < t->min_ms)
         t->min_ms = ms;
     if (ms > t->max_ms)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "quantile.h"
 #include "validate.h"
 
 #define STATS_HISTORY REQ_HISTORY_MAX    /* runs kept for "history" */
@@ -38,14 +39,9 @@ struct stats_totals {
 };
 extern struct stats_totals stats_totals;
 
-/* The durations of the last STATS_WINDOW successful runs, in no order that
- * matters (a ring). Written by stats.c only. */
-struct stats_window {
-    double ms[STATS_WINDOW];
-    size_t len, pos;
-    double sum_ms;
-};
-extern struct stats_window stats_window;
+/* The durations (ms) of the last STATS_WINDOW successful runs, for the
+ * percentiles (qring_quantiles). Written by stats.c only. */
+extern struct qring stats_window;
 
 struct vm;
 

@@ -295,7 +295,8 @@ enum bx_err req_check(json_t *req, char *err, size_t n)
     struct op_args a = {0};
     enum bx_err e;
     if (d && (d->flags & OPF_NOREPLY)) {    /* before the id: these have none */
-        e = d->check(req, &a, err, n);
+        e = op_check_fields(d, req, err, n);
+        e = e != BX_OK ? e : d->check(req, &a, err, n);
         op_args_clear(&a);
         snprintf(err, n, "%s%s", d->name, e == BX_OK ? "" : " (dropped)");
         return BX_OK;
@@ -310,6 +311,8 @@ enum bx_err req_check(json_t *req, char *err, size_t n)
         snprintf(err, n, "unknown op '%.64s'", op);
         return BX_E_UNKNOWN_OP;
     }
+    if ((e = op_check_fields(d, req, err, n)) != BX_OK)
+        return e;
     e = d->check(req, &a, err, n);
     op_args_clear(&a);
     return e;

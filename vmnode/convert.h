@@ -27,6 +27,13 @@
  * (a sequence), a JSON object (string keys), a {"$map": [[k, v], ...]}. */
 enum { K_ARRAY, K_OBJECT, K_MAP };
 
+/* A JSON array with nulls becomes a Lua table with holes, whose border
+ * (#t) no longer says how long the array was. json2lua.c notes that length
+ * in a weak-keyed table in the registry under this key's address (no mark
+ * on the table itself); lua2json.c sends such a table back as an array of
+ * that length, nulls in the holes, while every key is an integer in 1..n. */
+extern const char conv_arraylen_key;
+
 /* Both walkers keep a stack of frames, one per open table whose Lua slot is
  * tslot: this drops the innermost, finished one and what sits above its
  * slot (an iteration key). Returns 0, a step's "progress". */

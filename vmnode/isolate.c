@@ -1,12 +1,14 @@
 /* isolate.c - the node's last steps before it runs anyone's code: drop to
  * the uid/gid it was given (supplementary groups cleared), forbid gaining
- * privileges, and, in full isolation, lock itself into the seccomp
- * allow-list (seccomp.c). The namespaces were made by the manager at spawn.
+ * privileges, and, in full isolation, move into an empty root (emptyroot.c)
+ * and lock itself into the seccomp allow-list (seccomp.c). The namespaces
+ * were made by the manager at spawn.
  * Every step that was asked for either happens or init fails: a VM never
  * runs with less isolation than it was created with.
  * It is the last step of init, after the Lua state and LuaSocket are
  * loaded (they open files; nothing after this may). */
 #include "node.h"
+#include "emptyroot.h"
 #include "netlib.h"
 
 #include <errno.h>
@@ -15,7 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <time.h>
 #include <unistd.h>
 
 static int id_field(json_t *req, const char *key, long long *out)
@@ -55,6 +56,8 @@ enum bx_err isolate_apply(bx_node *n, json_t *req, char *err, size_t errlen)
         (full && !json_is_boolean(full)))
         return snprintf(err, errlen, "bad isolation fields"), BX_E_BAD_REQUEST;
     n->full_isolation = json_is_true(full);
+    if (n->full_isolation && emptyroot_enter(err, errlen) < 0)  /* before the uid drop: it mounts */
+        return BX_E_ISOLATION;
     if ((uid >= 0 || gid >= 0) && drop_ids(uid, gid, err, errlen) < 0)
         return BX_E_ISOLATION;
     /* a credential change clears the parent-death signal: set it again */
@@ -66,9 +69,6 @@ enum bx_err isolate_apply(bx_node *n, json_t *req, char *err, size_t errlen)
     if (prctl(PR_SET_DUMPABLE, 0) < 0)
         return snprintf(err, errlen, "prctl(PR_SET_DUMPABLE): %s", strerror(errno)), BX_E_ISOLATION;
     netlib_seal();
-    /* os.date reads /etc/localtime on first use: load it now, while files
-     * can still be opened (glibc keeps it until TZ changes, and it cannot) */
-    tzset();
     /* the test build may leave seccomp off to prove the other layers alone */
     if (testhooks_skip_seccomp && testhooks_skip_seccomp())
         return BX_OK;

@@ -7,7 +7,6 @@
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define JFRAMES (2 * BX_VALUE_DEPTH_MAX + 8)
@@ -19,6 +18,7 @@ typedef struct jframe {
     int depth;
     size_t i;
     void *iter;
+    int holes;          /* K_ARRAY: a null was met, its length is noted */
 } jframe;
 
 typedef struct jctx {
@@ -28,6 +28,37 @@ typedef struct jctx {
     char *err;
     size_t errlen;
 } jctx;
+
+/* The one walk context. A walk never nests: it sets raw fields only (no
+ * metamethod), runs no Lua instruction (no hook fires) and no finalizer
+ * (the sandbox refuses __gc and the node's userdata have none), so nothing
+ * can convert again until it returns or raises. Kept for the process's
+ * life, it cannot leak when the walk raises (a memory error past the limit
+ * would otherwise lose a malloc'd context outside the Lua heap each time). */
+static jctx walk;
+
+const char conv_arraylen_key = 'n';
+
+/* Notes n as the declared length of the table at slot t, which came from a
+ * JSON array with nulls, in the registry's weak-keyed side table (created
+ * on first use). Scripts see neither the side table nor any mark on t. */
+static void arraylen_note(lua_State *L, int t, size_t n)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &conv_arraylen_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 1);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &conv_arraylen_key);
+    }
+    lua_pushvalue(L, t);
+    lua_pushinteger(L, (lua_Integer)n);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
 
 static int jfail(jctx *c, const char *fmt, const char *what)
 {
@@ -110,6 +141,7 @@ static int jframe_push(jctx *c, json_t *v, int kind, int slot, int depth)
     f->depth = depth;
     f->i = 0;
     f->iter = kind == K_OBJECT ? json_object_iter(v) : NULL;
+    f->holes = 0;
     return 0;
 }
 
@@ -162,6 +194,10 @@ static int jstep(jctx *c, jframe *f)
         json_t *v = json_array_get(f->src, f->i++);
         if (push_json(c, v, f->depth + 1, &kind) < 0)
             return -1;
+        if (!f->holes && lua_isnil(L, -1)) {
+            f->holes = 1;
+            arraylen_note(L, f->tslot, json_array_size(f->src));
+        }
         if (kind >= 0)
             lua_pushvalue(L, -1);
         lua_rawseti(L, f->tslot, (lua_Integer)f->i);
@@ -185,10 +221,8 @@ static int jstep(jctx *c, jframe *f)
 
 enum bx_err conv_push_json(lua_State *L, json_t *v, char *err, size_t errlen)
 {
-    jctx *c = malloc(sizeof *c);
+    jctx *c = &walk;
     int kind, base = lua_gettop(L), rc;
-    if (!c)
-        return luaL_error(L, "not enough memory");
     c->L = L;
     c->nf = 0;
     c->err = err;
@@ -202,7 +236,6 @@ enum bx_err conv_push_json(lua_State *L, json_t *v, char *err, size_t errlen)
     while (rc == 0 && c->nf > 0)
         rc = lua_checkstack(L, 8) ? jstep(c, &c->f[c->nf - 1])
                                   : jfail(c, "Lua stack overflow while converting%s", NULL);
-    free(c);
     if (rc < 0) {
         lua_settop(L, base);
         return BX_E_CONVERSION_ERROR;

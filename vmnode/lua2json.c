@@ -49,18 +49,33 @@ static json_t *number_json(lua_State *L, int idx)
     return json_real(d);
 }
 
-/* Picks the JSON shape of the table at t (see the Values table). */
+/* The length json2lua.c noted for the table at t (convert.h), or 0. */
+static lua_Integer arraylen_declared(lua_State *L, int t)
+{
+    lua_Integer d = 0;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &conv_arraylen_key) == LUA_TTABLE) {
+        lua_pushvalue(L, t);
+        if (lua_rawget(L, -2) == LUA_TNUMBER)
+            d = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return d;
+}
+
+/* Picks the JSON shape of the table at t (see the Values table); for an
+ * array, *seqlen gets its length. */
 static int table_kind(lua_State *L, int t, lua_Integer *seqlen)
 {
-    lua_Integer n = (lua_Integer)lua_rawlen(L, t);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, t), d = arraylen_declared(L, t), k;
     size_t count = 0;
-    int all_seq = 1, all_str = 1, dollar = 0;
+    int all_seq = 1, all_str = 1, dollar = 0, all_decl = d > 0;
     lua_pushnil(L);
     while (lua_next(L, t)) {
         lua_pop(L, 1);
         count++;
         if (lua_type(L, -1) == LUA_TSTRING) {
-            all_seq = 0;
+            all_seq = all_decl = 0;
             size_t len;
             const char *s = lua_tolstring(L, -1, &len);
             /* Jansson refuses to parse a NUL in an object key, so such a
@@ -69,14 +84,18 @@ static int table_kind(lua_State *L, int t, lua_Integer *seqlen)
                 all_str = 0;
             if (len > 0 && s[0] == '$')
                 dollar = 1;
-        } else {
-            all_str = 0;
-            lua_Integer k;
-            if (!lua_isinteger(L, -1) || (k = lua_tointeger(L, -1)) < 1 || k > n)
-                all_seq = 0;
+            continue;
         }
+        all_str = 0;
+        k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+        if (k < 1 || k > n)
+            all_seq = 0;
+        if (k < 1 || k > d)
+            all_decl = 0;
     }
-    *seqlen = n;
+    *seqlen = all_decl ? d : n;
+    if (all_decl)
+        return K_ARRAY;
     if (count == 0)
         return K_OBJECT;
     if (all_seq && (lua_Integer)count == n)
@@ -188,9 +207,16 @@ static int frame_step(lctx *c, lframe *f)
     if (f->kind == K_ARRAY) {
         if (f->i >= f->n)
             return conv_frame_pop(L, f->tslot, &c->nf);
-        lua_rawgeti(L, f->tslot, ++f->i);
-        if (value_take(c, &j) < 0)
+        if (lua_rawgeti(L, f->tslot, ++f->i) == LUA_TNIL) {
+            /* a hole in a declared length: text to charge ("null,"), but
+             * no Lua object, so not one of the values the heap bounds */
+            lua_pop(L, 1);
+            if (charge(c, 5, 0) < 0)
+                return -1;
+            j = json_null();
+        } else if (value_take(c, &j) < 0) {
             return -1;
+        }
         return json_array_append_new(f->dst, j) < 0 ? lfail(c, BX_E_INTERNAL, "out of memory") : 0;
     }
     if (!lua_next(L, f->tslot))

@@ -112,11 +112,49 @@ static int sb_load(lua_State *L)
     return lua_gettop(L);
 }
 
-/* collectgarbage: only the options that cannot switch the collector off */
+/* collectgarbage: every Lua 5.4 option but "stop" (garbage would pile up
+ * unseen until the memory limit). Tuning is clamped to ranges where the
+ * collector keeps pace with allocation: Lua stores the parameters in bytes
+ * (out-of-range values wrap to near 0, a collector that never finishes a
+ * cycle), and a negative "step" would postpone it by that much. The memory
+ * limit holds in either mode; the clamps keep it from being the only bound. */
+static const struct sb_gc_param {
+    const char *opt;
+    int zero_keeps;     /* 0 (or none) means "leave as it is"; else it is a value */
+    lua_Integer lo[3], hi[3];   /* for the parameters from stack index 2 on */
+} sb_gc_params[] = {
+    { "incremental", 1, { 50, 100, 8 }, { 400, 1000, 24 } },  /* pause, stepmul, stepsize (log2 bytes) */
+    { "generational", 1, { 5, 50, 0 }, { 100, 300, 0 } },     /* minor, major multiplier */
+    { "setpause", 0, { 50, 0, 0 }, { 400, 0, 0 } },
+    { "setstepmul", 0, { 100, 0, 0 }, { 1000, 0, 0 } },       /* none would be 0: no pace */
+    { "step", 0, { 0, 0, 0 }, { 1 << 20, 0, 0 } },            /* KiB of work; Lua casts to int */
+    { NULL, 0, { 0 }, { 0 } },
+};
+
+static void sb_gc_clamp(lua_State *L, const struct sb_gc_param *p)
+{
+    for (int i = 0; i < 3 && p->hi[i]; i++) {
+        int idx = 2 + i;
+        if (lua_isnoneornil(L, idx) && p->zero_keeps)
+            continue;
+        lua_Integer v = luaL_optinteger(L, idx, 0);
+        if (v == 0 && p->zero_keeps)
+            continue;
+        if (lua_gettop(L) < idx)
+            lua_settop(L, idx);
+        lua_pushinteger(L, v < p->lo[i] ? p->lo[i] : v > p->hi[i] ? p->hi[i] : v);
+        lua_replace(L, idx);
+    }
+}
+
 static int sb_collectgarbage(lua_State *L)
 {
-    static const char *const opts[] = { "collect", "count", "step", "isrunning", NULL };
-    luaL_checkoption(L, 1, "collect", opts);
+    static const char *const opts[] = { "collect", "count", "step", "isrunning", "incremental",
+                                        "generational", "setpause", "setstepmul", "restart", NULL };
+    const char *opt = opts[luaL_checkoption(L, 1, "collect", opts)];
+    for (const struct sb_gc_param *p = sb_gc_params; p->opt; p++)
+        if (strcmp(p->opt, opt) == 0)
+            sb_gc_clamp(L, p);
     int n = lua_gettop(L);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);

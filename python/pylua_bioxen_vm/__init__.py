@@ -22,6 +22,7 @@ from .compat import IsolatedLuaVM
 from .mailbox import Mailbox
 from .manager import VMManager
 from .net import NotNetworked
+from .net_modes import NetJob
 from .policy import Policy
 from .sessions import Session
 from .core import Event
@@ -37,7 +38,8 @@ __all__ = [
     "BioxenError", "LuaError", "LuaSyntaxError", "LimitExceeded", "ExecutionTimeout",
     "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",
-    "ProtocolError", "InvalidRequest", "NotNetworked", "IsolationUnavailable", "AccessDenied",
+    "ProtocolError", "InvalidRequest", "NotNetworked", "NetJob", "IsolationUnavailable",
+    "AccessDenied",
     "AsyncVMManager", "AsyncVM", "AsyncMailbox", "AsyncStream", "AsyncSession",
     "Stream", "StreamItem",
 ]

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import socket
+import sys
 import threading
 import time
+from asyncio import _get_running_loop
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
 
@@ -78,6 +81,10 @@ class Connection:
         self._broken: Optional[str] = None
         self._last_unmatched: Optional[BioxenError] = None
         self.frame_max = 16 << 20
+        #: The event loop of the AsyncVMManager riding on this connection
+        #: (set by it when it opens): a blocking call made on that loop's
+        #: thread raises instead of stalling it (``check_may_block``).
+        self.async_loop: Any = None
         self._role = ReaderRole(self, sock)
         self._reader = self._role.thread
         self._reader.start()
@@ -85,7 +92,7 @@ class Connection:
     # -- sending ----------------------------------------------------------
 
     def request(self, op: str, fields: dict, *, vm: Optional[str] = None,
-                transform: Transform = None) -> Future:
+                transform: Transform = None, about: Optional[str] = None) -> Future:
         """Send one request and return the Future of its reply.
 
         Args:
@@ -93,6 +100,9 @@ class Connection:
             fields: the other fields of the request (no id/op); ``vm`` is
                 added when given.
             vm: the VM name, also used to name it in error messages.
+            about: a name for error messages that is not sent (an op that
+                names its target in another field, as mail_send's "to";
+                the manager refuses fields an op does not take).
             transform: optional function applied to the ``result`` by the
                 reader; an exception it raises fails the future.
 
@@ -100,7 +110,7 @@ class Connection:
             A Future resolved with the (transformed) result, or failed with
             the BioxenError of the error reply.
         """
-        fut = self._send(_encode(op, fields, vm), vm, transform)
+        fut = self._send(_encode(op, fields, vm), vm or about, transform)
         self._role.sent_async()
         return fut
 
@@ -149,6 +159,7 @@ class Connection:
             concurrent.futures.TimeoutError: not done within ``timeout``.
             The future's own exception, as ``Future.result`` does.
         """
+        self.check_may_block()
         deadline = None if timeout is None else time.monotonic() + timeout
         role = self._role
         role.enter()  # before sending: the reply may beat us back
@@ -170,6 +181,7 @@ class Connection:
         """
         if fut.done():
             return fut.result()
+        self.check_may_block()
         deadline = None if timeout is None else time.monotonic() + timeout
         role = self._role
         role.enter()
@@ -178,6 +190,24 @@ class Connection:
         finally:
             role.leave()
         return _result(fut, deadline)
+
+    def check_may_block(self) -> None:
+        """Called by every blocking wait of the sync API before it waits.
+
+        Raises:
+            RuntimeError: the caller runs on the loop of the AsyncVMManager
+                of this connection.  Blocking there would stall every other
+                task until the reply is in, and a Lua call of a coroutine
+                callback could never finish (it needs the loop we block).
+                Only that loop is refused: a plain VMManager used in, say, a
+                notebook (whose cells run on a loop) keeps working.
+        """
+        loop = self.async_loop
+        if loop is not None and _get_running_loop() is loop:
+            raise RuntimeError(
+                "%s would block the event loop of this AsyncVMManager: await the "
+                "AsyncVMManager/AsyncVM method instead, or call the sync one from "
+                "another thread (await asyncio.to_thread(...))" % _api_name())
 
     def _send(self, body: Any, vm: Optional[str], transform: Transform,
               sink: Any = None) -> Future:
@@ -322,6 +352,22 @@ class Connection:
         self._role.stop(timeout)
         self._terminate(self._broken or "closed")
         self._sock.close()
+
+
+_PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _api_name() -> str:
+    """``Class.method()`` its user called: the outermost frame of the stack
+    still inside this package, named after its ``self``'s class (VMManager,
+    not the part of it that defines the method)."""
+    name, f = "this call", sys._getframe(1)
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PKG):
+        owner = f.f_locals.get("self")
+        name = f.f_code.co_name if owner is None else \
+            "%s.%s" % (type(owner).__name__, f.f_code.co_name)
+        f = f.f_back
+    return name + "()"
 
 
 def _result(fut: Future, deadline: Optional[float]) -> Any:

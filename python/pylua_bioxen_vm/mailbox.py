@@ -44,7 +44,7 @@ def send_mail(conn: Any, to: str, value: Any, sender: Optional[str] = None,
         if timeout < 0:
             raise InvalidRequest("timeout must be non-negative")
         fields["timeout"] = float(timeout)
-    return conn.request("mail_send", fields, vm=to)
+    return conn.request("mail_send", fields, about=to)
 
 
 class Puller:
@@ -171,7 +171,9 @@ class Mailbox:
         Raises:
             TimeoutError: nothing arrived within ``timeout`` seconds.
             VMNotFound: the mailbox was closed.
+            RuntimeError: called on the loop of an AsyncVMManager.
         """
+        self._conn.check_may_block()
         return drive(self.recv_steps(timeout))
 
     def close_async(self) -> Future:

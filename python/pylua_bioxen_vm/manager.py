@@ -104,8 +104,9 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         Totals since the manager started: executions (= executions_total),
         errors (= errors_total), errors_by_code, vms_created_total,
         vms_crashed_total, vms_restarted_total, uptime_s; now: vms (=
-        vms_alive), peak_mem_bytes; avg/min/max/p50/p99_ms over the last
-        ``duration_window`` successful runs (at most ``duration_window_max``).
+        vms_alive), peak_mem_bytes, min/max_ms; avg/p50/p99_ms (nearest rank)
+        over the last ``duration_window`` successful runs (at most
+        ``duration_window_max``).
         """
         return self._core.conn.blocking(self.metrics_async)
 
@@ -205,8 +206,13 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         Args:
             timeout: stop when no event arrives for this many seconds
                 (None: run until the manager is closed).
+
+        Raises:
+            RuntimeError: iterated on the loop of an AsyncVMManager (use
+                its ``events()``).
         """
         while True:
+            self._core.conn.check_may_block()
             ev = self._core.next_event(timeout)
             if ev is None:
                 return
@@ -219,7 +225,15 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         return self._core.closed
 
     def close(self) -> None:
-        """Destroy our VMs and stop the embedded manager (if any).  Idempotent."""
+        """Destroy our VMs and stop the embedded manager (if any).  Idempotent.
+
+        Raises:
+            RuntimeError: called on the loop of an AsyncVMManager that is
+                still open (``await m.close()`` there).
+        """
+        conn = self._core.conn
+        if conn is not None and not self._core.closed:
+            conn.check_may_block()
         self._finalizer()
 
     def __enter__(self) -> "VMManager":

@@ -195,6 +195,38 @@ class ManagerBase:
         persistent, networked, pool, owner (the creator's identity), shared."""
         return self._core.conn.blocking(self.list_vms_async)
 
+    def vm_stats_async(self, name: str) -> Future:
+        """Future of ``vm_stats``."""
+        return self._core.conn.request("stats", {}, vm=name, transform=dict)
+
+    def vm_stats(self, name: str) -> dict:
+        """The stats of VM ``name`` (as ``VM.stats``), by name: for a VM of
+        another connection (``bioxen top``) without listing to get a handle.
+
+        Raises:
+            VMNotFound: no VM of that name.
+        """
+        return self._core.conn.blocking(lambda: self.vm_stats_async(name))
+
+    def destroy_vm_async(self, name: str) -> Future:
+        """Future of ``destroy_vm`` (None once the node is gone)."""
+        core = self._core
+        vm = core.vms.pop(name, None)
+        if vm is not None:      # our handle: closed from now on
+            vm._closed = True
+            core.callbacks.pop(name, None)
+        return core.conn.request("destroy", {}, vm=name, transform=_none)
+
+    def destroy_vm(self, name: str) -> None:
+        """Destroy VM ``name`` by name, ours or another connection's
+        (``bioxen kill``); a handle of ours to it is closed.
+
+        Raises:
+            VMNotFound: no VM of that name (unlike ``VM.close``, which is
+                idempotent).
+        """
+        self._core.conn.blocking(lambda: self.destroy_vm_async(name))
+
     def shutdown_all_async(self) -> Future:
         """Future of ``shutdown_all``."""
         core = self._core
@@ -211,6 +243,10 @@ class ManagerBase:
         """Destroy every VM of this connection, and the persistent VMs of its
         identity (an admin's: every persistent VM); return the count."""
         return self._core.conn.blocking(self.shutdown_all_async)
+
+
+def _none(_: Any) -> None:
+    return None
 
 
 __all__ = ["ManagerBase"]

@@ -10,7 +10,7 @@ timeout) and none in Python threads.
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .errors import BioxenError, LuaError
 from .futures import chain
@@ -34,7 +34,7 @@ def _not_networked(vm: Any, e: BaseException) -> BaseException:
 class NetVMMixin:
     """The networking methods of a VM handle (see VM).
 
-    Declares the three things of the VM it builds on; VM defines them.
+    Declares the things of the VM it builds on; VM defines them.
     """
 
     name: str
@@ -45,6 +45,9 @@ class NetVMMixin:
     def call_async(self, func_name: str, *args: Any, timeout: Optional[float] = None,
                    instruction_limit: Optional[int] = None) -> Future:
         raise NotImplementedError  # VM.call_async
+
+    def _blocking(self, send: Callable[[], Future]) -> Any:
+        raise NotImplementedError  # VM._blocking
 
     _net_peer: Optional[int] = None     # peer of connect_to, for send_message
     _net_from: Optional[int] = None     # peer of the last received message
@@ -74,7 +77,7 @@ class NetVMMixin:
         return chain(self.call_async("net." + fn, *args, timeout=timeout), _same, failed)
 
     def _net(self, fn: str, *args: Any, timeout: Optional[float] = None) -> Any:
-        return self._net_async(fn, *args, timeout=timeout).result()
+        return self._blocking(lambda: self._net_async(fn, *args, timeout=timeout))
 
     def start_server(self, port: int = 0, host: str = "127.0.0.1") -> int:
         """Listen on host:port (0 = a free port); connections are accepted by
@@ -94,10 +97,18 @@ class NetVMMixin:
             raise TimeoutError("no connection to VM %r within %ss" % (self.name, timeout))
         return peer
 
-    def connect_to(self, host: str, port: int) -> int:
+    def connect_to(self, host: str, port: int, retry: Optional[float] = None) -> int:
         """Connect to host:port (loopback, or allowed by the VM's policy);
-        later send_message calls go to this peer. Returns the peer id."""
-        self._net_peer = self._net("connect", host, port)
+        later send_message calls go to this peer. Returns the peer id.
+
+        Args:
+            retry: keep trying for this many seconds while the connect
+                fails (e.g. the server does not listen yet).
+        """
+        if retry is None:
+            self._net_peer = self._net("connect", host, port)
+        else:
+            self._net_peer = self._net("connect", host, port, retry, timeout=retry + _SLACK)
         return self._net_peer
 
     def send_message(self, msg: Any, peer: Optional[int] = None) -> None:

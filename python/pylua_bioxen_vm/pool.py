@@ -180,6 +180,7 @@ class PoolManagerMixin(ManagerBase):
             timeout: Optional[float] = None) -> list:
         """Apply a Lua function to each item over the pool; results in order
         (see map_async).  The first failing chunk's error is raised."""
+        self._core.conn.check_may_block()   # before sending anything
         out: list = []
         for fut in self.map_async(func_name_or_code, items, chunksize=chunksize,
                                   timeout=timeout):

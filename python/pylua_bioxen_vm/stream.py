@@ -262,10 +262,13 @@ class Stream:
         return self
 
     def __next__(self) -> StreamItem:
+        self._sink.conn.check_may_block()
         return self.core.take()
 
     def next(self, timeout: Optional[float] = None) -> StreamItem:
-        """The next item, waiting at most ``timeout`` s (TimeoutError)."""
+        """The next item, waiting at most ``timeout`` s (TimeoutError;
+        RuntimeError on the loop of an AsyncVMManager)."""
+        self._sink.conn.check_may_block()
         return self.core.take(timeout)
 
     @property

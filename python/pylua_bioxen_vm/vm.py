@@ -323,7 +323,9 @@ class VM(NetVMMixin):
         Raises:
             TimeoutError: nothing was posted within ``timeout`` seconds.
             VMNotFound: the VM is closed or was destroyed.
+            RuntimeError: called on the loop of an AsyncVMManager.
         """
+        self._core.conn.check_may_block()
         return drive(self.recv_steps(timeout))
 
     # -- lifecycle ----------------------------------------------------

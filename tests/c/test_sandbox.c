@@ -52,6 +52,12 @@ static void test_removed(void)
     CHECK(run_true("return math.sqrt(16) == 4 and utf8.char(233) == '\\u{E9}' and table.concat({1, 2}) == '12'"));
     CHECK(run_true("return not pcall(collectgarbage, 'stop')"));
     CHECK(run_true("return type(collectgarbage('count')) == 'number'"));
+    CHECK(run_true("return collectgarbage('generational', 20, 100) == 'incremental'"
+                   " and collectgarbage('incremental', 100, 200, 10) == 'generational'"));
+    /* clamped: setpause answers the pause it replaces */
+    CHECK(run_true("collectgarbage('setpause', 5000) return collectgarbage('setpause', 200) == 400"));
+    CHECK(run_true("collectgarbage('setstepmul') return collectgarbage('setstepmul', 100) == 100"));
+    CHECK(run_true("collectgarbage('incremental', -1, 0, 99) return collectgarbage('setpause', 200) == 48"));
     CHECK(run_true("return _G.string == string and _G._G == _G"));
     /* finalizers run with hooks off, so no limit could stop one */
     CHECK(run_true("return not pcall(setmetatable, {}, {__gc = function() end})"));

@@ -48,6 +48,21 @@ static void check_init(json_t *init)
     CHECK(lim.max_output >= 1);
 }
 
+/* The wire fails closed: a request that passed names no field its op
+ * does not declare (an independent re-check of op_check_fields). */
+static void check_fields_declared(const struct op_def *d, json_t *req)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(req, key, v) {
+        size_t k = strlen(key);
+        int found = !strcmp(key, "id") || !strcmp(key, "op");
+        for (const char *p = d->fields; k && !found && (p = strstr(p, key)); p++)
+            found = (p == d->fields || p[-1] == ' ') && (p[k] == ' ' || p[k] == 0);
+        CHECK(found);
+    }
+}
+
 /* What the router does after req_check's gates: the op's check, with the
  * arguments it parses for the handler. Must agree with req_check. */
 static void check_op(json_t *req, enum bx_err code)
@@ -57,9 +72,13 @@ static void check_op(json_t *req, enum bx_err code)
     if (!d || (code != BX_OK && !(d->flags & OPF_NOREPLY)))
         return;
     struct op_args a = {0};
-    enum bx_err e = d->check(req, &a, err, sizeof err);
+    enum bx_err e = op_check_fields(d, req, err, sizeof err);
+    if (e == BX_OK)
+        e = d->check(req, &a, err, sizeof err);
     CHECK(e == code || (d->flags & OPF_NOREPLY));
     CHECK(e == BX_OK || err[0]);
+    if (e == BX_OK)
+        check_fields_declared(d, req);
     if (e == BX_OK && strcmp(d->name, "create") == 0) {
         CHECK(proto_valid_name(json_string_value(json_object_get(req, "name"))));
         check_init(a.init);

@@ -111,7 +111,7 @@ def test_garbage_and_unanswered_frames_do_not_hold_the_connection(mgr):
 
 def test_client_gone_both_ways_is_cleaned_up_at_once(mgr):
     c = mgr.connect()
-    c.ok("create", name="busy", timeout=60)
+    c.ok("create", name="busy", limits={"timeout": 60})
     c.send({"id": 99, "op": "exec", "vm": "busy", "code": "while true do end"})
     c.close()
     mgr.conns.remove(c)

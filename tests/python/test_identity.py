@@ -307,3 +307,14 @@ def test_bad_admin_identities_are_refused(tmp_path, ident):
     r = subprocess.run([find_manager(), "--socket", str(tmp_path / "m.sock"), "--admin", ident],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
     assert r.returncode == 2 and b"--admin" in r.stderr, r
+
+
+def test_shared_must_be_a_boolean(shared):
+    port, _ = shared
+    w = Wire.tcp(port, TOKENS["alice"])
+    try:
+        r = w.req("create", name="typed", shared="yes")
+        assert r["error"]["code"] == "BAD_REQUEST" and "shared" in r["error"]["message"], r
+        assert w.req("list")["result"] == []
+    finally:
+        w.close()

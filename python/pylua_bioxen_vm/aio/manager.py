@@ -69,6 +69,8 @@ class AsyncVMManager:
         if self.sync is None:
             self._hub = Hub(opening.get_loop(), self._handlers)
             m.on("*", self._hub.push_event)
+            # the sync twin refuses to block this loop (Connection.check_may_block)
+            m._core.conn.async_loop = self._hub.loop
             self.sync = m
         return self
 
@@ -154,6 +156,24 @@ class AsyncVMManager:
         """One dict per VM: name, pid, state, pending, persistent, networked."""
         m, hub = self._parts()
         return await hub.wrap(m.list_vms_async())
+
+    async def vm_stats(self, name: str) -> dict:
+        """The stats of VM ``name``, by name (``VMManager.vm_stats``).
+
+        Raises:
+            VMNotFound: no VM of that name.
+        """
+        m, hub = self._parts()
+        return await hub.wrap(m.vm_stats_async(name))
+
+    async def destroy_vm(self, name: str) -> None:
+        """Destroy VM ``name`` by name (``VMManager.destroy_vm``).
+
+        Raises:
+            VMNotFound: no VM of that name.
+        """
+        m, hub = self._parts()
+        await hub.wrap(m.destroy_vm_async(name))
 
     async def shutdown_all(self) -> int:
         """Destroy every VM of this connection (and persistent ones); the count."""

@@ -9,14 +9,10 @@ import argparse
 import math
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from typing import Any, Optional
 
 from ..errors import BioxenError, LimitExceeded, LuaError, ManagerError, PolicyViolation
-from ..embedded import EmbeddedManager, find_manager
 from ..manager import VMManager
 from ..values import LuaOpaque
 
@@ -175,40 +171,16 @@ def connect(args: argparse.Namespace, *, embedded_ok: bool = False,
 
 
 def private_manager(module_dir: Optional[str], **limits: Any) -> VMManager:
-    """A VMManager on a manager of its own, like ``VMManager()``, except that
-    the manager runs in a session of its own: a Ctrl-C typed at the terminal
-    (the repl's "drop this line") must reach us, not kill the manager.  It
-    still goes with us: closing the VMManager stops it, and so does our death
-    (``--exit-with-stdin``)."""
+    """A VMManager on a manager of its own (``VMManager()``): it runs in a
+    session of its own, so a Ctrl-C typed at the terminal (the repl's "drop
+    this line") reaches us, not it; closing the VMManager stops it, and so
+    does our death (``--exit-with-stdin``)."""
     if module_dir is not None and not os.path.isdir(module_dir):
         raise CliError("--module-dir %s is not a directory" % module_dir, EXIT_USAGE)
     try:
-        binary = find_manager(None)
+        return VMManager(module_dir=module_dir, start_timeout=30.0, **limits)
     except ManagerError as e:
-        raise CliError(str(e), EXIT_MANAGER) from None
-    tmpdir = tempfile.mkdtemp(prefix="bioxen-")
-    sock = os.path.join(tmpdir, "manager.sock")
-    try:
-        proc = subprocess.Popen(
-            [binary, "--socket", sock, "--exit-with-stdin"]
-            + (["--module-dir", module_dir] if module_dir else []),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-            start_new_session=True)
-    except OSError as e:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-        raise CliError("cannot start %s: %s" % (binary, e), EXIT_MANAGER) from None
-    emb = EmbeddedManager(proc, tmpdir, sock)
-    try:
-        emb.socket_path = emb._wait_ready(binary, 30.0)
-        m = VMManager("unix:" + emb.socket_path, start_timeout=30.0, **limits)
-    except BaseException as e:
-        emb.stop(0.0)
-        if isinstance(e, ManagerError):
-            raise CliError("cannot start a private manager: %s" % e, EXIT_MANAGER) from None
-        raise
-    # The core now owns it: close() sends shutdown and stops the process.
-    m._core.embedded = emb
-    return m
+        raise CliError("cannot start a private manager: %s" % e, EXIT_MANAGER) from None
 
 
 def error_status(e: BaseException) -> int:

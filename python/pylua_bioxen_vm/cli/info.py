@@ -75,7 +75,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     with connect(args) as m:
         if args.vm:
             try:
-                data = _vm_stats(m, args.vm)
+                data = m.vm_stats(args.vm)
             except VMNotFound:
                 raise _no_vm(args.vm) from None
         else:
@@ -89,11 +89,6 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _vm_stats(m: VMManager, name: str) -> dict:
-    # A VM of another connection: no handle to look up, ask by name.
-    return dict(m._core.conn.call("stats", {}, vm=name))
-
-
 # -- top ----------------------------------------------------------------------
 
 _TOP_HEAD = ["NAME", "PID", "STATE", "HEAP", "RSS", "CPU ms", "EXECS", "ERRS", "LAST ERROR"]
@@ -101,8 +96,7 @@ _TOP_HEAD = ["NAME", "PID", "STATE", "HEAP", "RSS", "CPU ms", "EXECS", "ERRS", "
 
 def _top_rows(m: VMManager) -> list[list[str]]:
     vms = sorted(m.list_vms(), key=lambda v: str(v.get("name")))
-    conn = m._core.conn
-    futs = [conn.request("stats", {}, vm=v["name"]) for v in vms]   # all at once
+    futs = [m.vm_stats_async(v["name"]) for v in vms]   # all at once
     rows = []
     for v, f in zip(vms, futs):
         try:
@@ -189,7 +183,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
     with connect(args) as m:
         for name in args.names:
             try:
-                m._core.conn.call("destroy", {}, vm=name)
+                m.destroy_vm(name)
             except VMNotFound:
                 sys.stderr.write("bioxen kill: no VM named %r (see `bioxen list`)\n" % name)
                 status = EXIT_LUA

@@ -70,6 +70,17 @@ def _wait_ready(proc: subprocess.Popen) -> str:
     return line[len("READY "):]
 
 
+def _tcp_bound(path: str) -> Any:
+    """The TCP address the manager really bound (``--tcp HOST:0`` picks a
+    port), from its ``hello`` reply; None if it cannot be asked."""
+    from ..manager import VMManager
+    try:
+        with VMManager(path, start_timeout=READY_TIMEOUT) as m:
+            return m.server_info.get("tcp")
+    except ManagerError:
+        return None
+
+
 def _announce(args: argparse.Namespace, path: str, pid: int) -> None:
     lines = ["bioxen: manager listening on %s (pid %d)" % (path, pid)]
     if path != default_socket():
@@ -77,8 +88,9 @@ def _announce(args: argparse.Namespace, path: str, pid: int) -> None:
     else:
         lines.append("  other bioxen commands find it there by default")
     if args.tcp:
+        tcp = _tcp_bound(path) or args.tcp
         lines.append("  TCP: %s (pass --address %s --token-file %s)"
-                     % (args.tcp, args.tcp, args.token_file))
+                     % (tcp, tcp, args.token_file))
     lines.append("  stop with Ctrl-C")
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
