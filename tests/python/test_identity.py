@@ -8,6 +8,7 @@ message are seen.  The Unix socket's uid:N identities: test_identity_unix.py.
 import json
 import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -53,6 +54,10 @@ class Wire:
             if r.get("id") == self.n:
                 return r
             self.seen.append(r)
+
+    def send(self, **frame):
+        """A frame that gets no reply (cb_result, stream_ack)."""
+        self.sock.sendall((json.dumps(frame) + "\n").encode())
 
     def close(self):
         self.sock.close()
@@ -318,3 +323,29 @@ def test_shared_must_be_a_boolean(shared):
         assert w.req("list")["result"] == []
     finally:
         w.close()
+
+
+def test_only_the_owning_connection_answers_a_callback(shared):
+    """bob's exec on alice's shared VM calls alice's callback; a cb_result
+    bob forges for it is dropped, alice's answer is the one taken."""
+    port, _ = shared
+    entered, release = threading.Event(), threading.Event()
+
+    def wait():
+        entered.set()
+        release.wait(30)
+        return "real"
+    with _client(port, "alice") as alice:
+        alice.create_vm("cbs", shared=True, callbacks={"wait": wait})
+        with _client(port, "bob") as b:
+            fut = b.get_vm("cbs").execute_async("return wait()")
+            assert entered.wait(30)
+            forger = Wire.tcp(port, TOKENS["bob"])
+            try:
+                for k in range(0, 8):
+                    forger.send(op="cb_result", vm="cbs", callback=k, result=["forged"])
+                assert forger.req("ping")["result"] == "pong"   # the frames were read
+            finally:
+                forger.close()
+            release.set()
+            assert fut.result(30) == "real"
