@@ -211,6 +211,10 @@ def test_shared_vm_is_usable_by_all_but_destroyed_by_its_owner(shared):
             assert bvm.execute("count = count + 1; return count") == 1
             # the callback is answered by its owner's connection (alice's)
             assert bvm.execute("return cb(4)") == 40
+            # a stream's items go to whoever asked for it
+            with bvm.stream("print('to bob'); return 2") as st:
+                items = [(i.kind, i.value) for i in st]
+            assert items == [("print", "to bob"), ("result", 2)]
             info = {v["name"]: v for v in b.list_vms()}["common"]
             assert info["owner"] == "token:alice" and info["shared"] is True
         bob = Wire.tcp(port, TOKENS["bob"])
