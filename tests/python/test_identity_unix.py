@@ -7,6 +7,7 @@ the admin.  The TCP side is test_identity.py.
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from conftest import REPO
 from pylua_bioxen_vm import VMManager
+from pylua_bioxen_vm.embedded import find_manager
 from test_identity import _free_port, _start, _stop
 
 NOBODY = 65534
@@ -106,10 +108,21 @@ def test_unix_socket_is_owner_only_unless_opened(open_dir):
         _stop(proc)
 
 
+def _group_name(gid):
+    try:
+        import grp
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None
+
+
 @needs_root
-def test_unix_socket_group(open_dir):
+@pytest.mark.parametrize("group", [str(NOBODY), _group_name(NOBODY)])
+def test_unix_socket_group(open_dir, group):
+    if group is None:
+        pytest.skip("gid %d has no name here" % NOBODY)
     path = os.path.join(open_dir, "m.sock")
-    proc = _start(["--socket", path, "--socket-group", str(NOBODY)])
+    proc = _start(["--socket", path, "--socket-group", group])
     try:
         st = os.stat(path)
         assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == NOBODY
@@ -151,3 +164,20 @@ def test_serve_passes_the_identity_flags(open_dir, tmp_path):
         serve.send_signal(15)
         assert serve.wait(timeout=60) == 0
         serve.stdout.close()
+
+
+def test_a_manager_that_cannot_listen_leaves_no_socket(tmp_path):
+    """An unknown --socket-group, or a TCP port in use: it exits 1 and the
+    socket path is gone (nobody would answer there)."""
+    tok = tmp_path / "tok"
+    tok.write_text("t\n")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        for more, why in ((["--socket-group", "no-such-group-here"], b"no-such-group-here"),
+                          (["--tcp", "127.0.0.1:%d" % busy.getsockname()[1],
+                            "--token-file", str(tok)], b"listen on")):
+            r = subprocess.run([find_manager(), "--socket", str(tmp_path / "m.sock")] + more,
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            assert r.returncode == 1 and why in r.stderr, r
+            assert not (tmp_path / "m.sock").exists(), more
