@@ -60,12 +60,16 @@ static void vm_settings(struct vm *vm, json_t *init)
         if (!json_object_get(init, "gid"))
             json_object_set_new(init, "gid", json_integer(BX_NOBODY));
     }
-    json_object_del(init, "persistent");
+    vm->shared = json_is_true(json_object_get(init, "shared"));
+    json_object_del(init, "persistent");    /* the manager's business, not the node's */
+    json_object_del(init, "shared");
 }
 
 static void vm_link_owner(struct vm *vm, struct client *owner)
 {
     vm->owner_id = owner->id;
+    /* the identity outlives the connection: a persistent VM stays its creator's */
+    snprintf(vm->owner, sizeof vm->owner, "%s", owner->identity);
     vm->own_next = owner->vms;
     if (owner->vms)
         owner->vms->own_prev = vm;

@@ -28,6 +28,7 @@ static const char *const err_codes[BX_E__COUNT] = {
     [BX_E_SHUTTING_DOWN] = "SHUTTING_DOWN",
     [BX_E_INTERNAL] = "INTERNAL",
     [BX_E_ISOLATION] = "ISOLATION_UNAVAILABLE",
+    [BX_E_FORBIDDEN] = "FORBIDDEN",
 };
 
 const char *bx_err_code(enum bx_err e)
