@@ -1,7 +1,7 @@
 /* reachcheck.c - checks a listening address a node reports or asks about
  * ({"listen"}, {"unlisten"}, {"ask":K,"reach"}; docs/protocol.md, "Network
- * reach"). A node is not trusted: this is all reach.c believes of it. Pure:
- * called by reach.c, fuzzed by tests/fuzz/fuzz_reach.c. */
+ * reach"). A node is not trusted: this is all the manager believes of it.
+ * Pure (no state), so the fuzzer runs it as the manager does. */
 #include "reachcheck.h"
 
 #include <arpa/inet.h>

@@ -1,5 +1,5 @@
 /* proto.c - error codes and frame encode/decode for the JSON protocol.
- * Called by manager (client.c, vmproc.c) and vmnode (main.c). */
+ * Shared by the manager and the node. */
 #include "proto.h"
 
 #include <stdarg.h>

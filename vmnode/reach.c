@@ -1,6 +1,6 @@
 /* reach.c - where a networked VM's sockets may go (reach.h; the model is in
- * docs/security.md, "Network reach"). Called by netlib.c, which loads
- * LuaSocket; every address-taking method of its classes is wrapped here.
+ * docs/security.md, "Network reach"). Once netlib.c has loaded
+ * LuaSocket, every address-taking method of its classes is wrapped here.
  *
  * A target is resolved once, here, and the method gets the numeric address
  * that was checked, so a name cannot answer differently the second time.
