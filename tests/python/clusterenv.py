@@ -19,7 +19,11 @@ cluster runs as plain processes on 127.0.0.1, says so on stderr, and has
 (default: whether ``bioxen-manager --help`` lists ``--cluster``) adds
 ``--cluster URL --host-name mN``, so the harness also runs managers that do
 not know the cluster yet. Everything is undone by close() (the ``with``
-exit), after a failed start or a SIGKILLed manager as well.
+exit), after a failed start or a SIGKILLed manager as well. Should the
+harness itself be SIGKILLed, its managers exit with their stdin
+(--exit-with-stdin), nats-server with its parent (pdeathsig), and the next
+Cluster's sweep() removes its namespaces, cgroups and temp dir (each run is
+recorded in /run/bioxen-clusterenv/<run>.json).
 
 Also used by examples/cluster.py and bench/cluster.py (a one-machine
 cluster for a demo); a real deployment uses deploy/ and docs/cluster.md.

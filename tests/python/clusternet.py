@@ -152,7 +152,13 @@ class Net:
         self.addr[name] = addr
 
     def prefix(self, name):
-        """The command prefix that runs a program in ``name``'s namespace."""
+        """The command prefix that runs a program in ``name``'s namespace.
+
+        nsenter switches the network namespace only; ``ip netns exec`` would
+        also mount a fresh /sys, hiding /sys/fs/cgroup from the manager (and
+        with it the cgroup it makes per VM)."""
+        if shutil.which("nsenter"):
+            return ["nsenter", "--net=/run/netns/" + self.ns[name], "--"]
         return ["ip", "netns", "exec", self.ns[name]]
 
     def pids(self, name):

@@ -105,6 +105,11 @@ def test_each_manager_in_its_own_namespace(cluster):
         assert m.ns in listed
         assert m.pid in cluster.net.pids(name)
     assert len({m.ns for m in cluster.managers.values()}) == 3
+    # only the network differs: the manager still sees the host's cgroups,
+    # where it makes one per VM
+    inside = subprocess.run(cluster.net.prefix("m1") + ["ls", "/sys/fs/cgroup"],
+                            capture_output=True, text=True, timeout=30).stdout
+    assert inside.split() == sorted(os.listdir("/sys/fs/cgroup"))
 
 
 @needs_netns
