@@ -23,7 +23,7 @@ exit), after a failed start or a SIGKILLed manager as well. Should the
 harness itself be SIGKILLed, its managers exit with their stdin
 (--exit-with-stdin), nats-server with its parent (pdeathsig), and the next
 Cluster's sweep() removes its namespaces, cgroups and temp dir (each run is
-recorded in /run/bioxen-clusterenv/<run>.json).
+recorded in /run/bioxen-clusterenv/<run>.json, or in /tmp for a non-root user).
 
 Also used by examples/cluster.py and bench/cluster.py (a one-machine
 cluster for a demo); a real deployment uses deploy/ and docs/cluster.md.
@@ -91,7 +91,10 @@ def _kill(pids, timeout=10.0):
             os.close(fd)
 
 
-OWNERS = "/run/bioxen-clusterenv"   # <run>.json: the owner's pid and what it made
+# <run>.json: the owner's pid and what it made (per user: a run of another
+# user is not ours to sweep)
+OWNERS = ("/run/bioxen-clusterenv" if os.geteuid() == 0
+          else "/tmp/bioxen-clusterenv-%d" % os.geteuid())
 
 
 def sweep():
@@ -259,7 +262,7 @@ class Cluster:
             os.replace(os.path.join(OWNERS, self.run + ".json.new"),
                        os.path.join(OWNERS, self.run + ".json"))
         except OSError:
-            pass    # not root: no namespaces or cgroups to leave behind either
+            pass    # nowhere to record it: a SIGKILL then leaves the temp dir
 
     def _make_net(self):
         why = None if self.isolate is False else clusternet.why_unavailable()
