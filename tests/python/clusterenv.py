@@ -33,8 +33,6 @@ import json
 import os
 import secrets
 import shutil
-import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,109 +46,12 @@ for p in (str(HERE), str(REPO / "python")):
         sys.path.insert(0, p)
 
 import clusternet                                   # noqa: E402
+from clusterproc import (OWNERS, kill_wait, cluster_support, descendants,   # noqa: E402,F401
+                         manager_knows_cluster, sweep)
 from cpucgroup import CpuCgroups                    # noqa: E402
 from natsraw import NatsServer                      # noqa: E402
 from pylua_bioxen_vm import VMManager               # noqa: E402
 from pylua_bioxen_vm.embedded import find_manager, first_line, wait_exit   # noqa: E402
-
-
-def descendants(pid):
-    """Every live descendant of ``pid`` (from /proc), children first."""
-    kids = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(d))
-    out, stack = [], [pid]
-    while stack:
-        for c in kids.get(stack.pop(), []):
-            out.append(c)
-            stack.append(c)
-    return out
-
-
-def _kill(pids, timeout=10.0):
-    """SIGKILL ``pids`` and wait (on pidfds) until they have exited: a
-    signal is delivered asynchronously, and "gone" must mean gone."""
-    fds = []
-    for p in pids:
-        try:
-            fds.append(os.pidfd_open(p))
-            os.kill(p, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + timeout
-    for fd in fds:
-        try:
-            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        finally:
-            os.close(fd)
-
-
-# <run>.json: the owner's pid and what it made (per user: a run of another
-# user is not ours to sweep)
-OWNERS = ("/run/bioxen-clusterenv" if os.geteuid() == 0
-          else "/tmp/bioxen-clusterenv-%d" % os.geteuid())
-
-
-def sweep():
-    """Undo the runs whose owner died without close() (SIGKILLed): their
-    namespaces, links, cgroups and temp dir. Live runs are left alone;
-    returns the runs swept. Every Cluster calls it before it starts."""
-    try:
-        files = [f for f in os.listdir(OWNERS) if f.endswith(".json")]
-    except OSError:
-        return []
-    swept = []
-    for f in files:
-        path = os.path.join(OWNERS, f)
-        try:
-            with open(path) as fh:
-                rec = json.load(fh)
-            os.kill(int(rec["pid"]), 0)
-            continue                      # its owner lives
-        except ProcessLookupError:
-            pass
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        clusternet.remove_run(rec.get("run", f[:-5]))
-        for d in rec.get("cgroups", []):
-            try:
-                os.rmdir(d)               # fails, harmlessly, while processes remain
-            except OSError:
-                pass
-        if str(rec.get("tmp", "")).startswith("/tmp/bxcl-"):
-            shutil.rmtree(rec["tmp"], ignore_errors=True)
-        os.unlink(path)
-        swept.append(rec.get("run"))
-    return swept
-
-
-def manager_knows_cluster(binary):
-    """True if this bioxen-manager build has the --cluster flag."""
-    try:
-        r = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return "--cluster" in (r.stdout + r.stderr)
-
-
-def cluster_support():
-    """None if this build's bioxen-manager can join a cluster, else why not
-    (for ``pytest.mark.skipif(cluster_support() is not None, ...)``)."""
-    try:
-        binary = find_manager()
-    except Exception as e:     # noqa: BLE001 - the reason is the answer
-        return str(e)
-    if not manager_knows_cluster(binary):
-        return "%s has no --cluster flag yet" % binary
-    if shutil.which("nats-server") is None:
-        return "no nats-server (Debian package nats-server)"
-    return None
 
 
 class Manager:
@@ -365,7 +266,7 @@ class Cluster:
         if not m.alive():
             return
         kids = descendants(m.pid) if tree else []
-        _kill([m.pid] + kids)
+        kill_wait([m.pid] + kids)
         m.proc.wait()
 
     def stop_nats(self):
@@ -402,7 +303,7 @@ class Cluster:
             kids = descendants(m.pid) + kids
             m.proc.kill()
         m.proc.wait()
-        _kill(kids)   # nodes exit with their manager; this is the backstop
+        kill_wait(kids)   # nodes exit with their manager; this is the backstop
 
     def close(self):
         """Stop and remove everything; idempotent, safe after a failed start."""
@@ -417,7 +318,7 @@ class Cluster:
         if self.net:
             for name in self.names:
                 if name in self.net.ns:
-                    _kill(self.net.pids(name))
+                    kill_wait(self.net.pids(name))
         if self.nats:
             self.nats.stop()
         if self.cgroups:
