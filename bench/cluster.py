@@ -68,9 +68,9 @@ def row(name, figure, aim="", verdict=""):
     print("  %-34s %-24s %-30s %s" % (name, figure, aim, verdict), flush=True)
 
 
-def not_yet(name, what):
+def not_yet(name, what, key):
     row(name, "not available yet", "", "(%s; docs/cluster.md)" % what)
-    RESULTS[name] = None
+    RESULTS[key] = None
 
 
 def ms(ns_samples, q):
@@ -126,7 +126,7 @@ def exec_rtt(c, n, two_hops):
     row("exec round trip, local", "p50 %.3f ms p99 %.3f" % (ms(lt, 0.5), ms(lt, 0.99)))
     vm, why = remote_vm(m1, "bench-remote", "m2")
     if vm is None:
-        return not_yet("exec round trip, remote", why)
+        return not_yet("exec round trip, remote", why, "exec_remote_p50_ms")
     rt = timed_calls(lambda: vm.execute("return 1"), n, 100)
     aim = ms(lt, 0.5) + two_hops
     RESULTS["exec_remote_p50_ms"] = ms(rt, 0.5)
@@ -153,7 +153,7 @@ def mailboxes(c, n):
     row("mailbox, one host", "%.0f msgs/s" % rate)
     rx, why = remote_vm(m1, "mb-far-rx", "m3")
     if rx is None:
-        return not_yet("mailbox, across hosts", why)
+        return not_yet("mailbox, across hosts", why, "mailbox_cross_msgs_s")
     rate = mailbox_rate(rx, m1.create_vm("mb-far-tx"), "mb-far-rx", n)
     RESULTS["mailbox_cross_msgs_s"] = rate
     row("mailbox, across hosts (m1->m3)", "%.0f msgs/s" % rate, "aim >= 50000 msgs/s",
@@ -194,6 +194,7 @@ def map_scaling(chunks, points):
             base = rate
             row(name, "%.1f chunks/s" % rate, held)
         elif not spread:
+            RESULTS["map_%d_chunks_s" % k] = None
             row(name, "%.1f chunks/s" % rate, held,
                 "not available yet (map spreading: every chunk ran on m1)")
         else:
