@@ -11,7 +11,7 @@
 3. mailbox messages/s: sender and receiver on one host, then on two. Aim:
    across hosts >= 50k msgs/s.
 4. map throughput (chunks/s) with 1, 2 and 3 managers, each manager's
-   process tree held to the same CPU share by a cgroup quota (cores / 3), so
+   process tree held to the same CPU share by a cgroup quota (cores / 4), so
    that scaling shows on two cores. Aim: 3 managers >= 2.4x one.
 
 The cluster is a real one on this machine (tests/python/clusterenv.py: a
@@ -183,7 +183,10 @@ def map_once(k, chunks, points, share):
 
 
 def map_scaling(chunks, points):
-    share = min(1.0, (os.cpu_count() or 1) / 3.0)
+    # a quarter of the cores each: three managers then use 3/4 of the machine
+    # and leave the rest to the client and nats-server, so that what scales
+    # (or does not) is bioxen, not the contention with its own driver
+    share = min(1.0, (os.cpu_count() or 1) / 4.0)
     base = None
     for k in (1, 2, 3):
         rate, spread, quota = map_once(k, chunks, points, share)
