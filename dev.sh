@@ -13,6 +13,9 @@ DEBS=(build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-socket
       python3-prometheus-client nats-server libnats-dev)
 PY=/usr/bin/python3
 JOBS=$(nproc 2>/dev/null || echo 2)
+# `ip netns` puts each manager of the cluster tests in its own network
+# namespace (tests/python/clusterenv.py); without it they run unisolated
+DEBS+=(iproute2)
 
 install_deps() {
     local missing=()

@@ -1,5 +1,7 @@
 -- net.lua - the `net` module of networked VMs: framed messages between VMs
--- over LuaSocket TCP (loopback only; the policy lives in vmnode/netlib.c).
+-- over LuaSocket TCP (loopback, between VMs of one manager, and the policy's
+-- grants).
+-- Connects and binds go through the reach check of vmnode/reach.c.
 -- Compiled into bioxen-vmnode; netlib_register runs it once per Lua state
 -- with the C primitives below and keeps `internal` (pump, fds) for the
 -- node's idle loop. Returns the public table and the internal one.
@@ -140,6 +142,21 @@ function net.listen(port, host)
     servers[#servers + 1] = s
     local _, bound = s:getsockname()
     return tonumber(bound)
+end
+
+-- Stops listening on port (as net.listen returned it): other VMs can no
+-- longer connect to it. Connections already accepted stay open. Returns
+-- whether it was listening.
+function net.unlisten(port)
+    for i, s in ipairs(servers) do
+        local _, bound = s:getsockname()
+        if tonumber(bound) == port then
+            table.remove(servers, i)
+            s:close()
+            return true
+        end
+    end
+    return false
 end
 
 -- One attempt: the peer id, or nil and why (a policy refusal raises).

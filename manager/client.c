@@ -44,7 +44,9 @@ void client_accept(struct manager *m, evutil_socket_t fd, int is_tcp)
 {
     uint32_t slot;
     struct client *c = calloc(1, sizeof *c);
-    if (!c || m->shutting_down || slot_alloc(&slot) < 0) {
+    /* a Unix client is its uid from the start; a TCP one is nobody until auth */
+    if (!c || m->shutting_down || (!is_tcp && identity_peer(c, fd) < 0) ||
+        slot_alloc(&slot) < 0) {
         free(c);
         evutil_closesocket(fd);
         return;

@@ -11,7 +11,8 @@ void events_emit_json(struct vm *vm, json_t *ev)
     if (owner && !owner->subscribed)
         client_send(owner, ev);
     for (struct client *c = mgr->subscribers; c; c = c->sub_next)
-        client_send(c, ev);
+        if (!vm || identity_sees(c, vm))    /* others' VMs are not in its view */
+            client_send(c, ev);
     json_decref(ev);
 }
 

@@ -36,9 +36,9 @@ static void stop_tick_cb(evutil_socket_t fd, short ev, void *arg);
 
 /* One line per flag for --help; docs/cli.md says more about each. */
 static const char flags_help[] =
-    "  --socket PATH        listen on this Unix socket (required; owner-only)\n"
+    "  --socket PATH        listen on this Unix socket (required; owner-only by default)\n"
     "  --tcp HOST:PORT      also listen on TCP (PORT 0: any free port, in hello's \"tcp\")\n"
-    "  --token-file FILE    the token TCP clients must present (needed with --tcp)\n"
+    "  --token-file FILE    NAME:TOKEN lines; a TCP client presenting TOKEN is token:NAME\n"
     "  --vmnode PATH        the node binary (default: $BIOXEN_VMNODE, then beside us)\n"
     "  --exit-with-stdin    stop once stdin closes, after answering what was read\n"
     "  --max-frame BYTES    longest line read from a client or node (default 16 MiB)\n"
@@ -48,6 +48,9 @@ static const char flags_help[] =
     "  --spares N           nodes kept started ahead of creates (default 2; 0: none)\n"
     "  --metrics-port PORT  serve Prometheus GET /metrics (0: any free port)\n"
     "  --metrics-host HOST  the address for --metrics-port (default 127.0.0.1)\n"
+    "  --admin IDENTITY     also an admin (uid:N or token:NAME; repeatable)\n"
+    "  --socket-mode OCTAL  permissions of the Unix socket (default: owner only)\n"
+    "  --socket-group GROUP group of the Unix socket (mode 0660 unless --socket-mode)\n"
     "  --cluster URLS       join a cluster over NATS (nats://HOST:PORT[,...])\n"
     "  --host-name NAME     this manager's name in the cluster (default: the host name)\n"
     "  --cluster-name PREFIX  subject prefix and bucket name of the cluster (default bioxen)\n"
@@ -67,6 +70,7 @@ static void usage_exit(int status)
                  "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n"
                  "       [--module-dir DIR] [--no-cgroups] [--spares N]\n"
                  "       [--metrics-port PORT [--metrics-host HOST]]\n"
+                 "       [--admin IDENTITY]... [--socket-mode OCTAL] [--socket-group GROUP]\n"
                  "       [--cluster URLS [--host-name NAME] [--cluster-name PREFIX] [--cluster-...]]\n"
                  "       [--help]\n");
     if (!status)
@@ -104,18 +108,20 @@ static const char *find_vmnode(const char *opt)
     return path;
 }
 
-static char *read_token(const char *file)
+static void bad_arg(const char *why)
 {
-    char buf[4096];
-    FILE *f = fopen(file, "r");
-    if (!f)
-        return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        buf[--n] = 0;
-    return n ? strdup(buf) : NULL;
+    fprintf(stderr, "bioxen-manager: %s\n", why);
+    exit(2);
+}
+
+/* --socket-mode: octal permission bits, at most 0777. */
+static unsigned parse_mode(const char *s)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 8);
+    if (!*s || *end || v == 0 || v > 0777)
+        bad_arg("--socket-mode wants octal permission bits such as 0660");
+    return (unsigned)v;
 }
 
 /* 0..65535 (0: any free port, reported by "hello" and "metrics"). */
@@ -136,9 +142,10 @@ static void parse_args(struct manager *m, int argc, char **argv)
         {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"module-dir", 1, 0, 'm'},
         {"no-cgroups", 0, 0, 'c'}, {"metrics-port", 1, 0, 'P'},
         {"metrics-host", 1, 0, 'H'}, {"spares", 1, 0, 'p'}, {"help", 0, 0, 'h'},
+        {"admin", 1, 0, 'A'}, {"socket-mode", 1, 0, 'M'}, {"socket-group", 1, 0, 'G'},
         {"cluster", 1, 0, 'C'}, {"host-name", 1, 0, 'N'}, {"cluster-name", 1, 0, 'X'},
         {"cluster-creds", 1, 0, 'R'}, {"cluster-token-file", 1, 0, 'T'},
-        {"cluster-ca", 1, 0, 'A'}, {"cluster-cert", 1, 0, 'E'}, {"cluster-key", 1, 0, 'K'},
+        {"cluster-ca", 1, 0, 'Q'}, {"cluster-cert", 1, 0, 'E'}, {"cluster-key", 1, 0, 'K'},
         {0, 0, 0, 0}};
     const char *vmnode = NULL, *token_file = NULL, *module_dir = NULL;
     char err[512];
@@ -158,12 +165,15 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'H': metrics_host = optarg; break;
         case 'p': m->spares = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'h': usage_exit(0); break;
+        case 'A': if (identity_add_admin(m, optarg, err, sizeof err) < 0) bad_arg(err); break;
+        case 'M': m->socket_mode = parse_mode(optarg); break;
+        case 'G': m->socket_group = optarg; break;
         case 'C': copts.urls = optarg; break;
         case 'N': copts.host = optarg; break;
         case 'X': copts.prefix = optarg; break;
         case 'R': copts.creds = optarg; break;
         case 'T': copts.token_file = optarg; break;
-        case 'A': copts.ca_file = optarg; break;
+        case 'Q': copts.ca_file = optarg; break;
         case 'E': copts.cert_file = optarg; break;
         case 'K': copts.key_file = optarg; break;
         default: usage();
@@ -171,10 +181,10 @@ static void parse_args(struct manager *m, int argc, char **argv)
     }
     if (!m->socket_path || optind != argc || m->max_frame < 64 || m->grace < 0)
         usage();
-    if (m->tcp_addr && !(token_file && (m->token = read_token(token_file)))) {
-        fprintf(stderr, "bioxen-manager: --tcp needs a non-empty --token-file\n");
-        exit(2);
-    }
+    if (m->tcp_addr && !token_file)
+        bad_arg("--tcp needs a non-empty --token-file");
+    if (m->tcp_addr && identity_load_tokens(m, token_file, err, sizeof err) < 0)
+        bad_arg(err);
     if (copts.urls && !copts.host && gethostname(host_buf, sizeof host_buf - 1) == 0)
         copts.host = host_buf;
     m->vmnode_path = find_vmnode(vmnode);
@@ -221,6 +231,7 @@ int main(int argc, char **argv)
     m.max_frame = BX_FRAME_MAX_DEFAULT;
     m.grace = 0.5;
     m.spares = 2;
+    m.uid = geteuid();      /* an admin on the Unix socket (identity.c) */
     parse_args(&m, argc, argv);
     signal(SIGPIPE, SIG_IGN);   /* a vanished peer is an EPIPE, not our death */
     raise_fd_limit();
@@ -266,7 +277,7 @@ int main(int argc, char **argv)
     if (m.stdin_ev)
         event_free(m.stdin_ev);
     free(m.buckets);
-    free(m.token);
+    identity_free(&m);
     flush_free();
     event_base_free(m.base);
     return 0;

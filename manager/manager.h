@@ -17,11 +17,13 @@
 #include "stats.h"
 
 #define MGR_OUT_HIGH ((size_t)64 << 20)   /* stop reading a client above this */
+#define BX_IDENT_MAX 80     /* "token:" + a 64-character name, or "uid:" + digits */
 
 struct client;
 struct vm;
 struct pool;
 struct node;
+struct bx_token;
 
 /* One request in flight to a node (vmreq.c). The client is named by its id,
  * never by pointer: the client may be gone by the time the node answers. */
@@ -72,6 +74,8 @@ struct vm {
     int full_isolation;     /* new namespaces, seccomp, uid drop (spawn.c, the node) */
     int restart_on_crash;   /* restart="on-crash" */
     uint64_t owner_id;      /* 0 once the owner left (persistent VMs) */
+    char owner[BX_IDENT_MAX];   /* the creator's identity: who may use it (identity.c) */
+    int shared;             /* create's "shared": every identity may use it */
     enum vm_state state;    /* READY once init is answered (vm.c) */
     /* supervision (restart.c) */
     int restarting;         /* backing off after a crash; no node meanwhile */
@@ -104,13 +108,21 @@ struct client {
     struct client *sub_prev, *sub_next;   /* subscriber list */
     struct client *close_next;            /* close-soon list */
     struct pool *pool;      /* owned (pool.c); NULL until the first pool op */
+    char identity[BX_IDENT_MAX];    /* "uid:N" or "token:NAME"; "" before auth (identity.c) */
+    int admin;              /* may shut the manager down and reach every VM */
 };
 
 struct manager {
     struct event_base *base;
     /* config */
     const char *socket_path, *tcp_addr, *vmnode_path;
-    char *token;            /* owned; NULL unless --token-file */
+    struct bx_token *tokens;    /* owned: --token-file's NAME:TOKEN lines (identity.c) */
+    size_t ntokens;
+    const char **admins;    /* owned array of argv strings: --admin IDENTITY */
+    size_t nadmins;
+    uid_t uid;              /* the manager's own: an admin on the Unix socket */
+    unsigned socket_mode;   /* --socket-mode; 0: owner only */
+    const char *socket_group;   /* --socket-group NAME|GID, or NULL */
     size_t max_frame;
     double grace;
     int exit_with_stdin;
@@ -169,6 +181,17 @@ void client_drain_all(struct manager *m);
 size_t client_count(struct manager *m);
 int client_all_flushed(struct manager *m);
 void client_free_all(struct manager *m);
+
+/* identity.c: who a connection is and what it may do (docs/security.md).
+ * The loaders fail with a message in err for main.c to print. */
+int identity_load_tokens(struct manager *m, const char *file, char *err, size_t n);
+int identity_add_admin(struct manager *m, const char *id, char *err, size_t n);
+int identity_peer(struct client *c, int fd);    /* Unix: SO_PEERCRED; -1 if unknown */
+/* TCP auth: BX_OK (c is now token:NAME), AUTH_REQUIRED or FORBIDDEN. */
+enum bx_err identity_auth(struct client *c, const char *token, char *err, size_t n);
+int identity_owns(const struct client *c, const struct vm *vm);  /* its owner, or an admin */
+int identity_sees(const struct client *c, const struct vm *vm);  /* owns it, or it is shared */
+void identity_free(struct manager *m);
 
 /* router.c */
 void router_dispatch(struct client *c, json_t *req);

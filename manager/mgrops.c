@@ -40,8 +40,13 @@ void mgrop_create(struct op_ctx *x)
         vm_destroy(vm, BX_E_INTERNAL, "out of memory for the VM's mailbox");
 }
 
+/* The router resolved only a VM the asker may see; a shared VM of another
+ * identity can be used by all but taken away only by its owner or an admin. */
 void mgrop_destroy(struct op_ctx *x)
 {
+    if (!identity_owns(x->c, x->vm))
+        return FAIL(x, BX_E_FORBIDDEN, "VM '%s' is shared by %s: only its owner or an admin "
+                    "may destroy it", x->vm->name, x->vm->owner);
     vm_destroy(x->vm, BX_E_VM_CRASHED, "VM destroyed");
     reply(x, json_true());
 }
@@ -50,11 +55,11 @@ static json_t *vm_describe(struct vm *vm)
 {
     const char *state = vm->state == VM_STARTING ? "starting" :
                         vm->npending ? "busy" : "idle";
-    return json_pack("{s:s, s:i, s:s, s:I, s:b, s:b, s:b}", "name", vm->name,
+    return json_pack("{s:s, s:i, s:s, s:I, s:b, s:b, s:b, s:s, s:b}", "name", vm->name,
                      "pid", vm->node ? (int)vm->node->pid : 0, "state", state,
                      "pending", (json_int_t)vm->npending,
                      "persistent", vm->persistent, "networked", vm->networked,
-                     "pool", vm->pool != NULL);
+                     "pool", vm->pool != NULL, "owner", vm->owner, "shared", vm->shared);
 }
 
 void mgrop_list(struct op_ctx *x)
@@ -62,18 +67,24 @@ void mgrop_list(struct op_ctx *x)
     size_t n;
     struct vm **all = registry_all(&n);
     json_t *arr = json_array();
-    for (size_t i = 0; all && i < n; i++)
-        json_array_append_new(arr, vm_describe(all[i]));
+    for (size_t i = 0; all && i < n; i++)     /* the VMs the asker may use */
+        if (identity_sees(x->c, all[i]))
+            json_array_append_new(arr, vm_describe(all[i]));
     free(all);
     reply(x, arr);
 }
 
+/* This connection's VMs and the persistent ones its identity may destroy:
+ * an admin's reaches every persistent VM, anyone else's only its own (the
+ * VMs of other identities are not in its view, so they are not touched). */
 void mgrop_shutdown_all(struct op_ctx *x)
 {
     size_t n, killed = 0;
     struct vm **all = registry_all(&n);
     for (size_t i = 0; all && i < n; i++) {
-        if (!all[i]->pool && (all[i]->owner_id == x->c->id || all[i]->persistent)) {
+        struct vm *vm = all[i];
+        if (!vm->pool && (vm->owner_id == x->c->id ||
+                          (vm->persistent && identity_owns(x->c, vm)))) {
             vm_destroy(all[i], BX_E_VM_CRASHED, "VM destroyed");
             killed++;
         }
@@ -82,26 +93,17 @@ void mgrop_shutdown_all(struct op_ctx *x)
     reply(x, json_integer((json_int_t)killed));
 }
 
-/* Constant-time so the reply time does not leak how much of a guess was right. */
-static int token_equal(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char d = la != lb;
-    for (size_t i = 0; i < lb; i++)     /* time depends on the secret's length only */
-        d |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)b[i];
-    return d == 0;
-}
-
+/* A Unix client is its uid already (identity.c, at accept): nothing to do. */
 void mgrop_auth(struct op_ctx *x)
 {
+    char err[256];
     const char *tok = json_string_value(json_object_get(x->req, "token"));
     if (!x->c->is_tcp)
         return reply(x, json_true());
-    if (tok && mgr->token && token_equal(tok, mgr->token)) {
-        x->c->authed = 1;
-        return reply(x, json_true());
-    }
-    FAIL(x, BX_E_AUTH_REQUIRED, "bad token");
+    enum bx_err e = identity_auth(x->c, tok, err, sizeof err);
+    if (e != BX_OK)
+        return FAIL(x, e, "%s", err);
+    reply(x, json_true());
 }
 
 void mgrop_hello(struct op_ctx *x)
@@ -111,9 +113,10 @@ void mgrop_hello(struct op_ctx *x)
     json_t *spares = json_array();  /* nodes ready for a create (spare.c) */
     for (size_t i = 0; i < n; i++)
         json_array_append_new(spares, json_integer(pids[i]));
-    json_t *r = json_pack("{s:s, s:i, s:i, s:I, s:o}", "server", "bioxen-manager",
+    json_t *r = json_pack("{s:s, s:i, s:i, s:I, s:o, s:s, s:b}", "server", "bioxen-manager",
                           "version", BX_PROTO_VERSION, "pid", (int)getpid(),
-                          "frame_max", (json_int_t)mgr->max_frame, "spares", spares);
+                          "frame_max", (json_int_t)mgr->max_frame, "spares", spares,
+                          "identity", x->c->identity, "admin", x->c->admin);
     if (r && promhttp_port() > 0)   /* --metrics-port 0 picks one: say which */
         json_object_set_new(r, "metrics_port", json_integer(promhttp_port()));
     if (r && server_tcp_bound())    /* so does --tcp HOST:0 */
@@ -134,10 +137,25 @@ void mgrop_metrics(struct op_ctx *x)
     reply(x, metrics_report());
 }
 
-/* x->a.count: how many entries opcheck_history allowed. */
+/* x->a.count: how many entries opcheck_history allowed. A non-admin sees
+ * the runs of the VMs it may use now (the ring keeps names, not owners, so
+ * the runs of VMs that are gone are an admin's to see). */
 void mgrop_history(struct op_ctx *x)
 {
-    reply(x, stats_history(x->a.count));
+    if (x->c->admin)
+        return reply(x, stats_history(x->a.count));
+    json_t *all = stats_history(REQ_HISTORY_MAX), *mine = json_array(), *e;
+    size_t i;
+    json_array_foreach(all, i, e) {
+        const char *name = json_string_value(json_object_get(e, "vm"));
+        struct vm *vm = name ? registry_find(name) : NULL;
+        if (vm && identity_sees(x->c, vm))
+            json_array_append(mine, e);
+    }
+    json_decref(all);
+    while (mine && json_array_size(mine) > x->a.count)
+        json_array_remove(mine, 0);     /* the newest count, as for an admin */
+    reply(x, mine);
 }
 
 void mgrop_subscribe(struct op_ctx *x)

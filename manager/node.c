@@ -4,6 +4,7 @@
  * reaped, its channel closed and no VM holds it. */
 #include "manager.h"
 #include "cgroup.h"
+#include "reach.h"
 #include "spare.h"
 #include "spawn.h"
 
@@ -44,8 +45,11 @@ static void node_release(struct node *n)
     free(n);
 }
 
+/* Every end of a node passes here: once its channel is gone it can report
+ * no close, so its listening addresses go now (reach.c). */
 static void node_close_chan(struct node *n)
 {
+    reach_node_gone(n);
     if (n->chan) {
         flush_forget(n->chan, &n->dirty);
         bufferevent_free(n->chan);  /* deferred by libevent if in its callback */

@@ -1,10 +1,12 @@
 /* nodeframe.c - where a frame from a node goes: a reply to the request
- * queue, a callback to the VM's owner, a stream item, mail, a policy ask or
- * an event. The one place the feature modules see node frames. Owns nothing;
- * a node is not trusted, so a frame that is no valid JSON breaks it. */
+ * queue, a callback to the VM's owner, a stream item, mail, a listening
+ * address (reach.c), a policy ask or an event. The one place the feature
+ * modules see node frames. Owns nothing; a node is not trusted, so a frame
+ * that is no valid JSON breaks it. */
 #include "manager.h"
 #include "mailbox.h"
 #include "policy.h"
+#include "reach.h"
 #include "stream.h"
 
 #include <stdio.h>
@@ -49,6 +51,8 @@ void nodeframe_route(struct node *n, const char *line, size_t len)
         ; /* a stream item: to its requester */
     else if (mailbox_node_frame(n->vm, msg, len))
         ; /* mail, mail_pull: mailbox.c answers */
+    else if (reach_node_frame(n, msg))
+        ; /* listen, unlisten, ask reach: before policy, which takes any ask */
     else if (policy_node_frame(n->vm, msg))
         ; /* ask: fs_read, module */
     else if (json_is_string(json_object_get(msg, "event")))

@@ -18,6 +18,7 @@ struct vm;
 #define OPF_VM      0x2u    /* addresses a VM by its "vm" field: the router resolves it */
 #define OPF_RUNS    0x4u    /* runs Lua code (exec, call, run) */
 #define OPF_NOREPLY 0x8u    /* carries no id and gets no reply (cb_result, stream_ack) */
+#define OPF_ADMIN   0x10u   /* admins only (shutdown); others get FORBIDDEN */
 
 /* What a pure check parsed, for the handler. Zeroed before the check;
  * op_args_clear releases it after the handler (a handler that keeps a

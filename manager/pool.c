@@ -179,7 +179,7 @@ static void tick_arm(struct pool *p)
     timer_arm(p->tick, t);
 }
 
-/* ---- hooks from vmproc.c and client.c ----------------------------------- */
+/* ---- hooks from vm.c, nodeframe.c and client.c -------------------------- */
 
 void pool_vm_settled(struct vm *vm)
 {

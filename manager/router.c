@@ -21,15 +21,17 @@ _Static_assert(sizeof handlers / sizeof handlers[0] == OP_COUNT, "ops.def expand
 
 /* The VM a request names, or NULL (the caller answers VM_NOT_FOUND or, for
  * a frame without an id, drops it). Every op that addresses a VM comes
- * through this one function, so this is where the next steps decide:
- * ownership (a VM of another identity, not shared: NULL, "not yours" is
- * VM_NOT_FOUND, no hint that it exists) and the cluster (a VM that lives on
- * another host: forward the request there instead of answering here). */
+ * through this one function, so this is where it is decided:
+ * ownership (a VM of another identity, not shared and the asker no admin:
+ * NULL, so "not yours" is the same VM_NOT_FOUND as "no such name", no hint
+ * that it exists) and, next, the cluster (a VM that lives on another host:
+ * forward the request there instead of answering here). */
 static struct vm *router_vm(struct client *c, const char *name)
 {
-    (void)c;    /* the asker: ownership is decided from it next */
     struct vm *vm = name ? registry_find(name) : NULL;
-    return vm && !vm->pool ? vm : NULL;     /* pool VMs are reached through run only */
+    if (!vm || vm->pool)    /* pool VMs are reached through run only */
+        return NULL;
+    return identity_sees(c, vm) ? vm : NULL;
 }
 
 /* ---- ops a node carries out ------------------------------------------------ */
@@ -115,6 +117,9 @@ void router_dispatch(struct client *c, json_t *req)
         FAIL(c, x.id, BX_E_AUTH_REQUIRED, "authenticate first (op \"auth\")");
     else if (!d)
         FAIL(c, x.id, BX_E_UNKNOWN_OP, "unknown op '%.64s'", op);
+    else if ((d->flags & OPF_ADMIN) && !c->admin)
+        FAIL(c, x.id, BX_E_FORBIDDEN, "'%s' is for admins; this connection is %s",
+             d->name, c->identity);
     else
         run_op(&x);
     op_args_clear(&x.a);

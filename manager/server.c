@@ -1,11 +1,14 @@
-/* server.c - the listeners: the Unix socket (always) and TCP (only with a
- * token). Accepted connections go to client_accept(). Owns the TCP address
+/* server.c - the listeners: the Unix socket (always; owner-only unless
+ * --socket-mode/--socket-group open it) and TCP (only with a token file).
+ * Accepted connections go to client_accept(). Owns the TCP address
  * actually bound, which "hello" reports (--tcp HOST:0 picks a port). */
 #include "manager.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,14 +25,47 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     client_accept(m, fd, l == m->tcp_l);
 }
 
+/* --socket-group NAME or GID: the group the socket is opened to. */
+static int socket_gid(const char *group, gid_t *gid, char *err, size_t errlen)
+{
+    char *end;
+    struct group *g = getgrnam(group);
+    unsigned long v = strtoul(group, &end, 10);
+    if (g)
+        *gid = g->gr_gid;
+    else if (*group && !*end && v < 0xFFFFFFFFUL)
+        *gid = (gid_t)v;
+    else
+        return snprintf(err, errlen, "--socket-group %s: no such group", group), -1;
+    return 0;
+}
+
+/* The socket is bound owner-only (umask 077), then opened as far as the
+ * deployment asked: --socket-mode, and --socket-group (0660 unless a mode
+ * is given). Each uid that connects is its own identity (identity.c). */
+static int socket_access(struct manager *m, gid_t gid, char *err, size_t errlen)
+{
+    unsigned mode = m->socket_mode;
+    if (!mode && m->socket_group)
+        mode = 0660;
+    if (gid != (gid_t)-1 && chown(m->socket_path, (uid_t)-1, gid) < 0)
+        return snprintf(err, errlen, "--socket-group %s: %s", m->socket_group, strerror(errno)), -1;
+    if (mode && chmod(m->socket_path, (mode_t)mode) < 0)
+        return snprintf(err, errlen, "--socket-mode %04o: %s", mode, strerror(errno)), -1;
+    return 0;
+}
+
 static int listen_unix(struct manager *m, char *err, size_t errlen)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct stat st;
+    gid_t gid = (gid_t)-1;
     if (strlen(m->socket_path) >= sizeof sun.sun_path) {
         snprintf(err, errlen, "socket path too long: %s", m->socket_path);
         return -1;
     }
+    if (m->socket_group && socket_gid(m->socket_group, &gid, err, errlen) < 0)
+        return -1;      /* before anything is bound or removed */
     strcpy(sun.sun_path, m->socket_path);
     /* A stale socket from a dead manager would make bind fail; only ever
      * remove a socket, never a file someone else put there. */
@@ -44,7 +80,7 @@ static int listen_unix(struct manager *m, char *err, size_t errlen)
         snprintf(err, errlen, "listen on %s: %s", m->socket_path, strerror(errno));
         return -1;
     }
-    return 0;
+    return socket_access(m, gid, err, errlen);
 }
 
 /* The numeric HOST:PORT the kernel gave us, in the form --tcp takes, so a
@@ -98,12 +134,14 @@ static int listen_tcp(struct manager *m, char *err, size_t errlen)
     return tcp_record_bound(m, err, errlen);
 }
 
+/* On failure nothing is left listening, and no socket file is left behind
+ * (a client would find a path nobody answers on). */
 int server_listen(struct manager *m, char *err, size_t errlen)
 {
-    if (listen_unix(m, err, errlen) < 0)
+    if (listen_unix(m, err, errlen) < 0 || (m->tcp_addr && listen_tcp(m, err, errlen) < 0)) {
+        server_close(m);
         return -1;
-    if (m->tcp_addr && listen_tcp(m, err, errlen) < 0)
-        return -1;
+    }
     return 0;
 }
 

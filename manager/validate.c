@@ -243,15 +243,15 @@ enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
         json_object_set_new(in, "callbacks", json_array());
     if (!json_object_get(in, "networked"))
         json_object_set_new(in, "networked", json_false());
-    json_t *pers = json_object_get(in, "persistent");
+    json_t *pers = json_object_get(in, "persistent"), *shared = json_object_get(in, "shared");
     int bad = check_limits(json_object_get(in, "limits"), err, n) < 0 ||
               check_callbacks(json_object_get(in, "callbacks"), err, n) < 0 ||
               check_isolation(in, err, n) < 0 ||
               req_create_policy(in, err, n) < 0 ||
               req_check_project(json_object_get(in, "project"), err, n) < 0;
     if (!bad && (!json_is_boolean(json_object_get(in, "networked")) ||
-                 (pers && !json_is_boolean(pers)))) {
-        snprintf(err, n, "'networked' and 'persistent' must be booleans");
+                 (pers && !json_is_boolean(pers)) || (shared && !json_is_boolean(shared)))) {
+        snprintf(err, n, "'networked', 'persistent' and 'shared' must be booleans");
         bad = 1;
     }
     if (bad) {

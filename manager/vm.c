@@ -16,7 +16,8 @@
  *   vm_create      node_spawn (node.c): a spare (spare_take) or a fresh node;
  *                  vmreq_send_init queues init ahead of everything else
  *   vm_init_reply  READY, the create is answered; spare_kick refills
- *   node frames    nodeframe.c: stream, mailbox, policy; pool_vm_settled
+ *   node frames    nodeframe.c: stream, mailbox, reach, policy; pool_vm_settled
+ *   channel closes reach_node_gone: the node's listening addresses go
  *   node dies      node.c names the cause; restart.c starts a fresh node
  *                  (limits, on-crash back-off) or calls vm_destroy
  *   vm_destroy     pool_vm_gone, every request answered, node killed,
@@ -59,12 +60,16 @@ static void vm_settings(struct vm *vm, json_t *init)
         if (!json_object_get(init, "gid"))
             json_object_set_new(init, "gid", json_integer(BX_NOBODY));
     }
-    json_object_del(init, "persistent");
+    vm->shared = json_is_true(json_object_get(init, "shared"));
+    json_object_del(init, "persistent");    /* the manager's business, not the node's */
+    json_object_del(init, "shared");
 }
 
 static void vm_link_owner(struct vm *vm, struct client *owner)
 {
     vm->owner_id = owner->id;
+    /* the identity outlives the connection: a persistent VM stays its creator's */
+    snprintf(vm->owner, sizeof vm->owner, "%s", owner->identity);
     vm->own_next = owner->vms;
     if (owner->vms)
         owner->vms->own_prev = vm;

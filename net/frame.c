@@ -1,5 +1,5 @@
 /* frame.c - reassembly of newline-delimited frames (see frame.h).
- * Called by the vmnode loop and by the frame unit tests and fuzzer. */
+ * Used by the node's loop. */
 #include "frame.h"
 
 #include <errno.h>

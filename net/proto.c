@@ -1,5 +1,5 @@
 /* proto.c - error codes and frame encode/decode for the JSON protocol.
- * Called by manager (client.c, vmproc.c) and vmnode (main.c). */
+ * Shared by the manager and the node. */
 #include "proto.h"
 
 #include <stdarg.h>
@@ -28,6 +28,7 @@ static const char *const err_codes[BX_E__COUNT] = {
     [BX_E_SHUTTING_DOWN] = "SHUTTING_DOWN",
     [BX_E_INTERNAL] = "INTERNAL",
     [BX_E_ISOLATION] = "ISOLATION_UNAVAILABLE",
+    [BX_E_FORBIDDEN] = "FORBIDDEN",
 };
 
 const char *bx_err_code(enum bx_err e)

@@ -32,6 +32,7 @@ enum bx_err {
     BX_E_SHUTTING_DOWN,
     BX_E_INTERNAL,
     BX_E_ISOLATION,     /* the isolation asked for cannot be had here */
+    BX_E_FORBIDDEN,     /* an admin act (shutdown, another identity's VM) */
     BX_E__COUNT
 };
 

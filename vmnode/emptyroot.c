@@ -4,8 +4,8 @@
  * tree detached, such a gap finds no file at all, and /proc/<pid>/root
  * shows an empty directory from outside. Runs in the node's own mount
  * namespace, so nothing here is seen by the host or by other nodes.
- * Called by isolate.c at init, after LuaSocket and /proc/self/statm are
- * loaded (the node opens nothing afterwards), before the uid drop. */
+ * It runs at init after LuaSocket and /proc/self/statm are loaded (the
+ * node opens nothing afterwards) and before the uid drop. */
 #include "emptyroot.h"
 
 #include <errno.h>

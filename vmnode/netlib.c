@@ -1,25 +1,23 @@
 /* netlib.c - the C core under networked VMs: loads Debian's LuaSocket into
  * the VM (dlopen of socket/core.so, socket.lua run with a private require),
- * wraps every address-taking socket method with the loopback-only policy,
- * and hands lua/net.lua its primitives (encode, decode, wait, getfd); and
- * the idle read that serves the VM's sockets between requests. */
+ * has reach.c wrap every address-taking socket method with the reach
+ * check, and hands lua/net.lua its primitives (encode, decode, wait,
+ * getfd); and the idle read that serves the VM's sockets between requests. */
 #include "netlib.h"
 #include "coded.h"
 #include "convert.h"
 #include "textcodec.h"
 #include "mailbox.h"
+#include "reach.h"
 
-#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <math.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "net_lua.h"
@@ -27,191 +25,14 @@
 #define SOCKET_CORE_SO "/usr/lib/x86_64-linux-gnu/lua/5.4/socket/core.so"
 #define SOCKET_LUA "/usr/share/lua/5.4/socket.lua"
 #define NET_KEY "bioxen.net"
-#define ALLOW_MAX 64
-
-static struct {
-    int nallow;
-    char allow[ALLOW_MAX][BX_NAME_MAX * 4];   /* "host:port" from init */
-} net;
-
 void netlib_configure(json_t *allow)
 {
-    size_t i;
-    json_t *a;
-    net.nallow = 0;
-    json_array_foreach(allow, i, a) {
-        if (json_is_string(a) && net.nallow < ALLOW_MAX)
-            snprintf(net.allow[net.nallow++], sizeof net.allow[0], "%s", json_string_value(a));
-    }
+    reach_grants(allow);
 }
-
-/* ---- the address policy ------------------------------------------------- */
-
-static int is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-    }
-    return 0;
-}
-
-static int allow_listed(const char *host, const char *port)
-{
-    char hp[sizeof net.allow[0]];
-    snprintf(hp, sizeof hp, "%s:%s", host, port);
-    for (int i = 0; i < net.nallow; i++)
-        if (strcmp(net.allow[i], hp) == 0)
-            return 1;
-    return 0;
-}
-
-/* 1 = allowed (numeric gets the address to use, so a second lookup cannot
- * answer differently), 0 = refused, -1 = does not resolve (err set). */
-static int check_host(const char *host, char *numeric, size_t nlen, const char **err)
-{
-    if (strcmp(host, "*") == 0)
-        return 0;
-    if (strcasecmp(host, "localhost") == 0)
-        host = "127.0.0.1";    /* no lookup: /etc/hosts may be out of reach */
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *p;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0) {
-        *err = gai_strerror(rc);
-        return -1;
-    }
-    int ok = res != NULL;
-    const struct addrinfo *pick = NULL;
-    for (p = res; p; p = p->ai_next) {
-        ok = ok && is_loopback(p->ai_addr);
-        if (!pick || (pick->ai_family != AF_INET && p->ai_family == AF_INET))
-            pick = p;
-    }
-    if (ok && getnameinfo(pick->ai_addr, pick->ai_addrlen, numeric, nlen, NULL, 0, NI_NUMERICHOST) != 0)
-        ok = 0;
-    freeaddrinfo(res);
-    return ok;
-}
-
-static void refuse(lua_State *L, const char *verb, const char *host, const char *port)
-{
-    char what[512], target[256];
-    snprintf(what, sizeof what, "%s %.200s:%.20s refused: loopback only", verb, host, port);
-    snprintf(target, sizeof target, "%.200s:%.20s", host, port);
-    /* action/target/reason as every policy refusal reports them (policy.c) */
-    json_t *ev = json_pack("{s:s, s:{s:s, s:s, s:o, s:s}}", "event", "SECURITY_VIOLATION", "detail",
-                           "what", what, "action", verb, "target", textcodec_json(target, strlen(target)),
-                           "reason", "loopback only (no allow_tcp grant)");
-    if (ev)
-        link_send(node_of(L), ev);
-    lua_pushstring(L, what);
-    coded_raise(L, BX_E_POLICY_VIOLATION);
-}
-
-/* Set in full isolation: the node can open no file, and a name lookup reads
- * /etc/hosts, so only numeric addresses and "localhost" are taken. */
-static int no_lookups;
 
 void netlib_seal(void)
 {
-    no_lookups = 1;
-}
-
-/* Rewrites "localhost" to 127.0.0.1 (LuaSocket would look it up) and, once
- * sealed, refuses other names (raises). */
-static void no_lookup_host(lua_State *L, int hi, const char *verb, const char *host)
-{
-    unsigned char buf[16];
-    if (strcasecmp(host, "localhost") == 0) {
-        lua_pushstring(L, "127.0.0.1");
-        lua_replace(L, hi);
-    } else if (no_lookups && strcmp(host, "*") != 0 && inet_pton(AF_INET, host, buf) != 1 &&
-               inet_pton(AF_INET6, host, buf) != 1) {
-        luaL_error(L, "%s %s: a fully isolated VM cannot look names up; use a numeric address",
-                   verb, host);
-    }
-}
-
-/* Upvalues: the original function, the index of its host argument, the
- * verb. Checks host (and port, for allow_tcp) and calls the original with
- * the numeric address it resolved. */
-static int net_guard(lua_State *L)
-{
-    int hi = (int)lua_tointeger(L, lua_upvalueindex(2));
-    const char *verb = lua_tostring(L, lua_upvalueindex(3));
-    int t = lua_type(L, hi);
-    if (t == LUA_TSTRING || t == LUA_TNUMBER) {
-        const char *host = lua_tostring(L, hi);
-        const char *port = lua_type(L, hi + 1) == LUA_TNONE ? "" : luaL_tolstring(L, hi + 1, NULL);
-        char numeric[NI_MAXHOST];
-        const char *err = NULL;
-        int ok = strcmp(verb, "setpeername") == 0 && strcmp(host, "*") == 0;  /* disconnect */
-        int listed = !ok && allow_listed(host, port);
-        no_lookup_host(L, hi, verb, host);
-        host = lua_tostring(L, hi);
-        if (listed)
-            ok = 1;
-        else if (!ok) {
-            int rc = check_host(host, numeric, sizeof numeric, &err);
-            if (rc < 0) {
-                lua_pushnil(L);
-                lua_pushstring(L, err);
-                return 2;   /* as LuaSocket reports a name it cannot resolve */
-            }
-            if (rc == 0)
-                refuse(L, verb, host, port);
-            lua_pushstring(L, numeric);
-            lua_replace(L, hi);
-            ok = 1;
-        }
-        if (lua_type(L, hi + 1) != LUA_TNONE)
-            lua_pop(L, 1);  /* the port's text */
-    } else if (strcmp(verb, "connect") == 0 || strcmp(verb, "sendto") == 0 || strcmp(verb, "bind") == 0) {
-        return luaL_argerror(L, hi, "address expected");
-    }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
-/* Replaces t[name] (t on top) by a guard around it; returns 1 if present. */
-static void guard_field(lua_State *L, const char *name, int host_idx)
-{
-    if (lua_getfield(L, -1, name) != LUA_TFUNCTION || lua_tocfunction(L, -1) == net_guard) {
-        lua_pop(L, 1);
-        return;
-    }
-    lua_pushinteger(L, host_idx);
-    lua_pushstring(L, name);
-    lua_pushcclosure(L, net_guard, 3);
-    lua_setfield(L, -2, name);
-}
-
-/* Wraps the address methods of every LuaSocket class and removes the fd
- * accessors: setfd would let a script aim a socket object at fd 3. */
-static void guard_classes(lua_State *L)
-{
-    static const char *const classes[] = {
-        "tcp{master}", "tcp{client}", "tcp{server}", "udp{unconnected}", "udp{connected}", NULL
-    };
-    for (int i = 0; classes[i]; i++) {
-        int top = lua_gettop(L);
-        if (luaL_getmetatable(L, classes[i]) == LUA_TTABLE && lua_getfield(L, -1, "__index") == LUA_TTABLE) {
-            guard_field(L, "connect", 2);
-            guard_field(L, "bind", 2);
-            guard_field(L, "setpeername", 2);
-            guard_field(L, "setsockname", 2);
-            guard_field(L, "sendto", 3);
-            lua_pushnil(L);
-            lua_setfield(L, -2, "setfd");
-            lua_pushnil(L);
-            lua_setfield(L, -2, "getfd");
-        }
-        lua_settop(L, top);
-    }
+    reach_seal();
 }
 
 /* ---- loading LuaSocket -------------------------------------------------- */
@@ -391,10 +212,7 @@ void netlib_register(lua_State *L, bx_node *n)
         lua_getfield(L, -1, "getfd") != LUA_TFUNCTION)
         luaL_error(L, "this LuaSocket has no tcp{master}.getfd");
     int getfd = lua_gettop(L);
-    guard_classes(L);
-    lua_pushvalue(L, core);
-    guard_field(L, "connect", 1);   /* socket.connect(host, port, ...) */
-    lua_pop(L, 1);
+    reach_guard(L, core);
     run_socket_lua(L, core);
     lua_pushvalue(L, -1);
     lua_setglobal(L, "socket");
@@ -448,6 +266,7 @@ int netlib_idle_read(bx_node *n, char **line, size_t *len)
 {
     static struct pollfd pf[NET_FDS_MAX];
     for (;;) {
+        reach_flush(n);     /* listeners the collector closed */
         if (!n->L)
             return link_read(n, line, len, 0);
         int top = lua_gettop(n->L), k = 0;

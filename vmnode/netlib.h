@@ -1,7 +1,7 @@
-/* netlib.h - LuaSocket and the Lua `net` module inside networked VMs, with
- * the loopback-only address policy, and the idle read that also serves the
- * VM's sockets. A refusal is raised with coded.h, so the request fails
- * with POLICY_VIOLATION. */
+/* netlib.h - LuaSocket and the Lua `net` module inside networked VMs, under
+ * the reach check of reach.h, and the idle read that also serves the VM's
+ * sockets. A refusal is raised with coded.h, so the request fails with
+ * POLICY_VIOLATION. */
 #ifndef BX_VMNODE_NETLIB_H
 #define BX_VMNODE_NETLIB_H
 
@@ -19,7 +19,7 @@ void netlib_register(lua_State *L, bx_node *n);
  * reads them (running on_message handlers under the limits) until a frame
  * arrives on fd 3. Same return values as link_read. */
 int netlib_idle_read(bx_node *n, char **line, size_t *len);
-/* Remembers the init frame's allow_tcp list ("host:port" strings). */
+/* The policy's allow_tcp list ("host:port" strings): reach_grants. */
 void netlib_configure(json_t *allow);
 /* From now on only numeric addresses (and "localhost"): full isolation. */
 void netlib_seal(void);

@@ -70,14 +70,21 @@ struct want {
     bx_node *n;
 };
 
+int policy_answer_is(json_t *msg, json_int_t k)
+{
+    json_t *a = json_object_get(msg, "answer");
+    if (!a)
+        return mailbox_frame(msg) ? 0 : -1;
+    /* another number: the answer of a wait a timeout ended */
+    return json_is_integer(a) && json_integer_value(a) == k;
+}
+
 static int want_answer(json_t *msg, void *ud)
 {
     struct want *w = ud;
-    json_t *k = json_object_get(msg, "answer");
-    if (!k)
-        return mailbox_frame(msg) ? 0 : -1;
-    if (!json_is_integer(k) || json_integer_value(k) != w->k)
-        return 0;   /* the answer of a wait a timeout ended */
+    int is = policy_answer_is(msg, w->k);
+    if (is <= 0)
+        return is;
     /* kept in cb_msg: freed by the next wait or at the end of the request,
      * so a Lua error raised while its bytes are pushed leaks nothing */
     json_decref(w->n->cb_msg);

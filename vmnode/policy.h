@@ -12,6 +12,10 @@
  * non-object changes nothing): imports kept, tcp handed to netlib, mem
  * made the heap limit. */
 void policy_configure(bx_node *n, json_t *pol);
+/* For a link_await filter waiting on ask k: 1 when msg is its answer, 0 to
+ * keep waiting (a stale answer, or mail queued for later), -1 for a frame
+ * that has no business arriving now. */
+int policy_answer_is(json_t *msg, json_int_t k);
 /* The set_policy op: configures and replies true. */
 json_t *policy_op_set(bx_node *n, json_t *req, json_t *id);
 /* Sets the globals `fs` and `require` and the registry tables behind them.

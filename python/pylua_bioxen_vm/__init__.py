@@ -13,7 +13,7 @@ libraries' APIs (LuaWard) in compat/.
 """
 
 from .aio import AsyncMailbox, AsyncSession, AsyncStream, AsyncVM, AsyncVMManager
-from .errors import (BioxenError, ConversionError, CPULimitExceeded, ExecutionTimeout,
+from .errors import (AccessDenied, BioxenError, ConversionError, CPULimitExceeded, ExecutionTimeout,
                      InstructionLimitExceeded, InvalidRequest, IsolationUnavailable,
                      LimitExceeded, LuaError,
                      LuaSyntaxError, ManagerError, MemoryLimitExceeded, PolicyViolation,
@@ -39,6 +39,7 @@ __all__ = [
     "MemoryLimitExceeded", "CPULimitExceeded", "InstructionLimitExceeded", "VMCrashed",
     "VMNotFound", "VMExists", "PolicyViolation", "ConversionError", "ManagerError",
     "ProtocolError", "InvalidRequest", "NotNetworked", "NetJob", "IsolationUnavailable",
+    "AccessDenied",
     "AsyncVMManager", "AsyncVM", "AsyncMailbox", "AsyncStream", "AsyncSession",
     "Stream", "StreamItem",
 ]

@@ -111,6 +111,13 @@ class IsolationUnavailable(BioxenError):
     here, so the VM was not created: never a silent downgrade."""
 
 
+class AccessDenied(BioxenError):
+    """An admin act by a client that is no admin: ``shutdown``, or
+    destroying a shared VM of another identity (docs/security.md,
+    "Identity model").  A VM of another identity that is not shared is not
+    denied but invisible: it raises ``VMNotFound``."""
+
+
 class ConversionError(BioxenError, TypeError):
     """A value cannot cross the Python <-> Lua boundary."""
 
@@ -161,6 +168,7 @@ _ERRORS: dict[str, type[BioxenError]] = {
     "CONVERSION_ERROR": ConversionError,
     "SHUTTING_DOWN": ManagerError,
     "INTERNAL": ManagerError,
+    "FORBIDDEN": AccessDenied,
 }
 
 # What to tell the user after a limit, by (code, restarted).

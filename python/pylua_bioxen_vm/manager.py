@@ -130,6 +130,19 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         return self._core.conn.blocking(lambda: self.history_async(n))
 
     @property
+    def identity(self) -> str:
+        """Who the manager takes this connection for: ``"uid:N"`` on the Unix
+        socket, ``"token:NAME"`` over TCP ("" from a manager that predates
+        identities)."""
+        return str(self.server_info.get("identity") or "")
+
+    @property
+    def is_admin(self) -> bool:
+        """True if this connection may ``shutdown`` the manager and reach
+        every VM (docs/security.md, "Identity model")."""
+        return bool(self.server_info.get("admin"))
+
+    @property
     def metrics_port(self) -> Optional[int]:
         """The port of the manager's Prometheus endpoint, None if it has none."""
         port = self.server_info.get("metrics_port")

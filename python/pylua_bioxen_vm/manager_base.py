@@ -59,7 +59,7 @@ class ManagerBase:
                         timeout: Optional[float] = None, cpu_limit: Optional[float] = None,
                         max_output: Optional[int] = None,
                         callbacks: Optional[dict[str, Callable]] = None,
-                        persistent: bool = False, echo: bool = True,
+                        persistent: bool = False, shared: bool = False, echo: bool = True,
                         mailbox_size: Optional[int] = None,
                         outbox_size: Optional[int] = None,
                         full_isolation: bool = False, uid: Optional[int] = None,
@@ -95,6 +95,8 @@ class ManagerBase:
         fields = {"name": name, "limits": limits, "callbacks": sorted(cbs),
                   "networked": bool(networked), "persistent": bool(persistent)}
         fields.update(_isolation_fields(full_isolation, uid, gid, restart))
+        if shared:  # sent only when asked: older managers know no "shared"
+            fields["shared"] = True
         if mailbox_size is not None:
             fields["mailbox_size"] = mailbox_size
         if outbox_size is not None:
@@ -132,6 +134,10 @@ class ManagerBase:
             max_output: bytes of captured print output per execute.
             callbacks: ``{"lua_name": python_fn}`` callable from Lua.
             persistent: keep the VM when this connection closes.
+            shared: let every identity of a shared manager use the VM (exec,
+                call, globals, ...; ``bioxen repl NAME`` from another
+                account); only its owner or an admin may destroy it.
+                Without it, other identities get ``VMNotFound``.
             mailbox_size: messages the VM's mailbox holds (default 1024).
             outbox_size: values the VM's outbox (Lua ``post``, read with
                 ``vm.recv``) holds (default 1024).
@@ -185,7 +191,8 @@ class ManagerBase:
         return self._core.conn.request("list", {}, transform=list)
 
     def list_vms(self) -> list[dict]:
-        """One dict per VM: name, pid, state, pending, persistent, networked."""
+        """One dict per VM this connection may use: name, pid, state, pending,
+        persistent, networked, pool, owner (the creator's identity), shared."""
         return self._core.conn.blocking(self.list_vms_async)
 
     def vm_stats_async(self, name: str) -> Future:
@@ -233,7 +240,8 @@ class ManagerBase:
         return core.conn.request("shutdown_all", {}, transform=forget)
 
     def shutdown_all(self) -> int:
-        """Destroy every VM of this connection (and persistent ones); return the count."""
+        """Destroy every VM of this connection, and the persistent VMs of its
+        identity (an admin's: every persistent VM); return the count."""
         return self._core.conn.blocking(self.shutdown_all_async)
 
 

@@ -98,8 +98,9 @@ class NetVMMixin:
         return peer
 
     def connect_to(self, host: str, port: int, retry: Optional[float] = None) -> int:
-        """Connect to host:port (loopback, or allowed by the VM's policy);
-        later send_message calls go to this peer. Returns the peer id.
+        """Connect to host:port (a listening VM of this manager, or allowed
+        by the VM's policy; else PolicyViolation); later send_message calls
+        go to this peer. Returns the peer id.
 
         Args:
             retry: keep trying for this many seconds while the connect

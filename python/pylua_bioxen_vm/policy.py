@@ -100,8 +100,8 @@ class Policy:
 
     Attributes:
         mem: int bytes or None.
-        tcp: "host:port" pairs a networked VM may connect/bind to beyond
-            loopback.
+        tcp: "host:port" pairs a networked VM may connect/send/bind to
+            besides the listeners of the manager's VMs.
         fs: absolute globs of files ``fs.read``/``fs.lines`` may read.
         imports: module names ``require`` may load from the manager's
             ``module_dir``.
@@ -122,9 +122,12 @@ class Policy:
         lst.append(value)
 
     def allow_tcp(self, addr: str) -> "Policy":
-        """Let a networked VM connect/bind to ``"host:port"`` (exact text).
+        """Let a networked VM connect, send or bind to ``"host:port"``.
 
-        Loopback is always open to networked VMs; this grants other pairs.
+        Without grants a networked VM reaches only the addresses other VMs
+        of the same manager listen on; any other port, loopback included,
+        needs a grant. Matched on the resolved address: ``localhost:9200``
+        and ``127.0.0.1:9200`` are one grant (docs/security.md).
         """
         self._add(self.tcp, _check_tcp(addr), TCP_MAX, "allow_tcp")
         return self

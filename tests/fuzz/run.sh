@@ -33,6 +33,10 @@ SRCS[request]="net/frame.c net/proto.c manager/linebuf.c $CHECK_SRCS $NODE_SRCS"
 # the manager's policy validator and path checker (pure: no file system)
 SRCS[policy]="net/frame.c net/proto.c $CHECK_SRCS"
 
+# what the manager believes of a node's listening address, and the node's
+# own address normal form and grants (vmnode/reachaddr.c)
+SRCS[reach]="net/frame.c net/proto.c manager/reachcheck.c vmnode/reachaddr.c"
+
 # netlib.c includes net_lua.h, lua/net.lua as bytes (as vmnode/CMakeLists.txt makes it)
 { echo "static const unsigned char net_lua[] = {"
   od -An -v -tx1 lua/net.lua | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'

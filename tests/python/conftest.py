@@ -5,12 +5,14 @@ manager and every node it started are gone.  The binaries come from
 BIOXEN_MANAGER (ctest sets it) or, failing that, the newest in-tree build.
 """
 
+import contextlib
 import faulthandler
 import glob
 import json
 import os
 import select
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -97,6 +99,48 @@ def deadline():
     faulthandler.dump_traceback_later(TEST_DEADLINE, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
+
+
+def wait_until(pred, timeout=30.0):
+    """Poll a manager-side condition (no event exists for it) with a deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (prefer port 0
+    where the program under test can report what it bound)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def tcp_manager_process(tmp_path, token="s3cret"):
+    """A bioxen-manager on a Unix socket and on TCP 127.0.0.1 (a port it
+    picks and reports in ``hello``) with one token; yields that port."""
+    from pylua_bioxen_vm.embedded import find_manager
+    tok = tmp_path / "token"
+    tok.write_text(token + "\n")
+    sock = tmp_path / "m.sock"
+    proc = subprocess.Popen([find_manager(), "--socket", str(sock), "--tcp", "127.0.0.1:0",
+                             "--token-file", str(tok), "--exit-with-stdin"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline()   # bounded by the autouse deadline
+        assert line.startswith(b"READY"), line
+        with VMManager(str(sock), start_timeout=20.0) as m:
+            yield int(m.server_info["tcp"].rsplit(":", 1)[1])
+    finally:
+        proc.stdin.close()
+        proc.stdout.close()
+        if wait_gone([proc.pid], 10):
+            proc.kill()
+        proc.wait()
 
 
 def manager_pid(m):

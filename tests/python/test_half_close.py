@@ -10,8 +10,8 @@ import json
 import select
 import socket
 import subprocess
-import time
 
+from conftest import free_port as _free_port, wait_until
 from test_manager_protocol import DEADLINE, Manager, mgr  # noqa: F401 (fixture)
 
 
@@ -46,14 +46,6 @@ def vm_names(mgr):
         c.close()
         mgr.conns.remove(c)
 
-
-def wait_until(pred, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def test_readme_socat_example_gets_both_replies(mgr):
@@ -118,11 +110,6 @@ def test_client_gone_both_ways_is_cleaned_up_at_once(mgr):
     # not after the 60 s timeout: the peer closed, nobody will read the reply
     assert wait_until(lambda: "busy" not in vm_names(mgr), 10)
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_tcp_client_half_close(tmp_path):

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from conftest import wait_until
+
 from pylua_bioxen_vm import (ExecutionTimeout, InstructionLimitExceeded, InvalidRequest,
                              LuaError, VMCrashed, VMNotFound)
 
@@ -17,15 +19,6 @@ from pylua_bioxen_vm import (ExecutionTimeout, InstructionLimitExceeded, Invalid
 def pool_vms(m):
     return [v for v in m.list_vms() if v.get("pool")]
 
-
-def wait_until(pred, timeout=30.0):
-    """Poll a manager-side condition (no event exists for it) with a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def test_run_returns_the_value_like_execute(make_manager):

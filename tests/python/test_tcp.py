@@ -1,41 +1,18 @@
 """Connecting to a running manager over TCP with a token."""
 
 import os
-import socket
-import subprocess
 
 import pytest
 
-from conftest import wait_gone
+from conftest import free_port as _free_port, tcp_manager_process, wait_gone
 from pylua_bioxen_vm import BioxenError, ManagerError, VMManager
-from pylua_bioxen_vm.embedded import find_manager
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def tcp_manager(tmp_path):
-    tok = tmp_path / "token"
-    tok.write_text("s3cret\n")
-    port = _free_port()
-    proc = subprocess.Popen([find_manager(), "--socket", str(tmp_path / "m.sock"),
-                             "--tcp", "127.0.0.1:%d" % port, "--token-file", str(tok),
-                             "--exit-with-stdin"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        line = proc.stdout.readline()   # bounded by the autouse deadline
-        assert line.startswith(b"READY"), line
+    with tcp_manager_process(tmp_path) as port:
         yield "tcp://127.0.0.1:%d" % port
-    finally:
-        proc.stdin.close()
-        proc.stdout.close()
-        if wait_gone([proc.pid], 10):
-            proc.kill()
-        proc.wait()
 
 
 def test_tcp_with_token(tcp_manager):

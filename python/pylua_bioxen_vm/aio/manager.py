@@ -103,6 +103,16 @@ class AsyncVMManager:
     def server_info(self) -> dict:
         return {} if self.sync is None else self.sync.server_info
 
+    @property
+    def identity(self) -> str:
+        """``VMManager.identity``: "uid:N" or "token:NAME"."""
+        return str(self.server_info.get("identity") or "")
+
+    @property
+    def is_admin(self) -> bool:
+        """``VMManager.is_admin``."""
+        return bool(self.server_info.get("admin"))
+
     async def __aenter__(self) -> "AsyncVMManager":
         return await self.open()
 

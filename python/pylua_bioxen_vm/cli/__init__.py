@@ -156,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest request or reply")
     p.add_argument("--no-cgroups", action="store_true",
                    help="do not put VMs in cgroups")
+    p.add_argument("--admin", action="append", metavar="IDENTITY",
+                   help="an admin besides the manager's own uid: uid:N or token:NAME "
+                   "(repeatable)")
+    p.add_argument("--socket-mode", metavar="OCTAL",
+                   help="permissions of the Unix socket (default 0600)")
+    p.add_argument("--socket-group", metavar="GROUP",
+                   help="group of the Unix socket (mode 0660 unless --socket-mode)")
     p.set_defaults(manager_args=[])
 
     p = _sub(subs, "list", "List the VMs of the running manager.", cmd_list)

@@ -103,7 +103,8 @@ def explicit_address(args: argparse.Namespace) -> Optional[str]:
 
 
 def read_token(args: argparse.Namespace) -> Optional[str]:
-    """The TCP token from ``--token``, ``--token-file`` or ``BIOXEN_TOKEN``."""
+    """The TCP token from ``--token``, ``--token-file`` (TOKEN or NAME:TOKEN)
+    or ``BIOXEN_TOKEN``."""
     if getattr(args, "token", None):
         return args.token
     path = getattr(args, "token_file", None)
@@ -114,6 +115,9 @@ def read_token(args: argparse.Namespace) -> Optional[str]:
         except OSError as e:
             raise CliError("cannot read the token file %s: %s" % (path, e.strerror),
                            EXIT_USAGE) from None
+        # a line of the manager's own file, NAME:TOKEN, works as the client's
+        # file too (a NAME never holds a colon, so the first one ends it)
+        tok = tok.split(":", 1)[1].strip() if ":" in tok else tok
         if not tok:
             raise CliError("the token file %s is empty" % path, EXIT_USAGE)
         return tok

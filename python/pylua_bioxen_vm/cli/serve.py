@@ -42,6 +42,12 @@ def _manager_argv(args: argparse.Namespace, binary: str, sock: str) -> list[str]
                      ("--grace", args.grace), ("--max-frame", args.max_frame)):
         if val is not None:
             argv += [opt, str(val)]
+    for opt, val in (("--socket-mode", getattr(args, "socket_mode", None)),
+                     ("--socket-group", getattr(args, "socket_group", None))):
+        if val is not None:
+            argv += [opt, val]
+    for ident in getattr(args, "admin", None) or []:
+        argv += ["--admin", ident]
     if args.no_cgroups:
         argv.append("--no-cgroups")
     return argv + list(args.manager_args or [])
