@@ -61,8 +61,9 @@ int cluster_publish(const char *subject, const char *reply, json_t *msg, char *e
  * object (borrowed; NULL when it was not one: the handler answers or drops
  * it as the socket path would); reply is the message's reply subject or
  * NULL. queue: a NATS queue group name (one member gets each message) or
- * NULL. Subscriptions live until cluster_stop and survive reconnects; one
- * made before the connection exists is sent once it does. 0 or -1. */
+ * NULL. Call after cluster_start. Subscriptions live until cluster_stop
+ * and survive reconnects; one made while down is sent at the next up
+ * (before the state listeners hear of it). 0 or -1. */
 typedef void (*cluster_handler)(const char *subject, const char *reply, json_t *msg, void *arg);
 int cluster_subscribe(const char *subject, const char *queue, cluster_handler h, void *arg);
 /* Inside a handler only: 1 when this message is NATS's "no responders"
