@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 DEBS=(build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-socket
       libevent-dev libjansson-dev libseccomp-dev python3 python3-pytest
-      python3-prometheus-client)
+      python3-prometheus-client nats-server libnats-dev)
 PY=/usr/bin/python3
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -2,6 +2,7 @@
  * clean shutdown. Everything else is reached from the callbacks set here. */
 #include "manager.h"
 #include "cgroup.h"
+#include "cluster.h"
 #include "mailbox.h"
 #include "policy.h"
 #include "promhttp.h"
@@ -26,6 +27,8 @@
 struct manager *mgr;
 static const char *metrics_host = "127.0.0.1";
 static int metrics_port = -1;  /* -1: no Prometheus endpoint */
+static struct cluster_opts copts;   /* urls NULL: no cluster */
+static char host_buf[256];
 
 static void signal_cb(evutil_socket_t sig, short ev, void *arg);
 static void stdin_cb(evutil_socket_t fd, short ev, void *arg);
@@ -48,6 +51,14 @@ static const char flags_help[] =
     "  --admin IDENTITY     also an admin (uid:N or token:NAME; repeatable)\n"
     "  --socket-mode OCTAL  permissions of the Unix socket (default: owner only)\n"
     "  --socket-group GROUP group of the Unix socket (mode 0660 unless --socket-mode)\n"
+    "  --cluster URLS       join a cluster over NATS (nats://HOST:PORT[,...])\n"
+    "  --host-name NAME     this manager's name in the cluster (default: the host name)\n"
+    "  --cluster-name PREFIX  subject prefix and bucket name of the cluster (default bioxen)\n"
+    "  --cluster-creds FILE NATS credentials (.creds: user JWT and nkey seed)\n"
+    "  --cluster-token-file FILE  a NATS token, read from FILE\n"
+    "  --cluster-ca FILE    TLS to NATS, trusting this CA\n"
+    "  --cluster-cert FILE  client certificate for mutual TLS (with --cluster-key)\n"
+    "  --cluster-key FILE   its private key\n"
     "  -h, --help           print this and exit\n";
 
 /* --help asked for it: stdout, the flags too, status 0; a bad command
@@ -59,7 +70,9 @@ static void usage_exit(int status)
                  "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n"
                  "       [--module-dir DIR] [--no-cgroups] [--spares N]\n"
                  "       [--metrics-port PORT [--metrics-host HOST]]\n"
-                 "       [--admin IDENTITY]... [--socket-mode OCTAL] [--socket-group GROUP] [--help]\n");
+                 "       [--admin IDENTITY]... [--socket-mode OCTAL] [--socket-group GROUP]\n"
+                 "       [--cluster URLS [--host-name NAME] [--cluster-name PREFIX] [--cluster-...]]\n"
+                 "       [--help]\n");
     if (!status)
         fputs(flags_help, out);
     exit(status);
@@ -130,6 +143,9 @@ static void parse_args(struct manager *m, int argc, char **argv)
         {"no-cgroups", 0, 0, 'c'}, {"metrics-port", 1, 0, 'P'},
         {"metrics-host", 1, 0, 'H'}, {"spares", 1, 0, 'p'}, {"help", 0, 0, 'h'},
         {"admin", 1, 0, 'A'}, {"socket-mode", 1, 0, 'M'}, {"socket-group", 1, 0, 'G'},
+        {"cluster", 1, 0, 'C'}, {"host-name", 1, 0, 'N'}, {"cluster-name", 1, 0, 'X'},
+        {"cluster-creds", 1, 0, 'R'}, {"cluster-token-file", 1, 0, 'T'},
+        {"cluster-ca", 1, 0, 'a'}, {"cluster-cert", 1, 0, 'E'}, {"cluster-key", 1, 0, 'K'},
         {0, 0, 0, 0}};
     const char *vmnode = NULL, *token_file = NULL, *module_dir = NULL;
     char err[512];
@@ -152,6 +168,14 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'A': if (identity_add_admin(m, optarg, err, sizeof err) < 0) bad_arg(err); break;
         case 'M': m->socket_mode = parse_mode(optarg); break;
         case 'G': m->socket_group = optarg; break;
+        case 'C': copts.urls = optarg; break;
+        case 'N': copts.host = optarg; break;
+        case 'X': copts.prefix = optarg; break;
+        case 'R': copts.creds = optarg; break;
+        case 'T': copts.token_file = optarg; break;
+        case 'a': copts.ca_file = optarg; break;
+        case 'E': copts.cert_file = optarg; break;
+        case 'K': copts.key_file = optarg; break;
         default: usage();
         }
     }
@@ -161,6 +185,8 @@ static void parse_args(struct manager *m, int argc, char **argv)
         bad_arg("--tcp needs a non-empty --token-file");
     if (m->tcp_addr && identity_load_tokens(m, token_file, err, sizeof err) < 0)
         bad_arg(err);
+    if (copts.urls && !copts.host && gethostname(host_buf, sizeof host_buf - 1) == 0)
+        copts.host = host_buf;
     m->vmnode_path = find_vmnode(vmnode);
     if (module_dir && policy_set_module_dir(module_dir, err, sizeof err) < 0) {
         fprintf(stderr, "bioxen-manager: %s\n", err);
@@ -210,10 +236,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);   /* a vanished peer is an EPIPE, not our death */
     raise_fd_limit();
     m.start_time = proto_now();
+    if (copts.urls)     /* locks in libevent: only for nats.c's threads */
+        cluster_init_threads();
     m.base = event_base_new();
     if (!m.base || registry_init(&m) < 0 || wire_events(&m) < 0) {
         fprintf(stderr, "bioxen-manager: cannot set up the event loop\n");
         return 1;
+    }
+    if (copts.urls && cluster_start(m.base, &copts, err, sizeof err) < 0) {
+        fprintf(stderr, "bioxen-manager: %s\n", err);
+        return 2;
     }
     if (!m.no_cgroups)
         cgroup_init();
@@ -231,6 +263,7 @@ int main(int argc, char **argv)
     event_base_dispatch(m.base);
 
     manager_shutdown("event loop ended");   /* no-op after a clean stop */
+    cluster_stop();
     promhttp_stop();
     client_free_all(&m);
     node_free_all(&m);
@@ -265,6 +298,7 @@ void manager_shutdown(const char *why)
     client_stop_all(mgr);
     vm_destroy_all(BX_E_SHUTTING_DOWN, "manager is shutting down");
     spare_stop();
+    cluster_quiesce();
     if (mgr->stdin_ev)
         event_del(mgr->stdin_ev);
     event_active(mgr->stop_tick, EV_TIMEOUT, 0);
@@ -274,7 +308,7 @@ static void stop_tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
     (void)fd; (void)ev;
     struct manager *m = arg;
-    if ((m->nnodes == 0 && client_all_flushed(m)) || proto_now() > m->stop_deadline) {
+    if ((m->nnodes == 0 && client_all_flushed(m) && cluster_quiet()) || proto_now() > m->stop_deadline) {
         event_base_loopbreak(m->base);
         return;
     }

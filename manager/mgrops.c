@@ -3,6 +3,7 @@
  * ops.def. Each gets a request that passed its pure check, and for destroy
  * the VM the router resolved. */
 #include "manager.h"
+#include "cluster.h"
 #include "mailbox.h"
 #include "ops.h"
 #include "promhttp.h"
@@ -120,6 +121,9 @@ void mgrop_hello(struct op_ctx *x)
         json_object_set_new(r, "metrics_port", json_integer(promhttp_port()));
     if (r && server_tcp_bound())    /* so does --tcp HOST:0 */
         json_object_set_new(r, "tcp", json_string(server_tcp_bound()));
+    if (r && cluster_enabled())
+        json_object_set_new(r, "cluster", json_pack("{s:s, s:b, s:I}", "host", cluster_self(),
+                            "connected", cluster_up(), "dropped", (json_int_t)cluster_dropped()));
     reply(x, r);
 }
 

@@ -1,0 +1,127 @@
+/* clusteropts.c - the command line's cluster flags checked and turned into
+ * natsOptions (servers, credentials, TLS), on the loop thread at start. */
+#include "clusterint.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+/* "nats://[user[:pass]@]host[:port]" or tls://: checked here, because
+ * nats.c only parses them on the worker, where a typo would become an
+ * endless reconnect instead of an error at the command line. */
+static int url_ok(const char *u, size_t len)
+{
+    const char *end = u + len, *p;
+    if (len > 7 && !strncmp(u, "nats://", 7))
+        p = u + 7;
+    else if (len > 6 && !strncmp(u, "tls://", 6))
+        p = u + 6;
+    else
+        return 0;
+    const char *at = memchr(p, '@', (size_t)(end - p));
+    if (at)
+        p = at + 1;
+    const char *colon = p, *host = p;
+    for (const char *q = p; q < end; q++)
+        if (*q == ':')
+            colon = q;
+    if (colon == host || *colon != ':')
+        colon = end;        /* no port: nats.c's default 4222 */
+    if (colon == host)
+        return 0;
+    for (const char *q = host; q < colon; q++)
+        if (!isalnum((unsigned char)*q) && !strchr(".-_[]:", *q))
+            return 0;
+    if (colon < end) {
+        long port = 0;
+        if (colon + 1 == end || end - colon > 6)
+            return 0;
+        for (const char *q = colon + 1; q < end; q++) {
+            if (!isdigit((unsigned char)*q))
+                return 0;
+            port = port * 10 + (*q - '0');
+        }
+        if (port < 1 || port > 65535)
+            return 0;
+    }
+    return 1;
+}
+
+/* Splits --cluster on commas into opts (nats.c copies the strings). */
+int cluster__servers(natsOptions *opts, const char *urls, char *err, size_t n)
+{
+    const char *list[16];
+    char *copy = strdup(urls), *save = NULL;
+    int k = 0, ok = copy != NULL;
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && ok; t = strtok_r(NULL, ",", &save)) {
+        if (k == 16 || !url_ok(t, strlen(t))) {
+            snprintf(err, n, k == 16 ? "--cluster: at most 16 URLs" :
+                     "--cluster: '%s' is not a nats://HOST[:PORT] or tls://HOST[:PORT] URL", t);
+            ok = 0;
+        } else
+            list[k++] = t;
+    }
+    if (ok && k == 0) {
+        snprintf(err, n, "--cluster: no URL given");
+        ok = 0;
+    }
+    if (ok && natsOptions_SetServers(opts, list, k) != NATS_OK) {
+        snprintf(err, n, "--cluster: %s", nats_GetLastError(NULL));
+        ok = 0;
+    }
+    free(copy);
+    return ok ? 0 : -1;
+}
+
+static int read_secret(const char *file, char *buf, size_t n)
+{
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return -1;
+    size_t k = fread(buf, 1, n - 1, f);
+    fclose(f);
+    buf[k] = 0;
+    while (k && isspace((unsigned char)buf[k - 1]))
+        buf[--k] = 0;
+    return k ? 0 : -1;
+}
+
+/* Credentials and TLS, each only when its flag was given. */
+int cluster__auth(natsOptions *opts, const struct cluster_opts *o, char *err, size_t n)
+{
+    char tok[4096];
+    if (o->token_file && (read_secret(o->token_file, tok, sizeof tok) < 0 ||
+                          natsOptions_SetToken(opts, tok) != NATS_OK)) {
+        snprintf(err, n, "--cluster-token-file: cannot read a token from %s", o->token_file);
+        return -1;
+    }
+    if (o->creds && natsOptions_SetUserCredentialsFromFiles(opts, o->creds, NULL) != NATS_OK) {
+        snprintf(err, n, "--cluster-creds %s: %s", o->creds, nats_GetLastError(NULL));
+        return -1;
+    }
+    if (o->ca_file && (natsOptions_SetSecure(opts, true) != NATS_OK ||
+                       natsOptions_LoadCATrustedCertificates(opts, o->ca_file) != NATS_OK)) {
+        snprintf(err, n, "--cluster-ca %s: %s", o->ca_file, nats_GetLastError(NULL));
+        return -1;
+    }
+    if (!o->cert_file != !o->key_file) {
+        snprintf(err, n, "--cluster-cert and --cluster-key go together");
+        return -1;
+    }
+    if (o->cert_file && (natsOptions_SetSecure(opts, true) != NATS_OK ||
+                         natsOptions_LoadCertificatesChain(opts, o->cert_file, o->key_file) != NATS_OK)) {
+        snprintf(err, n, "--cluster-cert %s: %s", o->cert_file, nats_GetLastError(NULL));
+        return -1;
+    }
+    return 0;
+}
+
+/* A host name is a subject token: a VM-name-like word without dots. */
+int cluster__host_ok(const char *h)
+{
+    return h && proto_valid_name(h) && strlen(h) <= CLUSTER_HOST_MAX && !strchr(h, '.');
+}
+

@@ -1,0 +1,194 @@
+"""The manager's link to NATS (manager/cluster.c), against a real
+nats-server (natsfix.py): it connects, connects late when NATS comes up
+after it, notices an outage and reconnects by itself, and local work goes
+on meanwhile. Timings are printed; only sanity bounds are asserted."""
+
+import os
+import statistics
+import subprocess
+import time
+
+import pytest
+
+from conftest import Raw, descendants, wait_gone
+from natsfix import NatsServer, free_port, have_nats, nats_server  # noqa: F401 (a fixture)
+from pylua_bioxen_vm import VMManager
+from pylua_bioxen_vm.embedded import find_manager
+
+pytestmark = pytest.mark.skipif(not have_nats(), reason="nats-server is not installed")
+
+WITHIN = 10.0   # the link's own promises are a few seconds; this only catches "never"
+
+
+def built_with_cluster():
+    r = subprocess.run([find_manager(), "--socket", "/nonexistent/x", "--cluster", "nats://127.0.0.1:1"],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    return "built without cluster support" not in r.stderr
+
+
+needs_cluster = pytest.mark.skipif(not built_with_cluster(), reason="built without libnats")
+
+
+class Mgr:
+    """A bioxen-manager process with --cluster, stopped at close()."""
+
+    def __init__(self, tmp_path, url, host="m1", *more):
+        self.sock = str(tmp_path / ("%s.sock" % host))
+        self.proc = subprocess.Popen(
+            [find_manager(), "--socket", self.sock, "--exit-with-stdin", "--spares", "0",
+             "--cluster", url, "--host-name", host] + list(more),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline()     # bounded by the autouse deadline
+        assert line == ("READY %s\n" % self.sock).encode(), (line, self.proc.stderr.read())
+        self.raw = Raw(self.sock)
+
+    def cluster(self):
+        return self.raw.req(op="hello")["result"]["cluster"]
+
+    def wait_connected(self, want, within=WITHIN):
+        end = time.monotonic() + within
+        while time.monotonic() < end:
+            c = self.cluster()
+            if c["connected"] == want:
+                return time.monotonic() - (end - within)
+            time.sleep(0.05)
+        raise AssertionError("connected never became %r within %.0f s: %r" % (want, within, c))
+
+    def close(self):
+        procs = [self.proc.pid] + descendants(self.proc.pid)
+        self.raw.sock.close()
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.stdout.close()
+            err = self.proc.stderr.read().decode(errors="replace")
+            self.proc.stderr.close()
+        assert not wait_gone(procs), "processes left"
+        assert self.proc.returncode == 0, err
+        return err
+
+
+def exec_p50(vm, n=200):
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        assert vm.execute("return 1 + 1") == 2
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+@needs_cluster
+def test_connects_and_hello_says_so(tmp_path, nats_server):
+    m = Mgr(tmp_path, nats_server.url, "alpha")
+    try:
+        t = m.wait_connected(True)
+        c = m.cluster()
+        assert c == {"host": "alpha", "connected": True, "dropped": 0}
+        print("connected %.3f s after READY" % t)
+    finally:
+        m.close()
+
+
+@needs_cluster
+def test_manager_started_before_nats_connects_when_it_comes(tmp_path):
+    srv = NatsServer(tmp_path / "nats", port=free_port())
+    m = Mgr(tmp_path, srv.url)
+    try:
+        assert m.cluster()["connected"] is False
+        with VMManager(m.sock) as local:     # local work needs no NATS
+            vm = local.create_vm("early")
+            assert vm.execute("return 6 * 7") == 42
+            vm.close()
+        srv.start()
+        print("connected %.3f s after nats-server came up" % m.wait_connected(True))
+    finally:
+        err = m.close()
+        srv.close()
+    assert "cluster: connected" in err
+
+
+@needs_cluster
+def test_outage_reconnects_by_itself_and_local_work_goes_on(tmp_path, nats_server):
+    m = Mgr(tmp_path, nats_server.url)
+    try:
+        m.wait_connected(True)
+        with VMManager(m.sock) as local:
+            vm = local.create_vm("worker")
+            before = exec_p50(vm)
+            nats_server.kill()          # as a crash: no goodbye to the clients
+            down_after = m.wait_connected(False)
+            during = exec_p50(vm)
+            other = local.create_vm("made-during-outage")
+            assert other.execute("return 'still here'") == "still here"
+            other.close()
+            nats_server.start()         # same port, same store
+            up_after = m.wait_connected(True)
+            after = exec_p50(vm)
+            vm.close()
+        print("exec p50: %.0f us before, %.0f us while NATS is down, %.0f us after; "
+              "down seen in %.2f s, back in %.2f s" %
+              (before * 1e6, during * 1e6, after * 1e6, down_after, up_after))
+        assert during < 0.1 and after < 0.1     # sanity only: a stalled loop takes seconds
+        assert m.cluster()["dropped"] == 0
+    finally:
+        err = m.close()
+    assert "disconnected" in err and "reconnected" in err
+
+
+@needs_cluster
+def test_kv_bucket_is_made_on_connect(tmp_path, nats_server):
+    m = Mgr(tmp_path, nats_server.url, "kvhost", "--cluster-name", "bxtest")
+    try:
+        m.wait_connected(True)
+        streams = nats_server.store
+        end = time.monotonic() + WITHIN
+        while time.monotonic() < end and not any(
+                "KV_bxtest_names" in dirs for _, dirs, _ in os.walk(streams)):
+            time.sleep(0.1)
+        assert any("KV_bxtest_names" in dirs for _, dirs, _ in os.walk(streams))
+    finally:
+        m.close()
+
+
+def run_manager(tmp_path, *args):
+    return subprocess.run([find_manager(), "--socket", str(tmp_path / "bad.sock")] + list(args),
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+@needs_cluster
+@pytest.mark.parametrize("args, says", [
+    (["--cluster", "http://127.0.0.1:4222"], "not a nats://HOST[:PORT]"),
+    (["--cluster", "nats://127.0.0.1:99999"], "not a nats://HOST[:PORT]"),
+    (["--cluster", ","], "no URL given"),
+    (["--cluster", "nats://127.0.0.1:4222", "--host-name", "a.b"], "--host-name"),
+    (["--cluster", "nats://127.0.0.1:4222", "--cluster-name", "x y"], "--cluster-name"),
+    (["--cluster", "nats://127.0.0.1:4222", "--cluster-token-file", "/nonexistent"], "token"),
+    (["--cluster", "nats://127.0.0.1:4222", "--cluster-cert", "/etc/hostname"], "go together"),
+])
+def test_bad_cluster_options_are_clear_errors(tmp_path, args, says):
+    r = run_manager(tmp_path, *args)
+    assert r.returncode == 2, r
+    assert says in r.stderr, r.stderr
+    assert not (tmp_path / "bad.sock").exists()
+
+
+def thread_count(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def test_without_cluster_nothing_changes(tmp_path):
+    sock = str(tmp_path / "plain.sock")
+    proc = subprocess.Popen([find_manager(), "--socket", sock, "--exit-with-stdin", "--spares", "0"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == ("READY %s\n" % sock).encode()
+        hello = Raw(sock).req(op="hello")["result"]
+        assert "cluster" not in hello
+        assert thread_count(proc.pid) == 1      # no worker, no nats.c threads
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=20)
+        proc.stdout.close()
