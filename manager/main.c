@@ -225,6 +225,18 @@ static void raise_fd_limit(void)
     }
 }
 
+/* The link, then what rides on it: heartbeats (hosts.c), names (names.c). */
+static int start_cluster(struct manager *m, char *err, size_t n)
+{
+    if (cluster_start(m->base, &copts, err, n) < 0)
+        return -1;
+    if (hosts_start() < 0 || names_start() < 0) {
+        snprintf(err, n, "cannot set up the cluster's hosts and names (out of memory)");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct manager m;
@@ -245,13 +257,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: cannot set up the event loop\n");
         return 1;
     }
-    if (copts.urls && cluster_start(m.base, &copts, err, sizeof err) < 0) {
+    if (copts.urls && start_cluster(&m, err, sizeof err) < 0) {
         fprintf(stderr, "bioxen-manager: %s\n", err);
         return 2;
-    }
-    if (copts.urls && (hosts_start() < 0 || names_start() < 0)) {
-        fprintf(stderr, "bioxen-manager: cannot set up the cluster's hosts and names\n");
-        return 1;
     }
     if (!m.no_cgroups)
         cgroup_init();

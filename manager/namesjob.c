@@ -137,11 +137,11 @@ static void lookup(struct names_job *j, kvStore *kv, const char *key)
     kvEntry_Destroy(e);
 }
 
-/* Every live key with its value and revision, from a watcher's initial
- * values. Not kvStore_Keys: 3.4.1 takes the consumer's pending count at
- * subscribe time and, when it reads 0, ends the listing at once (seen here
- * with one key in the bucket: an empty list). So the scan reads until the
- * values stop coming for SCAN_IDLE_MS past the end-of-initial marker. */
+/* Every live key with its value and revision, from one watcher's initial
+ * values (kvStore_Keys would list the keys only, and a Get per key would
+ * follow). The end-of-initial marker comes from the consumer's pending
+ * count at subscribe time; reading on for SCAN_IDLE_MS past it also takes
+ * what was written meanwhile. Deleted keys come as delete markers. */
 #define SCAN_IDLE_MS 60
 #define SCAN_FIRST_MS 1000
 

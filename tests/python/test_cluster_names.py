@@ -58,13 +58,15 @@ class Host:
         return {h["name"]: h for h in self.m.hosts()}
 
     def kill(self):
+        # SIGKILL first: a client closing first would destroy its VMs (and
+        # release their names) cleanly, which is not what a crash does
         procs = [self.proc.pid] + descendants(self.proc.pid)
+        self.proc.kill()
+        self.proc.wait(timeout=10)
         try:
             self.m.close()
         except Exception:
             pass
-        self.proc.kill()
-        self.proc.wait(timeout=10)
         for p in procs[1:]:
             try:
                 os.kill(p, signal.SIGKILL)
@@ -236,6 +238,8 @@ def test_an_on_crash_vm_fails_over_to_a_live_host(cluster):
     vm = m2.m.create_vm("phoenix", restart="on-crash")
     vm.execute("x = 41")
     assert vm.execute("return x + 1") == 42
+    with pytest.raises(VMExists):
+        m1.m.create_vm("phoenix")
     m2.kill()
     wait_for(lambda: events, 30, "VM_RESTART on m1")
     ev = events[0]
@@ -247,3 +251,36 @@ def test_an_on_crash_vm_fails_over_to_a_live_host(cluster):
     assert again.execute("return 6*7") == 42
     (info,) = [v for v in m1.m.list_vms() if v["name"] == "phoenix"]
     assert info["persistent"] and info["owner"] == m1.m.identity
+
+
+def test_an_embedded_manager_joins_with_cluster_and_host_name(cluster):
+    m1 = cluster.hosts[0]
+    with VMManager(cluster=cluster.nats.url, host_name="emb") as emb:
+        assert emb.server_info["cluster"]["host"] == "emb"
+        wait_for(lambda: m1.hosts().get("emb", {}).get("alive"), 10, "emb heard by m1")
+        emb.create_vm("from-emb")
+        with pytest.raises(VMExists):
+            m1.m.create_vm("from-emb")
+    wait_for(lambda: not m1.hosts()["emb"]["alive"], 5, "emb left")
+
+
+def test_cluster_arguments_are_checked():
+    from pylua_bioxen_vm.errors import InvalidRequest
+    with pytest.raises(InvalidRequest):
+        VMManager(host_name="x")
+    with pytest.raises(InvalidRequest):
+        VMManager("/tmp/nope.sock", cluster="nats://127.0.0.1:4222")
+
+
+def test_bioxen_serve_passes_the_cluster_flags():
+    import argparse
+    from pylua_bioxen_vm.cli.serve import _manager_argv
+    from pylua_bioxen_vm.cli import build_parser
+    args = build_parser().parse_args(["serve", "--cluster", "nats://h:1", "--host-name", "m9",
+                                      "--cluster-name", "bx"])
+    argv = _manager_argv(args, "bioxen-manager", "/tmp/s.sock")
+    i = argv.index("--cluster")
+    assert argv[i:i + 2] == ["--cluster", "nats://h:1"]
+    assert ["--host-name", "m9"] == argv[argv.index("--host-name"):][:2]
+    assert ["--cluster-name", "bx"] == argv[argv.index("--cluster-name"):][:2]
+    assert isinstance(args, argparse.Namespace)
