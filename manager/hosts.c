@@ -98,7 +98,11 @@ static void on_beat(const char *subject, const char *reply, json_t *msg, void *a
 {
     (void)subject; (void)reply; (void)arg;
     const char *name = json_string_value(json_object_get(msg, "name"));
-    if (!name || !proto_valid_name(name) || strlen(name) > CLUSTER_HOST_MAX) {
+    json_t *v = json_object_get(msg, "vms"), *e = json_object_get(msg, "executions");
+    json_t *l = json_object_get(msg, "load");
+    /* a host name as --host-name allows it: it becomes a subject token */
+    if (!name || !proto_valid_name(name) || strlen(name) > CLUSTER_HOST_MAX ||
+        strchr(name, '.') || !json_is_integer(v) || !json_is_integer(e) || !json_is_number(l)) {
         fprintf(stderr, "bioxen-manager: cluster: dropped a malformed heartbeat\n");
         return;
     }
@@ -112,11 +116,9 @@ static void on_beat(const char *subject, const char *reply, json_t *msg, void *a
         memset(h, 0, sizeof *h);
         snprintf(h->name, sizeof h->name, "%s", name);
     }
-    json_t *v = json_object_get(msg, "vms"), *e = json_object_get(msg, "executions");
-    json_t *l = json_object_get(msg, "load");
-    h->vms = json_is_integer(v) ? json_integer_value(v) : 0;
-    h->executions = json_is_integer(e) ? json_integer_value(e) : 0;
-    h->load = json_is_number(l) ? json_number_value(l) : 0;
+    h->vms = json_integer_value(v);
+    h->executions = json_integer_value(e);
+    h->load = json_number_value(l);
     h->leaving = json_is_true(json_object_get(msg, "leaving"));
     h->last = proto_now();
     if (h->leaving && h->alive) {

@@ -284,3 +284,47 @@ def test_bioxen_serve_passes_the_cluster_flags():
     assert ["--host-name", "m9"] == argv[argv.index("--host-name"):][:2]
     assert ["--cluster-name", "bx"] == argv[argv.index("--cluster-name"):][:2]
     assert isinstance(args, argparse.Namespace)
+
+
+def nats_publish(url, msgs):
+    """Publishes raw payloads with NATS's own text protocol (a real client
+    of the real server, as another cluster member would be)."""
+    import socket
+    host, port = url[len("nats://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.recv(4096)                                    # INFO
+        out = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
+        for subject, payload in msgs:
+            out += b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
+        s.sendall(out + b"PING\r\n")
+        buf = b""
+        while b"PONG" not in buf:
+            buf += s.recv(4096)
+
+
+def test_malformed_heartbeats_and_names_messages_are_dropped(cluster):
+    m1, m2 = cluster.hosts
+    bad = [b"", b"not json", b"[1,2]", b'{"name": 5}', b'{"name": "a.b"}', b'{"name": "x*"}',
+           b'{"name": "' + b"h" * 200 + b'"}', b'{"op": "set"}', b'{"op":"set","name":"v",'
+           b'"host":"evil","record":{"host":"a.b.>"}}', b'{"op":"del","name":"::"}',
+           b"\xff\xfe", b'{"name": "ghost", "vms": "many", "load": "high"}']
+    nats_publish(cluster.nats.url, [(s, p) for p in bad for s in ("bioxen.hb", "bioxen.names")])
+    vm = m1.m.create_vm("still-fine")
+    assert vm.execute("return 1") == 1
+    assert set(m1.hosts()) == {"m1", "m2"}     # none of it was a heartbeat
+    nats_publish(cluster.nats.url, [("bioxen.hb", b'{"name":"m7","vms":1,"executions":2,'
+                                                  b'"load":0.25}')])
+    wait_for(lambda: m1.hosts().get("m7"), 5, "a well-formed beat heard")
+    assert m1.hosts()["m7"]["vms"] == 1 and m1.hosts()["m7"]["load"] == 0.25
+    with pytest.raises(VMExists):
+        m2.m.create_vm("still-fine")
+
+
+def test_hosts_has_an_asyncio_twin(cluster):
+    import asyncio
+    from pylua_bioxen_vm import AsyncVMManager
+    async def go():
+        async with AsyncVMManager(cluster.hosts[0].sock) as m:
+            return await m.hosts()
+    hs = asyncio.run(go())
+    assert [h["name"] for h in hs] == ["m1", "m2"] and all(h["alive"] for h in hs)
