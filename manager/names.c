@@ -21,6 +21,7 @@
 #include "cluster.h"
 #include "hosts.h"
 #include "names.h"
+#include "namescheck.h"
 #include "namesint.h"
 #include "timer.h"
 
@@ -46,11 +47,7 @@ static struct {
 
 /* A record's host becomes a subject token ("<prefix>.h.<host>..."), so
  * only a valid host name is believed, from the wire and from the bucket. */
-static int record_ok(json_t *rec)
-{
-    const char *h = json_string_value(json_object_get(rec, "host"));
-    return h && proto_valid_name(h) && strlen(h) <= CLUSTER_HOST_MAX && !strchr(h, '.');
-}
+#define record_ok namescheck_record
 
 static void replica_set(const char *name, json_t *rec, int gone)
 {
@@ -76,17 +73,15 @@ static void announce(const char *op, const char *name, json_t *rec)
 static void on_names(const char *subject, const char *reply, json_t *msg, void *arg)
 {
     (void)subject; (void)reply; (void)arg;
-    const char *op = json_string_value(json_object_get(msg, "op"));
-    const char *name = json_string_value(json_object_get(msg, "name"));
-    const char *from = json_string_value(json_object_get(msg, "host"));
+    const char *op, *name, *from;
     json_t *rec = json_object_get(msg, "record");
-    if (!op || !name || !from || !proto_valid_name(name)) {
+    if (namescheck_announce(msg, &op, &name, &from) < 0) {
         fprintf(stderr, "bioxen-manager: cluster: dropped a malformed names message\n");
         return;
     }
     if (strcmp(from, cluster_self()) == 0)
         return;
-    if (strcmp(op, "set") == 0 && record_ok(rec))
+    if (strcmp(op, "set") == 0)
         replica_set(name, rec, 0);
     else if (strcmp(op, "del") == 0) {
         json_t *cur = json_object_get(N.replica, name);
