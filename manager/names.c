@@ -284,8 +284,11 @@ static void sweep_one(const char *name, json_t *entry, int leader)
     }
     if (!leader || hosts_gone_for(host) < NAMES_GRACE_S)
         return;
-    int failover = restart && strcmp(restart, "on-crash") == 0 && !hosts_left(host) &&
-                   json_object_get(rec, "init") && !mgr->shutting_down;
+    /* failover needs a witness: a host heard alive that fell silent; one
+     * never heard (it stopped before this host started) or one that left
+     * cleanly only loses its names */
+    int failover = restart && strcmp(restart, "on-crash") == 0 && hosts_seen(host) &&
+                   !hosts_left(host) && json_object_get(rec, "init") && !mgr->shutting_down;
     sweep_action(name, entry, failover ? NJ_TAKEOVER : NJ_PURGE);
 }
 
