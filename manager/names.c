@@ -11,8 +11,8 @@
  * tell some hosts the loser holds the name. kvWatcher_Next (3.4.1) blocks
  * on a condition variable and would hold the one worker thread.
  *
- * The sweep (every NAMES_SWEEP_S): the lowest live host scans the bucket
- * and, for a name whose host has been gone NAMES_GRACE_S (hosts.c), takes
+ * The sweep (every NAMES_SWEEP_S while a host is gone, else every 5th):
+ * the lowest live host scans the bucket and, for a name whose host has been gone NAMES_GRACE_S (hosts.c), takes
  * over an on-crash VM (kvStore_Update on the revision it read: one winner)
  * or deletes the key. A host that left cleanly ("leaving" beat) destroyed
  * its VMs on purpose: its names are deleted, nothing fails over. Every host
@@ -364,6 +364,22 @@ static void scan_done(struct names_job *j)
     reclaim_missing(j->record, s->began);
 }
 
+/* The replica names a host that is not alive: the sweeper looks closer. */
+static int suspect(void)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(N.replica, k, v) {
+        const char *h = json_string_value(json_object_get(v, "host"));
+        if (h && !hosts_alive(h))
+            return 1;
+    }
+    return 0;
+}
+
+/* A scan holds the worker for SCAN_IDLE_MS at least (namesjob.c), and
+ * creates queue behind it: every NAMES_RESCAN_TICKS sweeps, or every sweep
+ * on the sweeping host while a name of a host that is gone is known. */
 static void sweep_cb(evutil_socket_t fd, short ev, void *arg)
 {
     (void)fd; (void)ev; (void)arg;
@@ -371,7 +387,7 @@ static void sweep_cb(evutil_socket_t fd, short ev, void *arg)
     N.ticks++;
     if (N.sweeping || !cluster_up() || mgr->shutting_down)
         return;
-    if (!hosts_leader() && N.ticks % NAMES_RESCAN_TICKS)
+    if (N.ticks % NAMES_RESCAN_TICKS && !(hosts_leader() && suspect()))
         return;
     struct scan_ctx *s = calloc(1, sizeof *s);
     if (!s || namesjob_init(&s->j, "", NULL) < 0) {

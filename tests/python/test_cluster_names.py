@@ -224,9 +224,11 @@ def test_nats_away_create_fails_fast_local_work_goes_on_and_comes_back(cluster):
     def works():
         try:
             return m1.m.create_vm("after")
-        except ManagerError:
+        except ManagerError as e:       # CLUSTER_UNAVAILABLE until JetStream answers again
+            assert e.code == "CLUSTER_UNAVAILABLE", e
             return None
     wait_for(works, 20, "create works again")
+    wait_for(lambda: connected(m2), 20, "m2 back too")
     with pytest.raises(VMExists):
         m2.m.create_vm("before")     # the name outlived the outage
 
