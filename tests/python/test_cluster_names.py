@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import descendants, wait_gone
+from conftest import descendants
 from natsfix import NatsServer, have_nats  # noqa: F401
 from pylua_bioxen_vm import VMManager
 from pylua_bioxen_vm.embedded import find_manager
