@@ -105,7 +105,6 @@ static void replica_merge(json_t *scan, double began)
 {
     json_t *next = json_object(), *v;
     const char *k;
-    void *tmp;
     json_object_foreach(N.replica, k, v)
         if (json_number_value(json_object_get(v, "t")) > began)
             json_object_set(next, k, v);
@@ -115,7 +114,6 @@ static void replica_merge(json_t *scan, double began)
             json_object_set_new(r, "t", json_real(began));
             json_object_set_new(next, k, r);
         }
-    (void)tmp;
     json_decref(N.replica);
     N.replica = next;
 }
