@@ -253,6 +253,18 @@ def test_an_on_crash_vm_fails_over_to_a_live_host(cluster):
     assert again.execute("return 6*7") == 42
     (info,) = [v for v in m1.m.list_vms() if v["name"] == "phoenix"]
     assert info["persistent"] and info["owner"] == m1.m.identity
+    m1.m.destroy_vm("phoenix")      # its owner's identity may: the name goes
+    def free():
+        try:
+            return m1.m.create_vm("phoenix")
+        except VMExists:
+            return None
+    wait_for(free, 10, "the failed-over name released by destroy")
+
+
+def test_hosts_without_a_cluster_is_empty():
+    with VMManager() as m:
+        assert m.hosts() == []
 
 
 def test_an_embedded_manager_joins_with_cluster_and_host_name(cluster):
