@@ -3,6 +3,8 @@
 #include "manager.h"
 #include "cgroup.h"
 #include "cluster.h"
+#include "hosts.h"
+#include "names.h"
 #include "mailbox.h"
 #include "policy.h"
 #include "promhttp.h"
@@ -223,6 +225,18 @@ static void raise_fd_limit(void)
     }
 }
 
+/* The link, then what rides on it: heartbeats (hosts.c), names (names.c). */
+static int start_cluster(struct manager *m, char *err, size_t n)
+{
+    if (cluster_start(m->base, &copts, err, n) < 0)
+        return -1;
+    if (hosts_start() < 0 || names_start() < 0) {
+        snprintf(err, n, "cannot set up the cluster's hosts and names (out of memory)");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct manager m;
@@ -243,7 +257,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: cannot set up the event loop\n");
         return 1;
     }
-    if (copts.urls && cluster_start(m.base, &copts, err, sizeof err) < 0) {
+    if (copts.urls && start_cluster(&m, err, sizeof err) < 0) {
         fprintf(stderr, "bioxen-manager: %s\n", err);
         return 2;
     }
@@ -264,6 +278,7 @@ int main(int argc, char **argv)
 
     manager_shutdown("event loop ended");   /* no-op after a clean stop */
     cluster_stop();
+    names_stop();
     promhttp_stop();
     client_free_all(&m);
     node_free_all(&m);
@@ -298,6 +313,7 @@ void manager_shutdown(const char *why)
     client_stop_all(mgr);
     vm_destroy_all(BX_E_SHUTTING_DOWN, "manager is shutting down");
     spare_stop();
+    hosts_stop();       /* "leaving": the others free our names at once */
     cluster_quiesce();
     if (mgr->stdin_ev)
         event_del(mgr->stdin_ev);
