@@ -3,6 +3,7 @@
 #include "manager.h"
 #include "cgroup.h"
 #include "cluster.h"
+#include "remote.h"
 #include "mailbox.h"
 #include "policy.h"
 #include "promhttp.h"
@@ -245,6 +246,10 @@ int main(int argc, char **argv)
     }
     if (copts.urls && cluster_start(m.base, &copts, err, sizeof err) < 0) {
         fprintf(stderr, "bioxen-manager: %s\n", err);
+        return 2;
+    }
+    if (copts.urls && remote_start() < 0) {     /* forwarding (remote.h) */
+        fprintf(stderr, "bioxen-manager: cannot subscribe the forwarding subjects\n");
         return 2;
     }
     if (!m.no_cgroups)
