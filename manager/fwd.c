@@ -127,6 +127,14 @@ static void hint_drop(const char *name)
     }
 }
 
+void remote_hint(const char *name, const char *host)
+{
+    int h = strcmp(host, cluster_self()) != 0 ? host_slot(host) : -1;
+    struct hint *t = *hint_at(name);
+    if (h >= 0 && !(t && t->host == (unsigned)h))
+        hint_set(name, (unsigned)h, 0);
+}
+
 const char *remote_where(const char *name)
 {
     const char *h = names_where(name);
@@ -148,6 +156,25 @@ static struct fpend *pend_take(uint64_t seq)
             F.hosts[p->host].npending--;
             return p;
         }
+    return NULL;
+}
+
+static struct fpend *pend_find(uint64_t seq)
+{
+    struct fpend *p = F.b[seq % FWD_BUCKETS];
+    while (p && p->seq != seq)
+        p = p->next;
+    return p;
+}
+
+/* A stream is named by its exec's id: the client's on this side, our
+ * sequence number on the target's (stream_ack out, stream items back). */
+static struct fpend *pend_by_client_id(uint64_t client_id, json_t *id)
+{
+    for (unsigned i = 0; i < FWD_BUCKETS; i++)
+        for (struct fpend *p = F.b[i]; p; p = p->next)
+            if (p->client_id == client_id && json_equal(p->orig_id, id))
+                return p;
     return NULL;
 }
 
@@ -244,6 +271,14 @@ static json_t *envelope(struct op_ctx *x, struct fpend *p)
     json_object_del(req, "host");       /* create: it is for the target itself */
     if (p)
         json_object_set_new(req, "id", json_integer((json_int_t)p->seq));
+    if (strcmp(x->op->name, "stream_ack") == 0) {
+        struct fpend *s = pend_by_client_id(x->c->id, json_object_get(req, "stream"));
+        if (!s) {
+            json_decref(req);
+            return NULL;        /* no stream of that id in flight: nothing to ack */
+        }
+        json_object_set_new(req, "stream", json_integer((json_int_t)s->seq));
+    }
     return json_pack("{s:s, s:I, s:s, s:b, s:o}", "from", cluster_self(),
                      "client", (json_int_t)x->c->id, "identity", x->c->identity,
                      "admin", x->c->admin, "req", req);
@@ -358,8 +393,15 @@ static void on_out(const char *subject, const char *reply, json_t *msg, void *ar
     uint64_t id = (uint64_t)json_integer_value(cid);
     if (json_object_get(frame, "id"))
         got_reply(frame, id, from);
-    else        /* an event, a callback, a stream item: straight through */
+    else {      /* an event, a callback, a stream item: straight through */
+        json_t *sid = json_object_get(frame, "stream");
+        struct fpend *p = json_is_integer(sid) ? pend_find((uint64_t)json_integer_value(sid)) : NULL;
+        if (sid && !(p && p->client_id == id))
+            return;     /* its exec was answered already (or is not this client's) */
+        if (p)
+            json_object_set(frame, "stream", p->orig_id);
         client_send(client_find(id), frame);
+    }
 }
 
 /* The host a ".<host>" subject ends with (a probe's pong, a no-responders). */

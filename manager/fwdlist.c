@@ -129,6 +129,11 @@ static void on_part(const char *subject, const char *reply, json_t *msg, void *a
     if (!host || !json_is_array(vms) || strcmp(host, cluster_self()) == 0)
         return;
     tag(vms, host);
+    size_t i;
+    json_t *e;
+    json_array_foreach(vms, i, e)       /* get_vm finds it so: ops on it forward */
+        if (json_is_string(json_object_get(e, "name")))
+            remote_hint(json_string_value(json_object_get(e, "name")), host);
     json_array_extend(g->arr, vms);
     if (g->expected >= 0 && ++g->got >= g->expected)
         finish(g);

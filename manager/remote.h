@@ -31,6 +31,8 @@ int remote_start(void);
  * host a create forwarded from here made it on (the names replica may lag
  * that create by a moment). NULL: nowhere known, or this host. */
 const char *remote_where(const char *name);
+/* A list from host named the VM (fwdlist.c): a hint like a create's. */
+void remote_hint(const char *name, const char *host);
 /* Sends x's request to host and owes x's client its reply (answered at
  * once, with the error, when it cannot be sent). */
 void remote_forward(struct op_ctx *x, const char *host);
