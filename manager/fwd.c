@@ -16,6 +16,7 @@
 #include "names.h"
 #include "ops.h"
 #include "remote.h"
+#include "fwdint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +30,6 @@
 #define FWD_CREATE_S 30.0       /* a create: spawn and init */
 #define FWD_BUCKETS 256
 #define FWD_HOSTS 64            /* c->fwd_hosts is a bit per host slot */
-#define HINT_BUCKETS 1024
-#define HINT_MAX 65536
 
 enum fkind { FK_OTHER, FK_CREATE, FK_DESTROY };
 
@@ -52,32 +51,15 @@ struct fhost {
     int no_resp;                /* "no responders" in a row */
 };
 
-struct hint {
-    struct hint *next;
-    char name[BX_NAME_MAX + 1];
-    unsigned host;
-    double timeout;
-};
-
 static struct {
     struct fpend *b[FWD_BUCKETS];
     struct fhost hosts[FWD_HOSTS];
     unsigned nhosts;
     uint64_t seq;
-    struct hint *hints[HINT_BUCKETS];
-    size_t nhints;
     struct event *tick;
 } F;
 
 #define FAIL(c, id, code, ...) client_send_new((c), proto_error_new((id), (code), __VA_ARGS__))
-
-static unsigned hash(const char *s)
-{
-    unsigned h = 5381;
-    while (*s)
-        h = h * 33 + (unsigned char)*s++;
-    return h;
-}
 
 /* The slot of a host, made on first use; FWD_HOSTS at most (-1 past). */
 static int host_slot(const char *name)
@@ -91,58 +73,6 @@ static int host_slot(const char *name)
     memset(h, 0, sizeof *h);
     snprintf(h->name, sizeof h->name, "%s", name);
     return (int)F.nhosts++;
-}
-
-/* ---- the hints: VMs created on other hosts through this one ---- */
-
-static struct hint **hint_at(const char *name)
-{
-    struct hint **pp = &F.hints[hash(name) % HINT_BUCKETS];
-    while (*pp && strcmp((*pp)->name, name) != 0)
-        pp = &(*pp)->next;
-    return pp;
-}
-
-static void hint_set(const char *name, unsigned host, double timeout)
-{
-    struct hint **pp = hint_at(name), *h = *pp;
-    if (!h && (F.nhints >= HINT_MAX || !(h = calloc(1, sizeof *h))))
-        return;     /* only a hint: names_where is the truth */
-    if (!*pp) {
-        snprintf(h->name, sizeof h->name, "%s", name);
-        *pp = h;
-        F.nhints++;
-    }
-    h->host = host;
-    h->timeout = timeout;
-}
-
-static void hint_drop(const char *name)
-{
-    struct hint **pp = hint_at(name), *h = *pp;
-    if (h) {
-        *pp = h->next;
-        free(h);
-        F.nhints--;
-    }
-}
-
-void remote_hint(const char *name, const char *host)
-{
-    int h = strcmp(host, cluster_self()) != 0 ? host_slot(host) : -1;
-    struct hint *t = *hint_at(name);
-    if (h >= 0 && !(t && t->host == (unsigned)h))
-        hint_set(name, (unsigned)h, 0);
-}
-
-const char *remote_where(const char *name)
-{
-    const char *h = names_where(name);
-    if (!h) {
-        struct hint *t = *hint_at(name);
-        h = t ? F.hosts[t->host].name : NULL;
-    }
-    return h && strcmp(h, cluster_self()) != 0 ? h : NULL;
 }
 
 /* ---- the pending table ---- */
@@ -220,21 +150,24 @@ static void host_dead(unsigned h, const char *how)
     F.hosts[h].no_resp = 0;
 }
 
-/* The deadline of a forwarded request: the timeout the target enforces,
- * the kill's grace, a margin, so the target's own TIMEOUT comes first. */
-static double pend_deadline(struct fpend *p, const struct op_def *op, json_t *req)
+/* The deadline of a forwarded request, a backstop for a frame NATS lost
+ * (a dead host is found by the probe long before): the timeout the target
+ * enforces (the request's, else the VM's as its create said, else an
+ * hour), the kill's grace, a margin, so the target's own TIMEOUT comes
+ * first -- once for each request already pending there, since a VM runs
+ * its FIFO one at a time and a local call waits its turn too. */
+static double pend_deadline(struct fpend *p, json_t *req)
 {
     json_t *t = json_object_get(req, "timeout");
     double s = json_is_number(t) ? json_number_value(t) : 0;
-    if (!json_is_number(t) && p->kind != FK_CREATE) {
-        struct hint *h = *hint_at(req_vm_name(req) ? req_vm_name(req) : "");
-        s = h && h->timeout > 0 ? h->timeout : FWD_NO_TIMEOUT_S;
-    }
-    if (p->kind == FK_CREATE)
+    if (p->kind == FK_CREATE) {
         s = FWD_CREATE_S;
-    else if (!(op->flags & OPF_RUNS) && s > FWD_CREATE_S)
-        s = FWD_CREATE_S;       /* globals, stats, destroy: no Lua run to wait for */
-    return proto_now() + s + mgr->grace + FWD_MARGIN_S;
+    } else if (!json_is_number(t)) {
+        s = fwdhint_timeout(req_vm_name(req));
+        s = s > 0 ? s : FWD_NO_TIMEOUT_S;
+    }
+    double ahead = (double)F.hosts[p->host].npending;
+    return proto_now() + (s + mgr->grace) * (1 + ahead) + FWD_MARGIN_S;
 }
 
 static struct fpend *pend_new(struct op_ctx *x, unsigned host)
@@ -255,7 +188,7 @@ static struct fpend *pend_new(struct op_ctx *x, unsigned host)
         json_t *t = json_object_get(json_object_get(x->req, "limits"), "timeout");
         p->vm_timeout = json_is_number(t) ? json_number_value(t) : 0;
     }
-    p->deadline = pend_deadline(p, x->op, x->req);
+    p->deadline = pend_deadline(p, x->req);
     return p;
 }
 
@@ -307,6 +240,12 @@ void remote_forward(struct op_ctx *x, const char *host)
     if (h < 0) {
         if (!noreply)
             FAIL(x->c, x->id, BX_E_INTERNAL, "too many cluster hosts to forward to");
+        return;
+    }
+    if (!hosts_alive(host)) {   /* the heartbeats said so already: no need to ask */
+        if (!noreply)
+            FAIL(x->c, x->id, BX_E_VM_CRASHED, "host '%s' is gone: VM '%s' went with it",
+                 host, req_vm_name(x->req) ? req_vm_name(x->req) : "");
         return;
     }
     struct fpend *p = noreply ? NULL : pend_new(x, (unsigned)h);
@@ -372,9 +311,9 @@ static void got_reply(json_t *frame, uint64_t client_id, const char *from)
     }
     int ok = json_object_get(frame, "result") != NULL;
     if (ok && p->kind == FK_CREATE)
-        hint_set(p->name, p->host, p->vm_timeout);
+        fwdhint_set(p->name, F.hosts[p->host].name, p->vm_timeout);
     else if (p->kind == FK_DESTROY && ok)
-        hint_drop(p->name);
+        fwdhint_drop(p->name);
     json_object_set(frame, "id", p->orig_id);
     client_send(client_find(client_id), frame);
     pend_free(p);

@@ -9,6 +9,7 @@ is still NATS). The setup is the one ``cluster`` fixture below.
 
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import time
@@ -207,6 +208,23 @@ def test_sigkill_of_m2_fails_forwarded_call_fast(cluster):
         assert a.create_vm("local").execute("return 'still here'") == "still here"
 
 
+def test_a_stopped_host_fails_forwarded_calls_then_serves_again(cluster):
+    """SIGSTOP: NATS still holds m2's connection, so only m1's own probe
+    (no pong) can tell; m2 comes back with SIGCONT."""
+    with cluster.m1.client() as a:
+        vm = a.create_vm("frozen", host="m2", persistent=True)
+        assert vm.execute("return 1") == 1
+        os.kill(cluster.m2.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(VMCrashed):
+                vm.execute("return 2", timeout=60)
+            assert time.monotonic() - t0 < 10
+        finally:
+            os.kill(cluster.m2.proc.pid, signal.SIGCONT)
+        assert wait_until(lambda: _try(vm, VMCrashed), 10)
+
+
 def test_nats_down_fails_fast(cluster):
     with cluster.m1.client() as a:
         vm = a.create_vm("faraway", host="m2")
@@ -226,10 +244,10 @@ def test_nats_down_fails_fast(cluster):
         assert wait_until(lambda: _try(vm), 10)
 
 
-def _try(vm):
+def _try(vm, errors=ManagerError):
     try:
         return vm.execute("return 5") == 5
-    except ManagerError:
+    except errors:
         return False
 
 
@@ -274,8 +292,36 @@ def p50(fn, n):
     return statistics.median(times)
 
 
+def nats_echo_p50(port, n):
+    """PUB to a subject this connection subscribes: one NATS round trip
+    (client -> server -> client), the cost of the 2 hops a forwarded call
+    adds (origin -> server -> target, target -> server -> origin)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = s.makefile("rb")
+    f.readline()    # INFO
+    s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB echo 1\r\nPING\r\n')
+    while not f.readline().startswith(b"PONG"):
+        pass
+
+    def one():
+        s.sendall(b"PUB echo 2\r\nhi\r\n")
+        while True:
+            line = f.readline()
+            if line.startswith(b"MSG"):
+                f.readline()
+                return
+            if line.startswith(b"PING"):
+                s.sendall(b"PONG\r\n")
+    try:
+        return p50(one, n)
+    finally:
+        s.close()
+
+
 def test_measure_local_vs_remote_exec(cluster, capsys):
     """Prints the p50s for the report; asserts only a generous sanity bound."""
+    hop = nats_echo_p50(cluster.nats.port, 500)
     with cluster.m1.client() as a:
         here, far = a.create_vm("here"), a.create_vm("there", host="m2")
         for vm in (here, far):
@@ -283,5 +329,6 @@ def test_measure_local_vs_remote_exec(cluster, capsys):
         local = p50(lambda: here.execute("return 1 + 1"), 300)
         remote = p50(lambda: far.execute("return 1 + 1"), 300)
     with capsys.disabled():
-        print("\nexec p50: local %.0f us, remote %.0f us" % (local * 1e6, remote * 1e6))
+        print("\nexec p50: local %.0f us, remote %.0f us; NATS echo (2 hops) %.0f us"
+              % (local * 1e6, remote * 1e6, hop * 1e6))
     assert remote < local + 0.05
