@@ -146,6 +146,8 @@ static void host_dead(unsigned h, const char *how)
     char why[256];
     snprintf(why, sizeof why, "host '%s' is gone (%s): the VM went with it",
              F.hosts[h].name, how);
+    fprintf(stderr, "bioxen-manager: cluster: host '%s' is gone (%s): failing its %zu "
+            "forwarded requests\n", F.hosts[h].name, how, F.hosts[h].npending);
     fail_where((int)h, BX_E_VM_CRASHED, why);
     F.hosts[h].no_resp = 0;
 }
