@@ -17,6 +17,7 @@
 #include "ops.h"
 #include "remote.h"
 #include "fwdint.h"
+#include "fwdcheck.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,15 +326,16 @@ static void got_reply(json_t *frame, uint64_t client_id, const char *from)
 static void on_out(const char *subject, const char *reply, json_t *msg, void *arg)
 {
     (void)reply; (void)arg;
-    json_t *frame = json_object_get(msg, "frame"), *cid = json_object_get(msg, "client");
-    const char *from = json_string_value(json_object_get(msg, "from"));
-    if (!json_is_object(frame) || !json_is_integer(cid) || !from) {
-        fprintf(stderr, "bioxen-manager: cluster: malformed frame on %s dropped\n", subject);
+    struct fwd_env e;
+    char err[128];
+    if (fwdcheck_out(msg, &e, err, sizeof err) < 0) {
+        fprintf(stderr, "bioxen-manager: cluster: %s on %s: dropped\n", err, subject);
         return;
     }
-    uint64_t id = (uint64_t)json_integer_value(cid);
+    json_t *frame = e.body;
+    uint64_t id = e.client;
     if (json_object_get(frame, "id"))
-        got_reply(frame, id, from);
+        got_reply(frame, id, e.from);
     else {      /* an event, a callback, a stream item: straight through */
         json_t *sid = json_object_get(frame, "stream");
         struct fpend *p = json_is_integer(sid) ? pend_find((uint64_t)json_integer_value(sid)) : NULL;

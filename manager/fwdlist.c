@@ -5,6 +5,7 @@
  * as its own list op would for that client. */
 #include "manager.h"
 #include "cluster.h"
+#include "fwdcheck.h"
 #include "hosts.h"
 #include "ops.h"
 #include "remote.h"
@@ -142,17 +143,20 @@ static void on_part(const char *subject, const char *reply, json_t *msg, void *a
 /* "<prefix>.list" from any manager (this one's own comes back too: skipped). */
 static void on_list(const char *subject, const char *reply, json_t *msg, void *arg)
 {
-    (void)subject; (void)arg;
-    const char *from = json_string_value(json_object_get(msg, "from"));
-    const char *ident = json_string_value(json_object_get(msg, "identity"));
+    (void)arg;
+    struct fwd_env e;
     char err[256];
-    if (!reply || !from || !ident || strlen(ident) >= BX_IDENT_MAX)
+    if (fwdcheck_list(msg, &e, err, sizeof err) < 0 || !reply) {
+        fprintf(stderr, "bioxen-manager: cluster: %s on %s: dropped\n",
+                reply ? err : "no reply subject", subject);
         return;
-    if (strcmp(from, cluster_self()) == 0)
+    }
+    if (strcmp(e.from, cluster_self()) == 0)
         return;
     struct client asker = {0};
-    snprintf(asker.identity, sizeof asker.identity, "%s", ident);
-    asker.admin = json_is_true(json_object_get(msg, "admin"));
+    snprintf(asker.identity, sizeof asker.identity, "%s", e.identity);
+    asker.admin = e.admin;
+    const char *from = e.from;
     size_t n;
     struct vm **all = registry_all(&n);
     json_t *arr = json_array();

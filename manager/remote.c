@@ -10,6 +10,7 @@
  * so they go when it goes: O says "bye" for K, or O dies (hosts.h). */
 #include "manager.h"
 #include "cluster.h"
+#include "fwdcheck.h"
 #include "hosts.h"
 #include "remote.h"
 
@@ -28,6 +29,7 @@ struct remote_link {
 };
 
 static struct remote_link *links[LINK_BUCKETS];
+_Static_assert(FWD_IDENT_MAX == BX_IDENT_MAX && FWD_HOST_MAX == CLUSTER_HOST_MAX, "fwdcheck.h");
 
 int fwd_start(void);
 int fwdlist_start(void);
@@ -112,22 +114,18 @@ void remote_write(struct client *c, const char *buf, size_t len)
 static void on_req(const char *subject, const char *reply, json_t *msg, void *arg)
 {
     (void)reply; (void)arg;
-    const char *from = json_string_value(json_object_get(msg, "from"));
-    const char *ident = json_string_value(json_object_get(msg, "identity"));
-    json_t *cid = json_object_get(msg, "client"), *req = json_object_get(msg, "req");
-    json_t *admin = json_object_get(msg, "admin");
-    if (!from || strlen(from) > CLUSTER_HOST_MAX || strchr(from, '.') || !json_is_integer(cid) ||
-        !ident || !*ident || strlen(ident) >= BX_IDENT_MAX || !json_is_boolean(admin) ||
-        !json_is_object(req)) {
-        fprintf(stderr, "bioxen-manager: cluster: malformed request on %s dropped\n", subject);
+    struct fwd_env e;
+    char err[128];
+    if (fwdcheck_req(msg, &e, err, sizeof err) < 0) {   /* nobody to answer */
+        fprintf(stderr, "bioxen-manager: cluster: %s on %s: dropped\n", err, subject);
         return;
     }
-    struct client *c = proxy_for(from, (uint64_t)json_integer_value(cid), ident, json_is_true(admin));
+    struct client *c = proxy_for(e.from, e.client, e.identity, e.admin);
     if (!c) {
-        fprintf(stderr, "bioxen-manager: cluster: no proxy for %s (out of memory or stopping)\n", from);
+        fprintf(stderr, "bioxen-manager: cluster: no proxy for %s (out of memory or stopping)\n", e.from);
         return;
     }
-    router_dispatch(c, req);
+    router_dispatch(c, e.body);
     flush_all();
 }
 
@@ -141,10 +139,10 @@ static void close_proxy(struct remote_link *l)
 static void on_bye(const char *subject, const char *reply, json_t *msg, void *arg)
 {
     (void)subject; (void)reply; (void)arg;
-    const char *from = json_string_value(json_object_get(msg, "from"));
-    json_t *cid = json_object_get(msg, "client");
-    struct remote_link *l = from && json_is_integer(cid)
-        ? *link_at(from, (uint64_t)json_integer_value(cid)) : NULL;
+    struct fwd_env e;
+    char err[128];
+    struct remote_link *l = fwdcheck_bye(msg, &e, err, sizeof err) == 0
+        ? *link_at(e.from, e.client) : NULL;
     if (l)
         close_proxy(l);
 }

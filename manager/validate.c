@@ -3,6 +3,7 @@
  * over the op table. No state, so the fuzzer runs exactly the code the
  * manager runs. The policy's rules are policycheck.c's. */
 #include "validate.h"
+#include "fwdcheck.h"
 #include "mailcheck.h"
 #include "ops.h"
 #include "project_check.h"
@@ -270,13 +271,9 @@ static enum bx_err check_host(json_t *req, char *err, size_t n)
 {
     json_t *v = json_object_get(req, "host");
     const char *h = json_string_value(v);
-    size_t len = h ? strlen(h) : 0;
-    if (!v || json_is_null(v) || (h && strcmp(h, "*") == 0))
+    if (!v || json_is_null(v) || (h && strcmp(h, "*") == 0) || fwdcheck_host(h))
         return BX_OK;
-    if (h && len >= 1 && len <= BX_NAME_MAX &&
-        strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_:-") == len)
-        return BX_OK;
-    snprintf(err, n, "'host' must be a host name (1-%d of A-Z a-z 0-9 _ : -) or \"*\"", BX_NAME_MAX);
+    snprintf(err, n, "'host' must be a host name (1-%d of A-Z a-z 0-9 _ : -) or \"*\"", FWD_HOST_MAX);
     return BX_E_BAD_REQUEST;
 }
 
