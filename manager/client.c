@@ -233,6 +233,17 @@ static void client_handle_line(struct client *c, const char *line, size_t len)
     json_decref(req);
 }
 
+/* A proxy's request (remote.c): owed a reply as a socket line is, so a
+ * draining manager waits for it like for a half-closed client's. */
+void client_dispatch_proxy(struct client *c, json_t *req)
+{
+    c->owed++;
+    if (!owes_reply(c, req))
+        c->owed--;
+    router_dispatch(c, req);
+    client_maybe_finish(c);
+}
+
 /* One call handles every complete frame in the input. The length limit is
  * checked before a whole line is in, so a peer cannot make us buffer more. */
 static void client_read_cb(struct bufferevent *bev, void *arg)
@@ -383,8 +394,12 @@ void client_stop_all(struct manager *m)
 void client_drain_all(struct manager *m)
 {
     for (uint32_t i = 0; i < m->nslots; i++)
-        if (m->slots[i] && m->slots[i]->bev)   /* proxies go with their origin */
+        if (m->slots[i] && m->slots[i]->bev)
             client_half_close(m->slots[i]);
+        else if (m->slots[i]) {     /* a proxy: done once its requests are answered */
+            m->slots[i]->eof = 1;
+            client_maybe_finish(m->slots[i]);
+        }
 }
 
 size_t client_count(struct manager *m)

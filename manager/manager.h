@@ -172,6 +172,7 @@ void client_accept(struct manager *m, evutil_socket_t fd, int is_tcp);
 struct client *client_find(uint64_t id);
 struct remote_link;
 struct client *client_new_proxy(struct remote_link *link, const char *identity, int admin);
+void client_dispatch_proxy(struct client *c, json_t *req);     /* router_dispatch, counting owed */
 void client_send(struct client *c, json_t *msg);       /* msg borrowed */
 void client_send_new(struct client *c, json_t *msg);   /* msg stolen */
 /* Sends {"id":<id>rest\n: a node's reply passed through under the client's id. */

@@ -110,6 +110,23 @@ void remote_write(struct client *c, const char *buf, size_t len)
     json_decref(frame);
 }
 
+/* No proxy to carry it out (stopping, out of memory): the origin still
+ * gets the request's one reply, straight from here. */
+static void refuse(const struct fwd_env *e)
+{
+    char subj[160], err[128];
+    json_t *id = json_object_get(e->body, "id");
+    if (!id || cluster_subject(subj, sizeof subj, "h.%s.out", e->from) < 0)
+        return;
+    json_t *m = json_pack("{s:s, s:I, s:o}", "from", cluster_self(), "client",
+                          (json_int_t)e->client, "frame",
+                          proto_error_new(id, BX_E_SHUTTING_DOWN, "host '%s' is shutting down",
+                                          cluster_self()));
+    if (m)
+        cluster_publish(subj, NULL, m, err, sizeof err);
+    json_decref(m);
+}
+
 /* "<prefix>.h.<self>.req". */
 static void on_req(const char *subject, const char *reply, json_t *msg, void *arg)
 {
@@ -120,12 +137,12 @@ static void on_req(const char *subject, const char *reply, json_t *msg, void *ar
         fprintf(stderr, "bioxen-manager: cluster: %s on %s: dropped\n", err, subject);
         return;
     }
-    struct client *c = proxy_for(e.from, e.client, e.identity, e.admin);
-    if (!c) {
-        fprintf(stderr, "bioxen-manager: cluster: no proxy for %s (out of memory or stopping)\n", e.from);
-        return;
-    }
-    router_dispatch(c, e.body);
+    struct client *c = mgr->draining || mgr->shutting_down ? NULL
+                     : proxy_for(e.from, e.client, e.identity, e.admin);
+    if (c && !c->eof)
+        client_dispatch_proxy(c, e.body);
+    else
+        refuse(&e);
     flush_all();
 }
 

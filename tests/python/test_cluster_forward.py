@@ -7,6 +7,7 @@ machine (no network namespaces here: the only link between the managers
 is still NATS). The setup is the one ``cluster`` fixture below.
 """
 
+import json
 import os
 import signal
 import socket
@@ -77,6 +78,7 @@ class Host:
                 if self.proc.poll() is None:
                     self.proc.kill()
             assert not wait_gone(procs), "processes left"
+            assert self.proc.returncode == 0, "%s exited %r" % (self.name, self.proc.returncode)
         self.proc.stdout.close()
 
 
@@ -275,6 +277,70 @@ def test_bad_input_over_nats_is_checked_there(cluster):
         with pytest.raises(InvalidRequest):
             a.create_vm("h", host="bad host!")
         assert vm.execute("return 7") == 7
+
+
+class RawNats:
+    """A bare NATS client (the text protocol) for what no manager would send."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.f = self.s.makefile("rb")
+        self.f.readline()   # INFO
+        self.s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n')
+
+    def sub(self, subject, sid):
+        self.s.sendall(b"SUB %s %d\r\n" % (subject.encode(), sid))
+
+    def pub(self, subject, payload):
+        self.s.sendall(b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload))
+
+    def flush(self):
+        self.s.sendall(b"PING\r\n")
+        while not self.f.readline().startswith(b"PONG"):
+            pass
+
+    def next_msg(self):
+        while True:
+            line = self.f.readline()
+            if line.startswith(b"MSG"):
+                return json.loads(self.f.readline())
+            if line.startswith(b"PING"):
+                self.s.sendall(b"PONG\r\n")
+
+    def close(self):
+        self.s.close()
+
+
+def test_bad_input_arriving_over_nats(cluster):
+    """What a peer publishes straight to m2's request subject gets the
+    socket's treatment there: unknown ops and bad fields answered (to the
+    origin's out subject), non-JSON and bad envelopes dropped, m2 serving on."""
+    raw = RawNats(cluster.nats.port)
+    try:
+        raw.sub("bioxen.h.fake.out", 1)
+        raw.flush()
+
+        def env(req):
+            return json.dumps({"from": "fake", "client": 7, "identity": "token:alice",
+                               "admin": False, "req": req}).encode()
+        raw.pub("bioxen.h.m2.req", b"not json at all {")
+        raw.pub("bioxen.h.m2.req", b'{"from": "fa.ke", "client": 7}')
+        raw.pub("bioxen.h.m2.req", env({"id": 1, "op": "no_such_op"}))
+        assert raw.next_msg()["frame"]["error"]["code"] == "UNKNOWN_OP"
+        raw.pub("bioxen.h.m2.req", env({"id": 2, "op": "exec", "vm": "x", "code": "1",
+                                        "bogus": True}))
+        assert raw.next_msg()["frame"]["error"]["code"] == "BAD_REQUEST"
+        raw.pub("bioxen.h.m2.req", env({"id": 3, "op": "shutdown"}))
+        assert raw.next_msg()["frame"]["error"]["code"] == "FORBIDDEN"   # not an admin
+        raw.pub("bioxen.h.m2.req", env({"id": 4, "op": "exec", "vm": "x", "code": "1"}))
+        got = raw.next_msg()
+        assert got["client"] == 7 and got["from"] == "m2"
+        assert got["frame"] == {"id": 4, "error": got["frame"]["error"]}
+        assert got["frame"]["error"]["code"] == "VM_NOT_FOUND"
+    finally:
+        raw.close()
+    with cluster.m1.client() as a:
+        assert a.create_vm("still", host="m2").execute("return 8") == 8
 
 
 def test_list_cluster_without_a_cluster_is_the_local_list(manager):
