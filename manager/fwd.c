@@ -255,7 +255,8 @@ void remote_forward(struct op_ctx *x, const char *host)
     if (!noreply && !p)
         return FAIL(x->c, x->id, BX_E_INTERNAL, "out of memory");
     if (send_to(x, h, p, err, sizeof err) < 0) {
-        enum bx_err code = strstr(err, "max payload") ? BX_E_FRAME_TOO_LARGE : BX_E_INTERNAL;
+        enum bx_err code = strstr(err, "max payload") ? BX_E_FRAME_TOO_LARGE
+                         : !cluster_up() ? BX_E_CLUSTER_UNAVAILABLE : BX_E_INTERNAL;
         if (p)
             FAIL(x->c, x->id, code, "%s (VM '%s' is on host '%s')", err, p->name, host);
         if (p)
@@ -288,7 +289,7 @@ int remote_create(struct op_ctx *x)
     if (strcmp(host, "*") == 0 && strcmp((host = hosts_pick()), cluster_self()) == 0)
         return 0;
     if (!cluster_up()) {
-        FAIL(x->c, x->id, BX_E_INTERNAL, "cluster unavailable: cannot create on host '%s'", host);
+        FAIL(x->c, x->id, BX_E_CLUSTER_UNAVAILABLE, "cluster unavailable: cannot create on host '%s'", host);
         return 1;
     }
     if (!hosts_alive(host)) {
@@ -419,7 +420,7 @@ static void on_state(int up, const char *why, void *arg)
     char msg[256];
     snprintf(msg, sizeof msg, "cluster unavailable (%s): the forwarded request is lost", why);
     if (!up)
-        fail_where(-1, BX_E_INTERNAL, msg);
+        fail_where(-1, BX_E_CLUSTER_UNAVAILABLE, msg);
 }
 
 static void on_host(const char *host, int up, void *arg)

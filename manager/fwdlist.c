@@ -89,7 +89,8 @@ void remote_list(struct op_ctx *x, json_t *local)
     cluster_subject(subj, sizeof subj, "list");
     cluster_subject(reply, sizeof reply, "h.%s.lr.%llu", cluster_self(), (unsigned long long)g->seq);
     if (cluster_publish(subj, reply, m, err, sizeof err) < 0) {
-        client_send_new(x->c, proto_error_new(x->id, BX_E_INTERNAL, "%s", err));
+        client_send_new(x->c, proto_error_new(x->id, cluster_up() ? BX_E_INTERNAL
+                                              : BX_E_CLUSTER_UNAVAILABLE, "%s", err));
         goto out;
     }
     g->client_id = x->c->id;

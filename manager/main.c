@@ -3,6 +3,8 @@
 #include "manager.h"
 #include "cgroup.h"
 #include "cluster.h"
+#include "hosts.h"
+#include "names.h"
 #include "remote.h"
 #include "mailbox.h"
 #include "policy.h"
@@ -248,6 +250,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: %s\n", err);
         return 2;
     }
+    if (copts.urls && (hosts_start() < 0 || names_start() < 0)) {
+        fprintf(stderr, "bioxen-manager: cannot set up the cluster's hosts and names\n");
+        return 1;
+    }
     if (copts.urls && remote_start() < 0) {     /* forwarding (remote.h) */
         fprintf(stderr, "bioxen-manager: cannot subscribe the forwarding subjects\n");
         return 2;
@@ -269,6 +275,7 @@ int main(int argc, char **argv)
 
     manager_shutdown("event loop ended");   /* no-op after a clean stop */
     cluster_stop();
+    names_stop();
     promhttp_stop();
     client_free_all(&m);
     node_free_all(&m);
@@ -303,6 +310,7 @@ void manager_shutdown(const char *why)
     client_stop_all(mgr);
     vm_destroy_all(BX_E_SHUTTING_DOWN, "manager is shutting down");
     spare_stop();
+    hosts_stop();       /* "leaving": the others free our names at once */
     cluster_quiesce();
     if (mgr->stdin_ev)
         event_del(mgr->stdin_ev);
