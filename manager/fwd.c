@@ -245,7 +245,7 @@ void remote_forward(struct op_ctx *x, const char *host)
             FAIL(x->c, x->id, BX_E_INTERNAL, "too many cluster hosts to forward to");
         return;
     }
-    if (!hosts_alive(host)) {   /* the heartbeats said so already: no need to ask */
+    if (hosts_gone_for(host) > 0) {     /* the heartbeats said so already: no need to ask */
         if (!noreply)
             FAIL(x->c, x->id, BX_E_VM_CRASHED, "host '%s' is gone: VM '%s' went with it",
                  host, req_vm_name(x->req) ? req_vm_name(x->req) : "");
@@ -292,7 +292,7 @@ int remote_create(struct op_ctx *x)
         FAIL(x->c, x->id, BX_E_CLUSTER_UNAVAILABLE, "cluster unavailable: cannot create on host '%s'", host);
         return 1;
     }
-    if (!hosts_alive(host)) {
+    if (hosts_gone_for(host) > 0) {   /* not heard: right after a connect it may yet be */
         FAIL(x->c, x->id, BX_E_BAD_REQUEST, "no live host named '%s' in the cluster", host);
         return 1;
     }

@@ -89,7 +89,12 @@ class Cluster:
         for i in range(n):
             self.hosts.append(Host(tmp_path, nats.url, "m%d" % (i + 1)))
         assert wait_until(lambda: all(h.connected() for h in self.hosts), 15)
+        assert wait_until(lambda: all(self.all_alive(h) for h in self.hosts), 15)
         self.m1, self.m2 = self.hosts[0], self.hosts[1]
+
+    def all_alive(self, h):
+        seen = {e["name"]: e["alive"] for e in h.raw.req(op="hosts")["result"]}
+        return all(seen.get(o.name) for o in self.hosts)
 
     def close(self):
         for h in self.hosts:
@@ -194,6 +199,17 @@ def test_client_leaving_destroys_its_vms_on_m2(cluster):
             a.create_vm("keep", host="m2", persistent=True).execute("return 1")
             assert sorted(v["name"] for v in b.list_vms()) == ["keep", "temp"]
         assert wait_until(lambda: [v["name"] for v in b.list_vms()] == ["keep"], 10)
+
+
+def test_origin_dying_frees_its_proxies_and_their_vms(cluster):
+    with cluster.m2.client() as b:
+        a = cluster.m1.client()
+        a.create_vm("orphan", host="m2").execute("return 1")
+        a.create_vm("kept", host="m2", persistent=True).execute("return 1")
+        assert sorted(v["name"] for v in b.list_vms()) == ["kept", "orphan"]
+        cluster.m1.kill()       # no bye: m2 learns it from the heartbeats
+        assert wait_until(lambda: [v["name"] for v in b.list_vms()] == ["kept"], 15)
+        a.close()
 
 
 def test_sigkill_of_m2_fails_forwarded_call_fast(cluster):
