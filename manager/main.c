@@ -226,6 +226,25 @@ static void raise_fd_limit(void)
     }
 }
 
+/* --cluster: the link, then the parts that use it. 0 or an exit status. */
+static int join_cluster(struct manager *m)
+{
+    char err[512];
+    if (cluster_start(m->base, &copts, err, sizeof err) < 0) {
+        fprintf(stderr, "bioxen-manager: %s\n", err);
+        return 2;
+    }
+    if (hosts_start() < 0 || names_start() < 0) {
+        fprintf(stderr, "bioxen-manager: cannot set up the cluster's hosts and names\n");
+        return 1;
+    }
+    if (remote_start() < 0) {     /* forwarding (remote.h) */
+        fprintf(stderr, "bioxen-manager: cannot subscribe the forwarding subjects\n");
+        return 2;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct manager m;
@@ -246,18 +265,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: cannot set up the event loop\n");
         return 1;
     }
-    if (copts.urls && cluster_start(m.base, &copts, err, sizeof err) < 0) {
-        fprintf(stderr, "bioxen-manager: %s\n", err);
-        return 2;
-    }
-    if (copts.urls && (hosts_start() < 0 || names_start() < 0)) {
-        fprintf(stderr, "bioxen-manager: cannot set up the cluster's hosts and names\n");
-        return 1;
-    }
-    if (copts.urls && remote_start() < 0) {     /* forwarding (remote.h) */
-        fprintf(stderr, "bioxen-manager: cannot subscribe the forwarding subjects\n");
-        return 2;
-    }
+    int rc = copts.urls ? join_cluster(&m) : 0;
+    if (rc)
+        return rc;
     if (!m.no_cgroups)
         cgroup_init();
     if (server_listen(&m, err, sizeof err) < 0) {
