@@ -319,6 +319,7 @@ void manager_shutdown(const char *why)
     server_close(mgr);
     client_stop_all(mgr);
     vm_destroy_all(BX_E_SHUTTING_DOWN, "manager is shutting down");
+    remote_stop();      /* requests forwarded from here: answered the same */
     spare_stop();
     hosts_stop();       /* "leaving": the others free our names at once */
     cluster_quiesce();
