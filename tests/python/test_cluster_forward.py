@@ -361,6 +361,24 @@ def test_bad_input_arriving_over_nats(cluster):
         assert a.create_vm("still", host="m2").execute("return 8") == 8
 
 
+def test_half_close_waits_for_forwarded_replies(cluster):
+    """printf '...' | socat: every line read gets its one reply, forwarded
+    ones included, and then the connection closes."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(cluster.m1.sock)
+    f = s.makefile("rb")
+    s.sendall(b'{"id":"c","op":"create","name":"hc","host":"m2"}\n')
+    assert json.loads(f.readline())["id"] == "c"
+    s.sendall(b'{"id":7,"op":"exec","vm":"hc","code":"return 6 * 7"}\n'
+              b'{"id":"two","op":"exec","vm":"hc","code":"error(\'x\')"}\n')
+    s.shutdown(socket.SHUT_WR)
+    got = {m["id"]: m for m in map(json.loads, f.read().splitlines())}    # to EOF
+    s.close()
+    assert set(got) == {7, "two"}
+    assert got[7]["result"]["values"] == [42] and got["two"]["error"]["code"] == "LUA_ERROR"
+
+
 def test_asyncio_twins(cluster):
     async def main():
         async with AsyncVMManager(cluster.m1.sock, start_timeout=20.0) as m:
