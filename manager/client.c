@@ -5,8 +5,10 @@
 #include "manager.h"
 #include "mailbox.h"
 #include "ops.h"
+#include "remote.h"
 
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +70,27 @@ void client_accept(struct manager *m, evutil_socket_t fd, int is_tcp)
     bufferevent_enable(c->bev, EV_READ);
 }
 
+/* A client with no socket: the proxy of a client of another host (remote.c).
+ * Authenticated as the identity the origin forwarded; what it is sent goes
+ * to remote_write. NULL when out of memory or shutting down. */
+struct client *client_new_proxy(struct remote_link *link, const char *identity, int admin)
+{
+    uint32_t slot;
+    struct client *c = calloc(1, sizeof *c);
+    if (!c || mgr->shutting_down || slot_alloc(&slot) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->id = ((uint64_t)++mgr->gen << 32) | slot;
+    c->remote = link;
+    c->authed = 1;
+    c->admin = admin;
+    snprintf(c->identity, sizeof c->identity, "%s", identity);
+    mgr->slots[slot] = c;
+    mgr->nclients++;
+    return c;
+}
+
 struct client *client_find(uint64_t id)
 {
     uint32_t slot = (uint32_t)id;
@@ -81,6 +104,8 @@ struct client *client_find(uint64_t id)
  * one writev when it ends, so pipelined replies batch themselves. */
 static void client_write(struct client *c, const char *buf, size_t len)
 {
+    if (c->remote)          /* the transport seam: a proxy has no socket */
+        return remote_write(c, buf, len);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add(out, buf, len);
     flush_mark(c->bev, &c->dirty);
@@ -117,6 +142,29 @@ void client_send(struct client *c, json_t *msg)
         reply_sent(c);
 }
 
+/* The same bytes as below, as one line for remote_write. */
+static void send_passed_remote(struct client *c, const char *id, size_t id_len,
+                               const char *rest, size_t rest_len)
+{
+    char *b = malloc(rest_len + id_len + 8);
+    if (b) {
+        size_t k = 1;
+        b[0] = '{';
+        if (rest_len > 1) {
+            memcpy(b + k, rest + 1, rest_len - 2);
+            k += rest_len - 2;
+            b[k++] = ',';
+        }
+        memcpy(b + k, "\"id\":", 5);
+        memcpy(b + k + 5, id, id_len);
+        k += 5 + id_len;
+        memcpy(b + k, "}\n", 2);
+        client_write(c, b, k + 2);
+        free(b);
+    }
+    reply_sent(c);
+}
+
 void client_send_passed(struct client *c, const char *id, size_t id_len,
                         const char *rest, size_t rest_len)
 {
@@ -128,6 +176,8 @@ void client_send_passed(struct client *c, const char *id, size_t id_len,
      * line still finds its id at the fixed end (docs/protocol.md). */
     if (rest_len == 0 || rest[rest_len - 1] != '}')
         rest = "}", rest_len = 1;
+    if (c->remote)
+        return send_passed_remote(c, id, id_len, rest, rest_len);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add(out, "{", 1);
     if (rest_len > 1) {                     /* rest is ,"k":v...} or } */
@@ -181,6 +231,17 @@ static void client_handle_line(struct client *c, const char *line, size_t len)
         c->owed--;
     router_dispatch(c, req);
     json_decref(req);
+}
+
+/* A proxy's request (remote.c): owed a reply as a socket line is, so a
+ * draining manager waits for it like for a half-closed client's. */
+void client_dispatch_proxy(struct client *c, json_t *req)
+{
+    c->owed++;
+    if (!owes_reply(c, req))
+        c->owed--;
+    router_dispatch(c, req);
+    client_maybe_finish(c);
 }
 
 /* One call handles every complete frame in the input. The length limit is
@@ -253,9 +314,12 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 static void client_free(struct client *c)
 {
     c->closing = 1;         /* replies to the VMs torn down below are dropped */
-    flush_forget(c->bev, &c->dirty);
-    bufferevent_free(c->bev);
-    c->bev = NULL;
+    if (c->bev) {
+        flush_forget(c->bev, &c->dirty);
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    remote_client_gone(c);
     pool_client_gone(c);
     vm_disown(c);
     mailbox_client_gone(c);
@@ -294,7 +358,7 @@ static void client_reaper_cb(evutil_socket_t fd, short ev, void *arg)
     struct client **pp = &mgr->close_list;
     while (*pp) {
         struct client *c = *pp;
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        if (!c->bev || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
             *pp = c->close_next;
             client_free(c);
         } else {
@@ -315,22 +379,27 @@ void client_close_soon(struct client *c)
         return;
     c->closing = 1;         /* first: replies to the VMs torn down are dropped */
     vm_disown(c);
-    bufferevent_disable(c->bev, EV_READ);
+    if (c->bev)
+        bufferevent_disable(c->bev, EV_READ);
     close_list_add(c);
 }
 
 void client_stop_all(struct manager *m)
 {
     for (uint32_t i = 0; i < m->nslots; i++)
-        if (m->slots[i])
+        if (m->slots[i] && m->slots[i]->bev)
             bufferevent_disable(m->slots[i]->bev, EV_READ);
 }
 
 void client_drain_all(struct manager *m)
 {
     for (uint32_t i = 0; i < m->nslots; i++)
-        if (m->slots[i])
+        if (m->slots[i] && m->slots[i]->bev)
             client_half_close(m->slots[i]);
+        else if (m->slots[i]) {     /* a proxy: done once its requests are answered */
+            m->slots[i]->eof = 1;
+            client_maybe_finish(m->slots[i]);
+        }
 }
 
 size_t client_count(struct manager *m)
@@ -341,7 +410,7 @@ size_t client_count(struct manager *m)
 int client_all_flushed(struct manager *m)
 {
     for (uint32_t i = 0; i < m->nslots; i++)
-        if (m->slots[i] && evbuffer_get_length(bufferevent_get_output(m->slots[i]->bev)))
+        if (m->slots[i] && m->slots[i]->bev && evbuffer_get_length(bufferevent_get_output(m->slots[i]->bev)))
             return 0;
     return 1;
 }

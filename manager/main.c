@@ -5,6 +5,7 @@
 #include "cluster.h"
 #include "hosts.h"
 #include "names.h"
+#include "remote.h"
 #include "mailbox.h"
 #include "policy.h"
 #include "promhttp.h"
@@ -225,13 +226,18 @@ static void raise_fd_limit(void)
     }
 }
 
-/* The link, then what rides on it: heartbeats (hosts.c), names (names.c). */
+/* The link, then what rides on it: heartbeats (hosts.c), names (names.c),
+ * forwarding (remote.c, fwd.c). */
 static int start_cluster(struct manager *m, char *err, size_t n)
 {
     if (cluster_start(m->base, &copts, err, n) < 0)
         return -1;
     if (hosts_start() < 0 || names_start() < 0) {
         snprintf(err, n, "cannot set up the cluster's hosts and names (out of memory)");
+        return -1;
+    }
+    if (remote_start() < 0) {     /* forwarding (remote.h) */
+        snprintf(err, n, "cannot subscribe the forwarding subjects (out of memory)");
         return -1;
     }
     return 0;
@@ -312,6 +318,7 @@ void manager_shutdown(const char *why)
     server_close(mgr);
     client_stop_all(mgr);
     vm_destroy_all(BX_E_SHUTTING_DOWN, "manager is shutting down");
+    remote_stop();      /* requests forwarded from here: answered the same */
     spare_stop();
     hosts_stop();       /* "leaving": the others free our names at once */
     cluster_quiesce();

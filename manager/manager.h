@@ -110,6 +110,8 @@ struct client {
     struct pool *pool;      /* owned (pool.c); NULL until the first pool op */
     char identity[BX_IDENT_MAX];    /* "uid:N" or "token:NAME"; "" before auth (identity.c) */
     int admin;              /* may shut the manager down and reach every VM */
+    struct remote_link *remote;  /* a proxy of another host's client (remote.c): no bev */
+    uint64_t fwd_hosts;     /* hosts its requests were forwarded to, a bit each (fwd.c) */
 };
 
 struct manager {
@@ -168,6 +170,9 @@ const char *server_tcp_bound(void);    /* "HOST:PORT" listened on, or NULL */
 /* client.c */
 void client_accept(struct manager *m, evutil_socket_t fd, int is_tcp);
 struct client *client_find(uint64_t id);
+struct remote_link;
+struct client *client_new_proxy(struct remote_link *link, const char *identity, int admin);
+void client_dispatch_proxy(struct client *c, json_t *req);     /* router_dispatch, counting owed */
 void client_send(struct client *c, json_t *msg);       /* msg borrowed */
 void client_send_new(struct client *c, json_t *msg);   /* msg stolen */
 /* Sends {"id":<id>rest\n: a node's reply passed through under the client's id. */

@@ -9,6 +9,7 @@
 #include "names.h"
 #include "ops.h"
 #include "promhttp.h"
+#include "remote.h"
 #include "spare.h"
 
 #include <stdlib.h>
@@ -67,6 +68,8 @@ void mgrop_create(struct op_ctx *x)
     char err[256];
     enum bx_err e;
     const char *name = json_string_value(json_object_get(x->req, "name"));
+    if (remote_create(x))       /* host= another host (remote.h) */
+        return;
     if (registry_find(name))
         return FAIL(x, BX_E_VM_EXISTS, "a VM named '%s' already exists", name);
     /* mailbox hook: a name held by a client mailbox is taken too; the node
@@ -100,7 +103,7 @@ void mgrop_destroy(struct op_ctx *x)
     reply(x, json_true());
 }
 
-static json_t *vm_describe(struct vm *vm)
+json_t *vm_describe(struct vm *vm)
 {
     const char *state = vm->state == VM_STARTING ? "starting" :
                         vm->npending ? "busy" : "idle";
@@ -120,6 +123,8 @@ void mgrop_list(struct op_ctx *x)
         if (identity_sees(x->c, all[i]))
             json_array_append_new(arr, vm_describe(all[i]));
     free(all);
+    if (json_is_true(json_object_get(x->req, "cluster")) && cluster_enabled())
+        return remote_list(x, arr);     /* every host's, gathered (fwdlist.c) */
     reply(x, arr);
 }
 

@@ -4,7 +4,9 @@
  * op's handler. Also the handlers of the ops a node carries out. The
  * request is borrowed (client.c frees it). */
 #include "manager.h"
+#include "cluster.h"
 #include "ops.h"
+#include "remote.h"
 #include "stream.h"
 
 #include <stdio.h>
@@ -25,13 +27,23 @@ _Static_assert(sizeof handlers / sizeof handlers[0] == OP_COUNT, "ops.def expand
  * ownership (a VM of another identity, not shared and the asker no admin:
  * NULL, so "not yours" is the same VM_NOT_FOUND as "no such name", no hint
  * that it exists) and, next, the cluster (a VM that lives on another host:
- * forward the request there instead of answering here). */
-static struct vm *router_vm(struct client *c, const char *name)
+ * forward the request there instead of answering here; *forwarded is then
+ * set and the target host answers, ownership included). A proxy's requests
+ * (c->remote) came here to be carried out: they are never sent on again. */
+static struct vm *router_vm(struct op_ctx *x, const char *name, int *forwarded)
 {
     struct vm *vm = name ? registry_find(name) : NULL;
+    if (!vm && name && cluster_enabled() && !x->c->remote) {
+        const char *host = remote_where(name);
+        if (host) {
+            remote_forward(x, host);
+            *forwarded = 1;
+        }
+        return NULL;
+    }
     if (!vm || vm->pool)    /* pool VMs are reached through run only */
         return NULL;
-    return identity_sees(c, vm) ? vm : NULL;
+    return identity_sees(x->c, vm) ? vm : NULL;
 }
 
 /* ---- ops a node carries out ------------------------------------------------ */
@@ -89,8 +101,9 @@ static void run_op(struct op_ctx *x)
     }
     if (x->op->flags & OPF_VM) {
         const char *name = req_vm_name(x->req);
-        if (!(x->vm = router_vm(x->c, name))) {
-            if (!noreply)
+        int forwarded = 0;
+        if (!(x->vm = router_vm(x, name, &forwarded))) {
+            if (!noreply && !forwarded)
                 FAIL(x->c, x->id, BX_E_VM_NOT_FOUND, "no VM named '%.64s'", name ? name : "");
             return;
         }

@@ -3,6 +3,7 @@
  * over the op table. No state, so the fuzzer runs exactly the code the
  * manager runs. The policy's rules are policycheck.c's. */
 #include "validate.h"
+#include "fwdcheck.h"
 #include "mailcheck.h"
 #include "ops.h"
 #include "project_check.h"
@@ -265,10 +266,35 @@ enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
 /* ---- manager ops ---------------------------------------------------------- */
 
 /* create: the init frame, then the mailbox sizes (mailcheck.c). */
+/* create's "host": a host name (a subject token: 1-64 of A-Za-z0-9_:-) or "*". */
+static enum bx_err check_host(json_t *req, char *err, size_t n)
+{
+    json_t *v = json_object_get(req, "host");
+    const char *h = json_string_value(v);
+    if (!v || json_is_null(v) || (h && strcmp(h, "*") == 0) || fwdcheck_host(h))
+        return BX_OK;
+    snprintf(err, n, "'host' must be a host name (1-%d of A-Z a-z 0-9 _ : -) or \"*\"", FWD_HOST_MAX);
+    return BX_E_BAD_REQUEST;
+}
+
 enum bx_err opcheck_create(json_t *req, struct op_args *a, char *err, size_t n)
 {
-    enum bx_err e = req_check_create(req, &a->init, err, n);
+    enum bx_err e = check_host(req, err, n);
+    e = e != BX_OK ? e : req_check_create(req, &a->init, err, n);
+    if (e == BX_OK)
+        json_object_del(a->init, "host");   /* the manager's business, not the node's */
     return e != BX_OK ? e : mailcheck_create(req, err, n);
+}
+
+/* list's "cluster": a boolean (true: every host's VMs). */
+enum bx_err opcheck_list(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    json_t *v = json_object_get(req, "cluster");
+    (void)a;
+    if (!v || json_is_boolean(v) || json_is_null(v))
+        return BX_OK;
+    snprintf(err, n, "'cluster' must be true or false");
+    return BX_E_BAD_REQUEST;
 }
 
 enum bx_err opcheck_history(json_t *req, struct op_args *a, char *err, size_t n)

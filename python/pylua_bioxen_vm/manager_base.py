@@ -65,7 +65,8 @@ class ManagerBase:
                         full_isolation: bool = False, uid: Optional[int] = None,
                         gid: Optional[int] = None, restart: str = "never",
                         policy: Optional[Policy] = None,
-                        project: Optional[dict] = None) -> Future:
+                        project: Optional[dict] = None,
+                        host: Optional[str] = None) -> Future:
         """Start creating a VM; return a Future of its VM handle.
 
         Args: see ``create_vm``.
@@ -107,6 +108,10 @@ class ManagerBase:
             fields["networked"] = fields["networked"] or bool(policy.tcp)
         if project is not None:  # wire form from projects.py (run_project)
             fields["project"] = project
+        if host is not None:  # another host of the cluster, or "*"
+            if not isinstance(host, str):
+                raise InvalidRequest("host must be a host name or '*', not %r" % (host,))
+            fields["host"] = host
 
         def made(r: Any) -> VM:
             r = r if isinstance(r, dict) else {}
@@ -151,6 +156,9 @@ class ManagerBase:
                 growing back-off; ``"never"`` (default) removes it.
             policy: a ``Policy`` (memory, TCP, files, imports); its ``mem``
                 replaces ``memory_limit``, a TCP grant makes the VM networked.
+            host: on a clustered manager, the host to create the VM on
+                (``None``: this manager; ``"*"``: the least loaded live
+                host). The handle works through this manager either way.
 
         Returns:
             The VM handle; ``vm.isolation`` says what the node got.
@@ -176,24 +184,34 @@ class ManagerBase:
                     return VM(core, name, info.get("pid"))
             raise VMNotFound("VM %r: no VM of that name (create it with create_vm() "
                              "first)" % name, vm=name, code="VM_NOT_FOUND")
-        return chain(self.list_vms_async(), find)
+
+        def find_here(infos: list) -> Any:
+            if any(info.get("name") == name for info in infos):
+                return infos
+            # not on this host: on another of the cluster? (a lone manager
+            # answers the same list again)
+            return self.list_vms_async(cluster=True)
+        return chain(chain(self.list_vms_async(), find_here), find)
 
     def get_vm(self, name: str) -> VM:
-        """Handle of an existing VM (ours, or a persistent one by name).
+        """Handle of an existing VM (ours, or a persistent one by name; on a
+        clustered manager, one on any live host: its ops go through this one).
 
         Raises:
             VMNotFound: no VM of that name.
         """
         return self._core.conn.blocking(lambda: self.get_vm_async(name))
 
-    def list_vms_async(self) -> Future:
+    def list_vms_async(self, cluster: bool = False) -> Future:
         """Future of ``list_vms``."""
-        return self._core.conn.request("list", {}, transform=list)
+        fields = {"cluster": True} if cluster else {}
+        return self._core.conn.request("list", fields, transform=list)
 
-    def list_vms(self) -> list[dict]:
+    def list_vms(self, cluster: bool = False) -> list[dict]:
         """One dict per VM this connection may use: name, pid, state, pending,
-        persistent, networked, pool, owner (the creator's identity), shared."""
-        return self._core.conn.blocking(self.list_vms_async)
+        persistent, networked, pool, owner (the creator's identity), shared.
+        ``cluster=True``: the VMs of every live host, each with ``host``."""
+        return self._core.conn.blocking(lambda: self.list_vms_async(cluster))
 
     def vm_stats_async(self, name: str) -> Future:
         """Future of ``vm_stats``."""

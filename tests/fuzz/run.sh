@@ -33,6 +33,9 @@ SRCS[request]="net/frame.c net/proto.c manager/linebuf.c $CHECK_SRCS $NODE_SRCS"
 # the manager's policy validator and path checker (pure: no file system)
 SRCS[policy]="net/frame.c net/proto.c $CHECK_SRCS"
 
+# the envelopes of forwarding over NATS (fwdcheck.c), and the request inside
+SRCS[cluster]="net/frame.c net/proto.c $CHECK_SRCS"
+
 # what hosts.c and names.c believe of a heartbeat, a names message, a
 # record and a bucket key (manager/namescheck.c, in the pure checks)
 SRCS[names]="net/frame.c net/proto.c $CHECK_SRCS"

@@ -152,10 +152,11 @@ class AsyncVMManager:
         m, hub = self._parts()
         return AsyncVM(await hub.wrap(m.get_vm_async(name)), hub)
 
-    async def list_vms(self) -> list[dict]:
-        """One dict per VM: name, pid, state, pending, persistent, networked."""
+    async def list_vms(self, cluster: bool = False) -> list[dict]:
+        """One dict per VM: name, pid, state, pending, persistent, networked
+        (``cluster=True``: every live host's, each with ``host``)."""
         m, hub = self._parts()
-        return await hub.wrap(m.list_vms_async())
+        return await hub.wrap(m.list_vms_async(cluster))
 
     async def vm_stats(self, name: str) -> dict:
         """The stats of VM ``name``, by name (``VMManager.vm_stats``).

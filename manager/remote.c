@@ -1,0 +1,202 @@
+/* remote.c - the target's half of forwarding (remote.h): proxy clients.
+ *
+ * A request forwarded from host O for its client K arrives on
+ * "<prefix>.h.<self>.req" as {from: O, client: K, identity, admin, req}.
+ * The proxy for (O, K) is made on first use, as authenticated as the
+ * identity O vouches for (a cluster member is trusted like a manager,
+ * docs/security.md), and req goes through router_dispatch exactly as a
+ * socket line would: unknown ops, bad fields, other identities' VMs, limits
+ * and timeouts are all the local rules. The proxy owns the VMs it creates,
+ * so they go when it goes: O says "bye" for K, or O dies (hosts.h). */
+#include "manager.h"
+#include "cluster.h"
+#include "fwdcheck.h"
+#include "hosts.h"
+#include "remote.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LINK_BUCKETS 256
+
+struct remote_link {
+    struct remote_link *next;
+    uint64_t client;            /* the client's id on its origin */
+    struct client *c;           /* the proxy */
+    char origin[CLUSTER_HOST_MAX + 1];
+    char out[CLUSTER_HOST_MAX + 48];    /* "<prefix>.h.<origin>.out" */
+};
+
+static struct remote_link *links[LINK_BUCKETS];
+_Static_assert(FWD_IDENT_MAX == BX_IDENT_MAX && FWD_HOST_MAX == CLUSTER_HOST_MAX, "fwdcheck.h");
+
+int fwd_start(void);
+int fwdlist_start(void);
+
+static unsigned link_hash(const char *origin, uint64_t client)
+{
+    unsigned h = (unsigned)(client ^ (client >> 32));
+    while (*origin)
+        h = h * 33 + (unsigned char)*origin++;
+    return h % LINK_BUCKETS;
+}
+
+static struct remote_link **link_at(const char *origin, uint64_t client)
+{
+    struct remote_link **pp = &links[link_hash(origin, client)];
+    while (*pp && !((*pp)->client == client && strcmp((*pp)->origin, origin) == 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static struct client *proxy_for(const char *origin, uint64_t client, const char *identity, int admin)
+{
+    struct remote_link **pp = link_at(origin, client), *l = *pp;
+    if (l)
+        return l->c->closing ? NULL : l->c;
+    if (!(l = calloc(1, sizeof *l)))
+        return NULL;
+    snprintf(l->origin, sizeof l->origin, "%s", origin);
+    l->client = client;
+    if (cluster_subject(l->out, sizeof l->out, "h.%s.out", origin) < 0 ||
+        !(l->c = client_new_proxy(l, identity, admin))) {
+        free(l);
+        return NULL;
+    }
+    *pp = l;
+    return l->c;
+}
+
+/* client_free of a proxy: it leaves the table (its VMs went before). */
+void remote_proxy_gone(struct client *c)
+{
+    struct remote_link *l = c->remote, **pp = link_at(l->origin, l->client);
+    if (*pp == l)
+        *pp = l->next;
+    free(l);
+    c->remote = NULL;
+}
+
+/* The frame goes back as {from, client, frame}. A reply that does not fit
+ * the cluster's max payload becomes an error reply that does: the request
+ * still gets its one answer, never a truncated one. */
+void remote_write(struct client *c, const char *buf, size_t len)
+{
+    struct remote_link *l = c->remote;
+    char err[256];
+    json_t *frame = json_loadb(buf, len, JSON_DECODE_ANY, NULL);
+    if (!json_is_object(frame)) {
+        fprintf(stderr, "bioxen-manager: cluster: unencodable frame for %s dropped\n", l->origin);
+        json_decref(frame);
+        return;
+    }
+    json_t *env = json_pack("{s:s, s:I, s:O}", "from", cluster_self(),
+                            "client", (json_int_t)l->client, "frame", frame);
+    if (env && cluster_publish(l->out, NULL, env, err, sizeof err) < 0) {
+        json_t *id = json_object_get(frame, "id");
+        fprintf(stderr, "bioxen-manager: cluster: frame for %s: %s\n", l->origin, err);
+        if (id) {
+            json_decref(env);
+            env = json_pack("{s:s, s:I, s:o}", "from", cluster_self(), "client",
+                            (json_int_t)l->client, "frame",
+                            proto_error_new(id, BX_E_FRAME_TOO_LARGE, "the reply (%zu bytes): %s",
+                                            len, err));
+            if (env)
+                cluster_publish(l->out, NULL, env, err, sizeof err);
+        }
+    }
+    json_decref(env);
+    json_decref(frame);
+}
+
+/* No proxy to carry it out (stopping, out of memory): the origin still
+ * gets the request's one reply, straight from here. */
+static void refuse(const struct fwd_env *e)
+{
+    char subj[160], err[128];
+    json_t *id = json_object_get(e->body, "id");
+    if (!id || cluster_subject(subj, sizeof subj, "h.%s.out", e->from) < 0)
+        return;
+    json_t *m = json_pack("{s:s, s:I, s:o}", "from", cluster_self(), "client",
+                          (json_int_t)e->client, "frame",
+                          proto_error_new(id, BX_E_SHUTTING_DOWN, "host '%s' is shutting down",
+                                          cluster_self()));
+    if (m)
+        cluster_publish(subj, NULL, m, err, sizeof err);
+    json_decref(m);
+}
+
+/* "<prefix>.h.<self>.req". */
+static void on_req(const char *subject, const char *reply, json_t *msg, void *arg)
+{
+    (void)reply; (void)arg;
+    struct fwd_env e;
+    char err[128];
+    if (fwdcheck_req(msg, &e, err, sizeof err) < 0) {   /* nobody to answer */
+        fprintf(stderr, "bioxen-manager: cluster: %s on %s: dropped\n", err, subject);
+        return;
+    }
+    struct client *c = mgr->draining || mgr->shutting_down ? NULL
+                     : proxy_for(e.from, e.client, e.identity, e.admin);
+    if (c && !c->eof)
+        client_dispatch_proxy(c, e.body);
+    else
+        refuse(&e);
+    flush_all();
+}
+
+static void close_proxy(struct remote_link *l)
+{
+    if (!l->c->closing)
+        client_close_soon(l->c);
+}
+
+/* "<prefix>.h.<self>.bye": {from, client}. */
+static void on_bye(const char *subject, const char *reply, json_t *msg, void *arg)
+{
+    (void)subject; (void)reply; (void)arg;
+    struct fwd_env e;
+    char err[128];
+    struct remote_link *l = fwdcheck_bye(msg, &e, err, sizeof err) == 0
+        ? *link_at(e.from, e.client) : NULL;
+    if (l)
+        close_proxy(l);
+}
+
+/* A dead origin says no bye: every proxy of it goes. */
+static void on_host(const char *host, int up, void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !up && i < LINK_BUCKETS; i++)
+        for (struct remote_link *l = links[i]; l; l = l->next)
+            if (strcmp(l->origin, host) == 0)
+                close_proxy(l);
+}
+
+/* fwd.c's probe: any answer says "here". */
+static void on_ping(const char *subject, const char *reply, json_t *msg, void *arg)
+{
+    (void)subject; (void)msg; (void)arg;
+    char err[128];
+    json_t *m = json_object();
+    if (reply && m)
+        cluster_publish(reply, NULL, m, err, sizeof err);
+    json_decref(m);
+}
+
+int remote_start(void)
+{
+    char s1[160], s2[160], s3[160];
+    if (!cluster_enabled())
+        return 0;
+    if (cluster_subject(s1, sizeof s1, "h.%s.req", cluster_self()) < 0 ||
+        cluster_subject(s2, sizeof s2, "h.%s.bye", cluster_self()) < 0 ||
+        cluster_subject(s3, sizeof s3, "h.%s.ping", cluster_self()) < 0 ||
+        cluster_subscribe(s1, NULL, on_req, NULL) < 0 ||
+        cluster_subscribe(s2, NULL, on_bye, NULL) < 0 ||
+        cluster_subscribe(s3, NULL, on_ping, NULL) < 0 ||
+        hosts_on_change(on_host, NULL) < 0)
+        return -1;
+    return fwd_start() < 0 || fwdlist_start() < 0 ? -1 : 0;
+}
