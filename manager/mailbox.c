@@ -6,6 +6,7 @@
  * mailbox ops; the queue itself is mbqueue.c, the field checks mailcheck.c. */
 #include "mailbox.h"
 #include "mailcheck.h"
+#include "mailremote.h"
 #include "mbqueue.h"
 #include "ops.h"
 
@@ -36,9 +37,10 @@ static struct mailbox **mb_slot(const char *name)
     return pp;
 }
 
-/* Resolves a destination name. This is the one place that decides "not
- * here" for mail: a clustered manager would forward to the owning peer
- * (NATS) here instead of failing with VM_NOT_FOUND. */
+/* Resolves a destination name here. This is the one place that decides
+ * "not here" for mail: its callers then hand the send to mailremote.c,
+ * which finds the name's host (names_where) and fails with VM_NOT_FOUND
+ * only when no host has it. */
 static struct mailbox *mailbox_route(const char *name)
 {
     return name && proto_valid_name(name) ? *mb_slot(name) : NULL;
@@ -54,6 +56,8 @@ static struct vm *who_node(const struct mbq_who *w)
 
 static int who_alive(const struct mbq_who *w)
 {
+    if (w->is_remote)
+        return 1;   /* a remote sender never pulls; its host's death is mailremote's */
     return w->is_client ? client_find(w->client_id) != NULL : who_node(w) != NULL;
 }
 
@@ -84,7 +88,9 @@ static void who_send_node(struct mbq_who *w, json_t *msg)
 
 static void who_ok(struct mbq_who *w, json_t *items)
 {
-    if (w->is_client) {
+    if (w->is_remote) {
+        mailremote_answer(w, BX_OK, NULL);
+    } else if (w->is_client) {
         struct client *c = client_find(w->client_id);
         json_t *r = items ? json_incref(items) : json_true();
         if (c)
@@ -100,6 +106,8 @@ static void who_ok(struct mbq_who *w, json_t *items)
 
 static void who_err(struct mbq_who *w, enum bx_err code, const char *msg)
 {
+    if (w->is_remote)
+        return mailremote_answer(w, code, msg);
     if (w->is_client) {
         struct client *c = client_find(w->client_id);
         if (c)
@@ -111,6 +119,14 @@ static void who_err(struct mbq_who *w, enum bx_err code, const char *msg)
 }
 
 static const struct mbq_answers answers = { who_ok, who_err, who_alive };
+
+void mailbox_answer(struct mbq_who *w, enum bx_err code, const char *msg)
+{
+    if (code == BX_OK)
+        who_ok(w, NULL);
+    else
+        who_err(w, code, msg);
+}
 
 static void no_such(struct mbq_who *w, const char *to)
 {
@@ -130,6 +146,34 @@ static void mb_deliver(struct mbq *q, const char *from, json_t *value, size_t by
         return mbq_who_clear(w);
     }
     mbq_deliver(q, m, w, timeout);
+}
+
+int mailbox_deliver_remote(const char *to, const char *from, json_t *value, size_t bytes,
+                           struct mbq_who *w, double timeout)
+{
+    struct mailbox *mb = mailbox_route(to);
+    if (!mb)
+        return -1;
+    struct mbq_mail *m = mbq_mail_new(from, value, bytes);
+    if (!m) {
+        who_err(w, BX_E_INTERNAL, "out of memory");
+        mbq_who_clear(w);
+        return 0;
+    }
+    return mbq_deliver(mb->q, m, w, timeout);
+}
+
+int mailbox_exists(const char *name)
+{
+    return mailbox_route(name) != NULL;
+}
+
+/* Not here: another host's, if the cluster knows it (w stolen either way). */
+static void elsewhere(struct mbq_who *w, const char *from, const char *to, json_t *value,
+                      size_t bytes, double timeout)
+{
+    if (!to || !proto_valid_name(to) || mailremote_send(w, from, to, value, bytes, timeout) < 0)
+        no_such(w, to);
 }
 
 /* ---- lifetime ------------------------------------------------------------- */
@@ -222,7 +266,7 @@ static void node_mail(struct vm *vm, json_t *k, json_t *msg, size_t len)
     struct mailbox *mb = mailbox_route(to);
     who_set_node(&w, vm, k);
     if (!mb)
-        return no_such(&w, to);
+        return elsewhere(&w, vm->name, to, json_object_get(msg, "value"), len, -1);
     mb_deliver(mb->q, vm->name, json_object_get(msg, "value"), len, &w, -1);
 }
 
@@ -300,10 +344,10 @@ void mailbox_op_send(struct op_ctx *x)
     const char *to = json_string_value(json_object_get(x->req, "to"));
     struct mailbox *mb = mailbox_route(to);
     who_set_client(&w, x->c, x->id);
-    if (!mb)
-        return no_such(&w, to);
     json_t *value = json_object_get(x->req, "value");
     size_t bytes = value ? json_dumpb(value, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 4;
+    if (!mb)
+        return elsewhere(&w, sender, to, value, bytes + 32, x->a.timeout);
     mb_deliver(mb->q, sender, value, bytes + 32, &w, x->a.timeout);
 }
 

@@ -3,7 +3,10 @@
 #include "manager.h"
 #include "cgroup.h"
 #include "cluster.h"
+#include "hosts.h"
 #include "mailbox.h"
+#include "mailremote.h"
+#include "names.h"
 #include "policy.h"
 #include "promhttp.h"
 #include "spare.h"
@@ -247,6 +250,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: %s\n", err);
         return 2;
     }
+    if (copts.urls && (hosts_start() < 0 || names_start() < 0 || mailremote_start() < 0)) {
+        fprintf(stderr, "bioxen-manager: cannot set up the cluster's hosts, names and mail\n");
+        return 2;
+    }
     if (!m.no_cgroups)
         cgroup_init();
     if (server_listen(&m, err, sizeof err) < 0) {
@@ -264,6 +271,9 @@ int main(int argc, char **argv)
 
     manager_shutdown("event loop ended");   /* no-op after a clean stop */
     cluster_stop();
+    mailremote_stop();
+    names_stop();
+    hosts_stop();
     promhttp_stop();
     client_free_all(&m);
     node_free_all(&m);
