@@ -97,6 +97,7 @@ static struct pend *pend_add(struct mbq_who *w, const char *host)
     snprintf(p->host, sizeof p->host, "%s", host);
     p->sent = proto_now();
     p->w = *w;
+    w->tag = NULL;          /* moved */
     struct pend **pp = pend_slot(p->seq);
     *pp = p;
     p->prev = R.tail;
