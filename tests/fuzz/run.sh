@@ -33,6 +33,9 @@ SRCS[request]="net/frame.c net/proto.c manager/linebuf.c $CHECK_SRCS $NODE_SRCS"
 # the manager's policy validator and path checker (pure: no file system)
 SRCS[policy]="net/frame.c net/proto.c $CHECK_SRCS"
 
+# what another host's manager sends to the mail subjects (mailremote.c)
+SRCS[mail]="net/frame.c net/proto.c $CHECK_SRCS"
+
 # what the manager believes of a node's listening address, and the node's
 # own address normal form and grants (vmnode/reachaddr.c)
 SRCS[reach]="net/frame.c net/proto.c manager/reachcheck.c vmnode/reachaddr.c"
