@@ -13,7 +13,7 @@ import pytest
 
 from conftest import descendants, wait_gone
 from natsfix import have_nats, nats_server  # noqa: F401 (a fixture)
-from pylua_bioxen_vm import BioxenError, VMNotFound
+from pylua_bioxen_vm import BioxenError, ManagerError, ProtocolError, VMNotFound
 from pylua_bioxen_vm import VMManager
 from test_cluster_link import Mgr, needs_cluster
 
@@ -28,7 +28,9 @@ class Pair:
     """m1 and m2 on one nats-server, a client on each, both hosts alive to
     each other (a probe send from m1 to a mailbox on m2 gets through)."""
 
-    def __init__(self, tmp_path, url):
+    def __init__(self, tmp_path, nats):
+        url = nats.url
+        self.nats = nats
         self.m1 = Mgr(tmp_path, url, "m1")
         self.m2 = Mgr(tmp_path, url, "m2")
         self.killed = set()
@@ -67,7 +69,7 @@ class Pair:
 
 @pytest.fixture
 def pair(tmp_path, nats_server):  # noqa: F811 (the fixture)
-    p = Pair(tmp_path, nats_server.url)
+    p = Pair(tmp_path, nats_server)
     try:
         yield p
     finally:
@@ -178,3 +180,48 @@ def test_two_senders_on_two_hosts_each_keep_their_order(pair):
     assert f1.result(T) is True and f2.result(T) is True
     assert got["s1"] == list(range(1, n + 1))
     assert got["s2"] == list(range(1, n + 1))
+
+
+def blocked_sender(pair, box="full"):
+    pair.c2.create_vm(box, mailbox_size=2)
+    sender = pair.c1.create_vm("stuck")
+    fut = sender.execute_async("for i = 1, 20 do mailbox.send(%r, i) end "
+                               "return mailbox.flush()" % box, timeout=T)
+    with pytest.raises(TimeoutError):
+        fut.result(1.0)
+    return sender, fut
+
+
+def test_nats_gone_under_a_blocked_sender_fails_within_10s(pair):
+    sender, fut = blocked_sender(pair)
+    t0 = time.monotonic()
+    py = pair.c1.send_to_async("full", "from python")     # parked too
+    pair.nats.kill()
+    # in Lua a mail error other than a missing name is a plain Lua error
+    # (vmnode/mailbox.c); its message says what happened
+    with pytest.raises(BioxenError, match="cluster unavailable") as ei:
+        fut.result(T)
+    with pytest.raises(ManagerError, match="cluster unavailable"):
+        py.result(T)
+    took = time.monotonic() - t0
+    print("blocked send failed %.2f s after nats-server died: %r" % (took, ei.value))
+    assert took < 10.0
+    assert sender.execute("return 2 + 2") == 4      # local work goes on
+    with pytest.raises(ManagerError, match="cluster unavailable"):
+        pair.c1.send_to("full", 1)
+
+
+def test_target_vm_destroyed_under_a_blocked_sender_is_vm_not_found(pair):
+    sender, fut = blocked_sender(pair, "doomed")
+    pair.c2.get_vm("doomed").close()
+    with pytest.raises(VMNotFound, match="doomed"):
+        fut.result(T)
+    assert sender.execute("return 3") == 3
+
+
+def test_a_message_over_the_nats_max_payload_is_refused_not_truncated(pair):
+    vm = pair.c2.create_vm("big")
+    with pytest.raises(ProtocolError, match="max payload"):
+        pair.c1.send_to("big", "x" * (2 << 20))
+    assert pair.c1.send_to("big", "small") is True      # the link still works
+    assert vm.execute("return mailbox.recv(20)", timeout=T) == ("small", "@client")
