@@ -13,9 +13,17 @@
 #define HOSTS_ALIVE_S 3.0       /* calls to a dead host's VMs fail within this (+ a beat) */
 
 int hosts_start(void);          /* after cluster_start; 0 or -1 */
+/* Clean shutdown (manager_shutdown, while the link runs): a "leaving" beat
+ * tells the others at once; they free its names and fail nothing over. */
 void hosts_stop(void);
 
 int hosts_alive(const char *host);      /* this host counts as alive */
+int hosts_left(const char *host);       /* it is gone by its own "leaving" beat */
+/* Seconds host has been not alive while this host's link was up and had
+ * time to hear it (HOSTS_ALIVE_S after each (re)connect; a host never
+ * heard counts from then). -1 while it is alive or this link is down. */
+double hosts_gone_for(const char *host);
+int hosts_leader(void);     /* this host has the lowest name of the live ones */
 /* [{name, alive, vms, executions, load}, ...], this host included: op hosts. */
 json_t *hosts_report(void);
 /* The least loaded live host (this one included), for host="*"; never NULL

@@ -8,6 +8,7 @@
 #include "mailcheck.h"
 #include "mailremote.h"
 #include "mbqueue.h"
+#include "names.h"
 #include "ops.h"
 
 #include <stdio.h>
@@ -241,8 +242,10 @@ void mailbox_client_gone(struct client *c)
     for (size_t i = 0; i < MB_BUCKETS; i++) {
         for (struct mailbox *mb = tab[i], *next; mb; mb = next) {
             next = mb->hnext;
-            if (mb->owner == c->id)
+            if (mb->owner == c->id) {
+                names_release(mb->name);
                 mb_free(mb, "mailbox closed: its client disconnected");
+            }
         }
     }
 }
@@ -311,14 +314,58 @@ static struct mailbox *owned(struct client *c, json_t *v)
     return mb && mb->owner == c->id ? mb : NULL;
 }
 
+/* A client mailbox's name is claimed in the cluster like a VM's (names.c),
+ * so that names stay unique across hosts and mail from other hosts finds
+ * it; the record says "mailbox" (no VM to fail over or forward to). */
+struct pending_open {
+    uint64_t client_id;
+    json_t *id;
+    size_t cap;
+    char name[BX_NAME_MAX + 1];
+};
+
+static void open_claimed(int ok, const char *why, void *arg)
+{
+    struct pending_open *p = arg;
+    struct client *c = client_find(p->client_id);
+    if (!c || c->closing || mgr->shutting_down) {
+        if (ok == 1)
+            names_release(p->name);
+    } else if (ok == 0) {
+        FAIL(c, p->id, BX_E_VM_EXISTS, "the name '%s' is taken in the cluster (on host %s)",
+             p->name, why ? why : "?");
+    } else if (ok < 0) {
+        FAIL(c, p->id, BX_E_CLUSTER_UNAVAILABLE, "%s", why ? why : "cluster unavailable");
+    } else if (registry_find(p->name) || *mb_slot(p->name)) {
+        FAIL(c, p->id, BX_E_VM_EXISTS, "the name '%s' is taken", p->name);
+    } else if (!mb_new(p->name, c->id, p->cap)) {
+        names_release(p->name);
+        FAIL(c, p->id, BX_E_INTERNAL, "out of memory");
+    } else {
+        client_send_new(c, proto_reply_new(p->id, json_true()));
+    }
+    json_decref(p->id);
+    free(p);
+}
+
 void mailbox_op_open(struct op_ctx *x)
 {
     const char *name = json_string_value(json_object_get(x->req, "name"));
     if (registry_find(name) || *mb_slot(name))
         return FAIL(x->c, x->id, BX_E_VM_EXISTS, "the name '%s' is taken", name);
-    if (!mb_new(name, x->c->id, x->a.count))
+    struct pending_open *p = calloc(1, sizeof *p);
+    json_t *rec = names_record(x->c->identity, NULL);
+    if (!p || !rec || json_object_set_new(rec, "mailbox", json_true()) < 0) {
+        free(p);
+        json_decref(rec);
         return FAIL(x->c, x->id, BX_E_INTERNAL, "out of memory");
-    client_send_new(x->c, proto_reply_new(x->id, json_true()));
+    }
+    p->client_id = x->c->id;
+    p->id = json_incref(x->id);
+    p->cap = x->a.count;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    names_claim(name, rec, open_claimed, p);
+    json_decref(rec);
 }
 
 void mailbox_op_close(struct op_ctx *x)
@@ -326,6 +373,7 @@ void mailbox_op_close(struct op_ctx *x)
     struct mailbox *mb = owned(x->c, json_object_get(x->req, "name"));
     if (!mb)
         return FAIL(x->c, x->id, BX_E_VM_NOT_FOUND, "no mailbox of this connection is named that");
+    names_release(mb->name);
     mb_free(mb, "mailbox closed");
     client_send_new(x->c, proto_reply_new(x->id, json_true()));
 }

@@ -164,7 +164,8 @@ static void batch_publish(struct batch *b)
         fprintf(stderr, "bioxen-manager: mail: acks to %s lost: %s\n", b->host, err);
     } else if (!ok) {
         enum bx_err code = strstr(err, "max payload") && json_array_size(b->items) == 1
-                         ? BX_E_FRAME_TOO_LARGE : BX_E_INTERNAL;
+                         ? BX_E_FRAME_TOO_LARGE
+                         : strstr(err, "unavailable") ? BX_E_CLUSTER_UNAVAILABLE : BX_E_INTERNAL;
         size_t i;
         json_t *it;
         json_array_foreach(b->items, i, it) {
@@ -227,7 +228,7 @@ static void route(const char *host, struct mbq_who *w, const char *from, const c
 {
     char msg[160];
     if (!cluster_up()) {
-        mailbox_answer(w, BX_E_INTERNAL, "cluster unavailable");
+        mailbox_answer(w, BX_E_CLUSTER_UNAVAILABLE, "cluster unavailable");
         return mbq_who_clear(w);
     }
     if (strcmp(host, cluster_self()) == 0 || !hosts_alive(host)) {
@@ -268,7 +269,7 @@ static void lookup_done(int ok, const char *why, void *arg)
         if (ok == 1 && why)
             route(why, &q->w, q->from, l->to, q->value, q->bytes, q->timeout);
         else
-            mailbox_answer(&q->w, ok == 0 ? BX_E_VM_NOT_FOUND : BX_E_INTERNAL,
+            mailbox_answer(&q->w, ok == 0 ? BX_E_VM_NOT_FOUND : BX_E_CLUSTER_UNAVAILABLE,
                            ok == 0 ? msg : why ? why : "cluster unavailable");
         qsend_free(q);
     }
@@ -425,7 +426,7 @@ static void state_change(int up, const char *why, void *arg)
     if (up)
         return;
     snprintf(msg, sizeof msg, "cluster unavailable (%s): the message may not have been delivered", why);
-    pend_fail_all(NULL, BX_E_INTERNAL, msg);
+    pend_fail_all(NULL, BX_E_CLUSTER_UNAVAILABLE, msg);
 }
 
 static void tick_cb(evutil_socket_t fd, short ev, void *arg)

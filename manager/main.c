@@ -252,7 +252,7 @@ int main(int argc, char **argv)
     }
     if (copts.urls && (hosts_start() < 0 || names_start() < 0 || mailremote_start() < 0)) {
         fprintf(stderr, "bioxen-manager: cannot set up the cluster's hosts, names and mail\n");
-        return 2;
+        return 1;
     }
     if (!m.no_cgroups)
         cgroup_init();
@@ -273,7 +273,6 @@ int main(int argc, char **argv)
     cluster_stop();
     mailremote_stop();
     names_stop();
-    hosts_stop();
     promhttp_stop();
     client_free_all(&m);
     node_free_all(&m);
@@ -308,6 +307,7 @@ void manager_shutdown(const char *why)
     client_stop_all(mgr);
     vm_destroy_all(BX_E_SHUTTING_DOWN, "manager is shutting down");
     spare_stop();
+    hosts_stop();       /* "leaving": the others free our names at once */
     cluster_quiesce();
     if (mgr->stdin_ev)
         event_del(mgr->stdin_ev);

@@ -4,7 +4,9 @@
  * the VM the router resolved. */
 #include "manager.h"
 #include "cluster.h"
+#include "hosts.h"
 #include "mailbox.h"
+#include "names.h"
 #include "ops.h"
 #include "promhttp.h"
 #include "spare.h"
@@ -20,6 +22,45 @@ static void reply(struct op_ctx *x, json_t *result)
 
 #define FAIL(x, code, ...) client_send_new((x)->c, proto_error_new((x)->id, (code), __VA_ARGS__))
 
+/* The node is spawned once the name is this host's (names.c claims it in
+ * the cluster first; without a cluster at once). The client may have gone
+ * while the claim was out: then the name goes again. */
+struct pending_create {
+    uint64_t client_id;
+    json_t *id, *init;      /* owned */
+    char name[BX_NAME_MAX + 1];
+};
+
+static void create_claimed(int ok, const char *why, void *arg)
+{
+    struct pending_create *p = arg;
+    struct client *c = client_find(p->client_id);
+    char err[256];
+    enum bx_err e;
+    if (!c || c->closing || mgr->shutting_down) {
+        if (ok == 1)
+            names_release(p->name);     /* no VM follows: the key goes again */
+    } else if (ok == 0)
+        client_send_new(c, proto_error_new(p->id, BX_E_VM_EXISTS, "a VM named '%s' already "
+                        "exists in the cluster (on host %s)", p->name, why));
+    else if (ok < 0)
+        client_send_new(c, proto_error_new(p->id, BX_E_CLUSTER_UNAVAILABLE, "%s", why));
+    else if (registry_find(p->name))
+        client_send_new(c, proto_error_new(p->id, BX_E_VM_EXISTS,
+                        "a VM named '%s' already exists", p->name));
+    else {
+        struct vm *vm = vm_create(p->name, p->init, c, p->id, &e, err, sizeof err);
+        if (!vm) {
+            names_release(p->name);
+            client_send_new(c, proto_error_new(p->id, e, "%s", err));
+        } else if (mailbox_vm_added(vm) < 0)
+            vm_destroy(vm, BX_E_INTERNAL, "out of memory for the VM's mailbox");
+    }
+    json_decref(p->id);
+    json_decref(p->init);
+    free(p);
+}
+
 /* x->a.init: the init frame opcheck_create built (released by the router). */
 void mgrop_create(struct op_ctx *x)
 {
@@ -33,11 +74,19 @@ void mgrop_create(struct op_ctx *x)
     if ((e = mailbox_check_create(x->req, err, sizeof err)) != BX_OK)
         return FAIL(x, e, "%s", err);
     json_object_set_new(x->a.init, "name", json_string(name));
-    struct vm *vm = vm_create(name, x->a.init, x->c, x->id, &e, err, sizeof err);
-    if (!vm)
-        FAIL(x, e, "%s", err);
-    else if (mailbox_vm_added(vm) < 0)
-        vm_destroy(vm, BX_E_INTERNAL, "out of memory for the VM's mailbox");
+    struct pending_create *p = calloc(1, sizeof *p);
+    json_t *rec = names_record(x->c->identity, x->a.init);
+    if (!p || !rec) {
+        free(p);
+        json_decref(rec);
+        return FAIL(x, BX_E_INTERNAL, "out of memory");
+    }
+    p->client_id = x->c->id;
+    p->id = json_incref(x->id);
+    p->init = json_incref(x->a.init);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    names_claim(name, rec, create_claimed, p);
+    json_decref(rec);
 }
 
 /* The router resolved only a VM the asker may see; a shared VM of another
@@ -125,6 +174,12 @@ void mgrop_hello(struct op_ctx *x)
         json_object_set_new(r, "cluster", json_pack("{s:s, s:b, s:I}", "host", cluster_self(),
                             "connected", cluster_up(), "dropped", (json_int_t)cluster_dropped()));
     reply(x, r);
+}
+
+/* hosts.c's table; [] without a cluster. */
+void mgrop_hosts(struct op_ctx *x)
+{
+    reply(x, hosts_report());
 }
 
 void mgrop_ping(struct op_ctx *x)

@@ -11,7 +11,11 @@
 #include <jansson.h>
 
 int names_start(void);          /* after cluster_start; 0 or -1 */
-void names_stop(void);
+void names_stop(void);          /* after cluster_stop (the owed dones have run) */
+
+/* The record for a create by owner (an identity) with this init frame:
+ * the failover's init only for restart="on-crash". New reference. */
+json_t *names_record(const char *owner, json_t *init);
 
 /* Claims name for this host before a VM of that name is created here.
  * done(ok, why, arg) on the loop thread: ok 1 = ours, 0 = taken (VMExists;
@@ -25,7 +29,7 @@ void names_release(const char *name);
 /* The host a name lives on, from the replica (NULL: unknown or no cluster).
  * A replica can lag a write by a moment: a caller that finds nothing may
  * ask names_lookup, which reads the bucket itself. */
-const char *names_where(const char *name);
+const char *names_where(const char *name);  /* valid until the loop runs on */
 int names_lookup(const char *name, names_done_fn done, void *arg);  /* why = host on ok */
 
 #endif

@@ -3,6 +3,7 @@
  * (vm_destroy: the one list of what lets go of a VM). Owns struct vm. */
 #include "manager.h"
 #include "mailbox.h"
+#include "names.h"
 #include "spare.h"
 
 #include <stdio.h>
@@ -153,6 +154,7 @@ void vm_destroy(struct vm *vm, enum bx_err code, const char *why)
     vmreq_fail_all(vm, code, why, 0);
     node_detach(vm->node);
     mailbox_vm_removed(vm->name);
+    names_release(vm->name);    /* a name this host claimed goes from the cluster */
     registry_remove(vm);
     vm_unlink_owner(vm);
     vmreq_free(vm);

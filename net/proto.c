@@ -29,6 +29,7 @@ static const char *const err_codes[BX_E__COUNT] = {
     [BX_E_INTERNAL] = "INTERNAL",
     [BX_E_ISOLATION] = "ISOLATION_UNAVAILABLE",
     [BX_E_FORBIDDEN] = "FORBIDDEN",
+    [BX_E_CLUSTER_UNAVAILABLE] = "CLUSTER_UNAVAILABLE",
 };
 
 const char *bx_err_code(enum bx_err e)

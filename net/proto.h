@@ -33,6 +33,7 @@ enum bx_err {
     BX_E_INTERNAL,
     BX_E_ISOLATION,     /* the isolation asked for cannot be had here */
     BX_E_FORBIDDEN,     /* an admin act (shutdown, another identity's VM) */
+    BX_E_CLUSTER_UNAVAILABLE,   /* a cluster op while NATS (or JetStream) is away */
     BX_E__COUNT
 };
 

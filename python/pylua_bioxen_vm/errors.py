@@ -169,6 +169,7 @@ _ERRORS: dict[str, type[BioxenError]] = {
     "SHUTTING_DOWN": ManagerError,
     "INTERNAL": ManagerError,
     "FORBIDDEN": AccessDenied,
+    "CLUSTER_UNAVAILABLE": ManagerError,
 }
 
 # What to tell the user after a limit, by (code, restarted).

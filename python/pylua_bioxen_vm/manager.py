@@ -21,6 +21,7 @@ from .embedded import EmbeddedManager
 from .errors import InvalidRequest, ManagerError
 from .limits import check_limits
 from .mailbox import Mailbox, open_mailbox, send_mail
+from .clusterargs import cluster_args
 from .metrics import history_n, metrics_args
 from .net_modes import NetManagerMixin
 from .pool import PoolManagerMixin
@@ -43,6 +44,10 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         metrics_port: serve Prometheus ``GET /metrics`` from the embedded
             manager on this port (0: any free port; see ``metrics_port``).
         metrics_host: the address it listens on (default 127.0.0.1).
+        cluster: ``"nats://HOST:PORT[,nats://...]"``: the embedded manager
+            joins that cluster (docs/cluster.md); host_name is its name there
+            (default: the machine's host name), cluster_name the subject
+            prefix shared by the cluster's managers (default "bioxen").
         pool_min, pool_max, pool_idle_timeout: the manager-side pool behind
             ``run``/``map`` (pool.py): VMs kept warm, the most at once, and
             seconds an idle VM above pool_min lives.
@@ -58,9 +63,12 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
                  start_timeout: float = 10.0, token: Optional[str] = None,
                  module_dir: Optional[str] = None, metrics_port: Optional[int] = None,
                  metrics_host: Optional[str] = None, pool_min: int = 0, pool_max: int = 8,
-                 pool_idle_timeout: float = 30.0, **default_limits: Any) -> None:
+                 pool_idle_timeout: float = 30.0, cluster: Optional[str] = None,
+                 host_name: Optional[str] = None, cluster_name: Optional[str] = None,
+                 **default_limits: Any) -> None:
         self.default_limits = check_limits(default_limits)
         extra = metrics_args(address, metrics_port, metrics_host)
+        extra += cluster_args(address, cluster, host_name, cluster_name)
         self._pool_init(pool_min, pool_max, pool_idle_timeout)
         if module_dir is not None and (address is not None or not os.path.isdir(module_dir)):
             raise InvalidRequest("module_dir %r: it must be an existing directory, and it "
@@ -128,6 +136,21 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
             InvalidRequest: ``n`` is not a non-negative integer.
         """
         return self._core.conn.blocking(lambda: self.history_async(n))
+
+    def hosts_async(self) -> Future:
+        """Future of ``hosts``."""
+        return self._core.conn.request("hosts", {}, transform=list)
+
+    def hosts(self) -> list[dict]:
+        """The cluster's managers as this one sees them (docs/cluster.md).
+
+        Returns:
+            One dict per host, this one first: ``name``, ``alive`` (heard
+            within the last 3 s), ``vms``, ``executions`` (runs served since
+            it started) and ``load`` (requests in flight on its VMs per CPU).
+            ``[]`` for a manager that is not in a cluster.
+        """
+        return self._core.conn.blocking(self.hosts_async)
 
     @property
     def identity(self) -> str:

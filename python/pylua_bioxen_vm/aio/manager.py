@@ -190,6 +190,11 @@ class AsyncVMManager:
         m, hub = self._parts()
         return await hub.wrap(m.history_async(n))
 
+    async def hosts(self) -> list[dict]:
+        """As ``VMManager.hosts``: the cluster's managers."""
+        m, hub = self._parts()
+        return await hub.wrap(m.hosts_async())
+
     async def ping(self) -> bool:
         """True if the manager answers."""
         m, hub = self._parts()

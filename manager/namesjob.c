@@ -1,0 +1,231 @@
+/* namesjob.c - names.c's key-value calls, on the cluster worker thread
+ * (every kvStore_* call blocks for its JetStream reply: never on the loop).
+ * A job touches only itself and cluster_kv(); its done runs on the loop.
+ *
+ * Keys: a VM name may hold ':' and '.', which a KV key may not hold (':')
+ * or reads as a token separator ('.'): they travel as "=3A" and "=2E" ('='
+ * is not a name character, so decoding is exact). Values: the record as
+ * JSON text. */
+#include "namesint.h"
+
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_MAX (BX_NAME_MAX * 3 + 1)
+
+static void key_of(const char *name, char *key)
+{
+    for (; *name; name++) {
+        if (*name == ':' || *name == '.')
+            key += sprintf(key, "=%02X", (unsigned char)*name);
+        else
+            *key++ = *name;
+    }
+    *key = 0;
+}
+
+static int name_of(const char *key, char *name, size_t n)
+{
+    size_t i = 0;
+    for (; *key && i + 1 < n; i++) {
+        if (key[0] == '=' && key[1] && key[2]) {
+            char hex[3] = {key[1], key[2], 0};
+            name[i] = (char)strtol(hex, NULL, 16);
+            key += 3;
+        } else {
+            name[i] = *key++;
+        }
+    }
+    name[i] = 0;
+    return *key ? -1 : 0;
+}
+
+static const char *host_in(json_t *rec)
+{
+    return json_string_value(json_object_get(rec, "host"));
+}
+
+/* The entry's record (new reference) or NULL if its value is not JSON. */
+static json_t *entry_record(kvEntry *e)
+{
+    return json_loadb(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), 0, NULL);
+}
+
+static void unavailable(struct names_job *j, natsStatus s)
+{
+    j->ok = -1;
+    snprintf(j->why, sizeof j->why, "cluster unavailable: names bucket: %s",
+             s == NATS_OK ? "not bound yet (is JetStream on?)" : natsStatus_GetText(s));
+}
+
+/* ok 1 with the entry, 0 when the key is absent, -1 (why) on failure. */
+static int get(struct names_job *j, kvStore *kv, const char *key, kvEntry **e)
+{
+    natsStatus s = kvStore_Get(e, kv, key);
+    if (s == NATS_OK)
+        return 1;
+    *e = NULL;
+    if (s == NATS_NOT_FOUND)
+        return 0;
+    unavailable(j, s);
+    return -1;
+}
+
+/* Create wins or loses; a loss to a stale key of our own host (a previous
+ * run that was killed) takes the key over on its revision. */
+static void claim(struct names_job *j, kvStore *kv, const char *key, const char *val)
+{
+    uint64_t rev;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        natsStatus s = kvStore_Create(&rev, kv, key, val, (int)strlen(val));
+        if (s == NATS_OK) {
+            j->ok = 1;
+            return;
+        }
+        if (s != NATS_ERR)      /* timeout, no responders, closed: not a conflict */
+            return unavailable(j, s);
+        kvEntry *e;
+        int g = get(j, kv, key, &e);
+        if (g < 0)
+            return;
+        if (g == 0)
+            continue;           /* deleted in between: try again */
+        json_t *cur = entry_record(e);
+        const char *h = host_in(cur);
+        if (h && strcmp(h, j->self) == 0 &&
+            kvStore_Update(&rev, kv, key, val, (int)strlen(val), kvEntry_Revision(e)) == NATS_OK)
+            j->ok = 1;
+        else
+            j->ok = 0, snprintf(j->why, sizeof j->why, "%s", h ? h : "another host");
+        json_decref(cur);
+        kvEntry_Destroy(e);
+        return;
+    }
+    j->ok = 0;
+    snprintf(j->why, sizeof j->why, "another host");
+}
+
+/* Release: only a key still naming this host (a failover may have moved it). */
+static void release(struct names_job *j, kvStore *kv, const char *key)
+{
+    kvEntry *e;
+    if (get(j, kv, key, &e) <= 0)
+        return;
+    json_t *cur = entry_record(e);
+    const char *h = host_in(cur);
+    if (h && strcmp(h, j->self) == 0)
+        j->ok = kvStore_Delete(kv, key) == NATS_OK;
+    json_decref(cur);
+    kvEntry_Destroy(e);
+}
+
+static void lookup(struct names_job *j, kvStore *kv, const char *key)
+{
+    kvEntry *e;
+    int g = get(j, kv, key, &e);
+    if (g <= 0) {
+        if (g == 0)
+            snprintf(j->why, sizeof j->why, "no such name in the cluster");
+        return;
+    }
+    json_decref(j->record);
+    j->record = entry_record(e);
+    j->rev = kvEntry_Revision(e);
+    j->ok = j->record != NULL;
+    kvEntry_Destroy(e);
+}
+
+static void scan(struct names_job *j, kvStore *kv)
+{
+    kvKeysList kl = {0};
+    natsStatus s = kvStore_Keys(&kl, kv, NULL);
+    json_decref(j->record);
+    j->record = json_object();
+    if (s == NATS_NOT_FOUND) {      /* an empty bucket */
+        j->ok = 1;
+        return;
+    }
+    if (s != NATS_OK)
+        return unavailable(j, s);
+    for (int i = 0; i < kl.Count; i++) {
+        char name[BX_NAME_MAX + 1];
+        kvEntry *e;
+        if (name_of(kl.Keys[i], name, sizeof name) < 0 || get(j, kv, kl.Keys[i], &e) <= 0)
+            continue;
+        json_t *rec = entry_record(e);
+        if (rec)
+            json_object_set_new(j->record, name, json_pack("{s:o, s:I}", "record", rec,
+                                "rev", (json_int_t)kvEntry_Revision(e)));
+        kvEntry_Destroy(e);
+    }
+    kvKeysList_Destroy(&kl);
+    j->ok = 1;
+}
+
+/* Purge: only the key as the scan saw it (nobody took it over since). */
+static void purge(struct names_job *j, kvStore *kv, const char *key)
+{
+    kvEntry *e;
+    if (get(j, kv, key, &e) <= 0)
+        return;
+    if (kvEntry_Revision(e) == j->rev)
+        j->ok = kvStore_Delete(kv, key) == NATS_OK;
+    kvEntry_Destroy(e);
+}
+
+static void work(void *arg)
+{
+    struct names_job *j = arg;
+    kvStore *kv = cluster_kv();
+    char key[KEY_MAX];
+    uint64_t rev;
+    if (!kv)
+        return unavailable(j, NATS_OK);
+    key_of(j->name, key);
+    j->ok = 0;
+    char *val = j->record && (j->kind == NJ_CLAIM || j->kind == NJ_TAKEOVER)
+                ? json_dumps(j->record, JSON_COMPACT) : NULL;
+    switch (j->kind) {
+    case NJ_CLAIM:    if (val) claim(j, kv, key, val); break;
+    case NJ_RELEASE:  release(j, kv, key); break;
+    case NJ_LOOKUP:   lookup(j, kv, key); break;
+    case NJ_SCAN:     scan(j, kv); break;
+    case NJ_PURGE:    purge(j, kv, key); break;
+    case NJ_TAKEOVER:
+        j->ok = val && kvStore_Update(&rev, kv, key, val, (int)strlen(val), j->rev) == NATS_OK;
+        break;
+    }
+    free(val);
+}
+
+static void done(void *arg)
+{
+    struct names_job *j = arg;
+    if (j->done)
+        j->done(j);
+    json_decref(j->record);
+    free(j);
+}
+
+int namesjob_init(struct names_job *j, const char *name, json_t *record)
+{
+    snprintf(j->name, sizeof j->name, "%s", name);
+    snprintf(j->self, sizeof j->self, "%s", cluster_self());
+    j->record = record ? json_deep_copy(record) : NULL;
+    j->ok = -1;
+    snprintf(j->why, sizeof j->why, "cluster unavailable: shutting down");
+    return record && !j->record ? -1 : 0;
+}
+
+int namesjob_submit(struct names_job *j, enum nj_kind kind, void (*d)(struct names_job *j))
+{
+    j->kind = kind;
+    j->done = d;
+    if (cluster_defer(work, done, j) == 0)
+        return 0;
+    json_decref(j->record);
+    free(j);
+    return -1;
+}
