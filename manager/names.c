@@ -246,7 +246,6 @@ static void sweep_action(const char *name, json_t *entry, enum nj_kind kind)
         free(j);
         return;
     }
-    j->rev = (uint64_t)json_integer_value(json_object_get(entry, "rev"));
     snprintf(j->why, sizeof j->why, "%s", json_string_value(json_object_get(rec, "host")));
     if (kind == NJ_TAKEOVER)
         json_object_set_new(j->record, "host", json_string(cluster_self()));
@@ -285,10 +284,18 @@ static void scan_done(struct names_job *j)
     N.sweeping--;
     if (j->ok != 1 || !N.started)
         return;
-    replica_merge(j->record, s->began);
     int leader = hosts_leader();
     const char *k;
     json_t *v;
+    /* what the replica heard and the scan missed (a write after it read) */
+    json_object_foreach(N.replica, k, v)
+        if (leader && !json_object_get(j->record, k) && json_object_get(v, "host")) {
+            json_t *entry = json_pack("{s:o}", "record", json_deep_copy(v));
+            json_object_del(json_object_get(entry, "record"), "t");
+            sweep_one(k, entry, leader);
+            json_decref(entry);
+        }
+    replica_merge(j->record, s->began);
     json_object_foreach(j->record, k, v)
         sweep_one(k, v, leader);
 }

@@ -46,6 +46,26 @@ static struct vm *create_orphan(const char *name, json_t *init, const char *owne
     return vm;
 }
 
+/* VM_RESTART naming the new host. The VM has no owner connection, so the
+ * event goes to every connection of its owner's identity on this host (and,
+ * as any event, to subscribers who may see the VM). The creator's own
+ * connection, if it was on another live host, hears nothing from here. */
+static void restart_event(struct vm *vm, const char *from)
+{
+    json_t *ev = proto_event_new("VM_RESTART", vm->name,
+                                 json_pack("{s:s, s:s, s:s, s:i}", "reason", "HOST_DOWN",
+                                           "host", cluster_self(), "from", from,
+                                           "pid", vm->node ? (int)vm->node->pid : 0));
+    if (!ev)
+        return;
+    for (uint32_t i = 0; i < mgr->nslots; i++) {
+        struct client *c = mgr->slots[i];
+        if (c && !c->subscribed && !c->closing && strcmp(c->identity, vm->owner) == 0)
+            client_send(c, ev);
+    }
+    events_emit_json(vm, ev);   /* counts the restart; the subscribers */
+}
+
 void names_failover(const char *name, json_t *record, const char *from)
 {
     char err[256];
@@ -71,7 +91,5 @@ void names_failover(const char *name, json_t *record, const char *from)
         return;
     }
     fprintf(stderr, "bioxen-manager: cluster: '%s' failed over from %s\n", name, from);
-    events_emit(vm, "VM_RESTART", json_pack("{s:s, s:s, s:s, s:i}", "reason", "HOST_DOWN",
-                                            "host", cluster_self(), "from", from,
-                                            "pid", vm->node ? (int)vm->node->pid : 0));
+    restart_event(vm, from);
 }

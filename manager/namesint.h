@@ -16,8 +16,9 @@ enum nj_kind {
     NJ_RELEASE,     /* delete it if it is still ours */
     NJ_LOOKUP,      /* read it: record */
     NJ_SCAN,        /* every key: record = {name: {"record": R, "rev": N}} */
-    NJ_PURGE,       /* delete it if still at rev */
-    NJ_TAKEOVER,    /* write record if still at rev: one winner */
+    NJ_PURGE,       /* delete it if it still names host why */
+    NJ_TAKEOVER,    /* write record if it still names host why, on the
+                       revision read (kvStore_Update): one winner */
 };
 
 struct names_job {
@@ -25,7 +26,7 @@ struct names_job {
     char name[BX_NAME_MAX + 1];
     char self[CLUSTER_HOST_MAX + 1];
     json_t *record;     /* owned: what to write, or what was read */
-    uint64_t rev;
+    uint64_t rev;       /* NJ_LOOKUP: the revision read */
     int ok;             /* 1 done, 0 refused (taken, changed), -1 cluster unavailable */
     char why[200];      /* ok 0: the holder's host; -1: the reason */
     void (*done)(struct names_job *j);

@@ -137,41 +137,72 @@ static void lookup(struct names_job *j, kvStore *kv, const char *key)
     kvEntry_Destroy(e);
 }
 
-static void scan(struct names_job *j, kvStore *kv)
+/* Every live key with its value and revision, from a watcher's initial
+ * values. Not kvStore_Keys: 3.4.1 takes the consumer's pending count at
+ * subscribe time and, when it reads 0, ends the listing at once (seen here
+ * with one key in the bucket: an empty list). So the scan reads until the
+ * values stop coming for SCAN_IDLE_MS past the end-of-initial marker. */
+#define SCAN_IDLE_MS 60
+#define SCAN_FIRST_MS 1000
+
+static void scan_add(struct names_job *j, kvEntry *e)
 {
-    kvKeysList kl = {0};
-    natsStatus s = kvStore_Keys(&kl, kv, NULL);
-    json_decref(j->record);
-    j->record = json_object();
-    if (s == NATS_NOT_FOUND) {      /* an empty bucket */
-        j->ok = 1;
+    char name[BX_NAME_MAX + 1];
+    kvOperation op = kvEntry_Operation(e);
+    if (op == kvOp_Delete || op == kvOp_Purge || name_of(kvEntry_Key(e), name, sizeof name) < 0)
         return;
-    }
-    if (s != NATS_OK)
-        return unavailable(j, s);
-    for (int i = 0; i < kl.Count; i++) {
-        char name[BX_NAME_MAX + 1];
-        kvEntry *e;
-        if (name_of(kl.Keys[i], name, sizeof name) < 0 || get(j, kv, kl.Keys[i], &e) <= 0)
-            continue;
-        json_t *rec = entry_record(e);
-        if (rec)
-            json_object_set_new(j->record, name, json_pack("{s:o, s:I}", "record", rec,
-                                "rev", (json_int_t)kvEntry_Revision(e)));
-        kvEntry_Destroy(e);
-    }
-    kvKeysList_Destroy(&kl);
-    j->ok = 1;
+    json_t *rec = entry_record(e);
+    if (rec)
+        json_object_set_new(j->record, name, json_pack("{s:o, s:I}", "record", rec,
+                            "rev", (json_int_t)kvEntry_Revision(e)));
 }
 
-/* Purge: only the key as the scan saw it (nobody took it over since). */
-static void purge(struct names_job *j, kvStore *kv, const char *key)
+static void scan(struct names_job *j, kvStore *kv)
+{
+    kvWatcher *w = NULL;
+    json_decref(j->record);
+    j->record = json_object();
+    natsStatus s = kvStore_WatchAll(&w, kv, NULL);
+    if (s != NATS_OK)
+        return unavailable(j, s);
+    int marker = 0;
+    for (;;) {
+        kvEntry *e = NULL;
+        s = kvWatcher_Next(&e, w, marker ? SCAN_IDLE_MS : SCAN_FIRST_MS);
+        if (s != NATS_OK)
+            break;
+        if (!e)
+            marker = 1;
+        else {
+            scan_add(j, e);
+            kvEntry_Destroy(e);
+        }
+    }
+    kvWatcher_Destroy(w);
+    if (s == NATS_TIMEOUT && marker)
+        j->ok = 1;
+    else
+        unavailable(j, s);
+}
+
+/* Purge and takeover act only on a key that still names the host that
+ * is gone (j->why; nobody took it over since), at the revision read here. */
+static void sweep_act(struct names_job *j, kvStore *kv, const char *key, const char *val)
 {
     kvEntry *e;
+    uint64_t rev;
     if (get(j, kv, key, &e) <= 0)
         return;
-    if (kvEntry_Revision(e) == j->rev)
-        j->ok = kvStore_Delete(kv, key) == NATS_OK;
+    json_t *cur = entry_record(e);
+    const char *h = host_in(cur);
+    if (h && strcmp(h, j->why) == 0) {
+        if (j->kind == NJ_PURGE)
+            j->ok = kvStore_Delete(kv, key) == NATS_OK;
+        else if (val)
+            j->ok = kvStore_Update(&rev, kv, key, val, (int)strlen(val),
+                                   kvEntry_Revision(e)) == NATS_OK;
+    }
+    json_decref(cur);
     kvEntry_Destroy(e);
 }
 
@@ -180,7 +211,6 @@ static void work(void *arg)
     struct names_job *j = arg;
     kvStore *kv = cluster_kv();
     char key[KEY_MAX];
-    uint64_t rev;
     if (!kv)
         return unavailable(j, NATS_OK);
     key_of(j->name, key);
@@ -192,10 +222,8 @@ static void work(void *arg)
     case NJ_RELEASE:  release(j, kv, key); break;
     case NJ_LOOKUP:   lookup(j, kv, key); break;
     case NJ_SCAN:     scan(j, kv); break;
-    case NJ_PURGE:    purge(j, kv, key); break;
-    case NJ_TAKEOVER:
-        j->ok = val && kvStore_Update(&rev, kv, key, val, (int)strlen(val), j->rev) == NATS_OK;
-        break;
+    case NJ_PURGE:
+    case NJ_TAKEOVER: sweep_act(j, kv, key, val); break;
     }
     free(val);
 }

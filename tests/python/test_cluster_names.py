@@ -35,6 +35,10 @@ def wait_for(pred, within, what):
     raise AssertionError("%s: not within %.0f s (%r)" % (what, within, last))
 
 
+def connected(h):
+    return h.m._core.conn.request("hello", {}).result(5)["cluster"]["connected"]
+
+
 class Host:
     """One bioxen-manager in the cluster, and a client of it."""
 
@@ -159,3 +163,87 @@ def test_the_same_name_at_once_through_two_managers_one_wins(cluster):
         for t in ts:
             t.join(30)
         assert sorted(out.values()) == ["exists", "ok"], out
+
+
+@pytest.mark.parametrize("cluster", [3], indirect=True)
+def test_a_killed_host_goes_and_its_names_free_while_the_others_serve(cluster):
+    m1, m2, m3 = cluster.hosts
+    m3.m.create_vm("on-m3")
+    wait_for(lambda: m1.hosts()["m3"]["vms"] == 1, 10, "m3's VM in its beat")
+    with pytest.raises(VMExists):
+        m1.m.create_vm("on-m3")
+    local = m1.m.create_vm("keeps")
+    t0 = time.monotonic()
+    m3.kill()
+    gone = wait_for(lambda: not m1.hosts()["m3"]["alive"] and not m2.hosts()["m3"]["alive"],
+                    15, "m3 not alive")
+    print("m3 not alive after %.1f s" % gone)
+    assert local.execute("return 7") == 7        # served on throughout
+    def free():
+        try:
+            return m2.m.create_vm("on-m3")
+        except VMExists:
+            return None
+    wait_for(free, 30 - (time.monotonic() - t0), "m3's name free")
+    print("m3's name free after %.1f s" % (time.monotonic() - t0))
+    assert m2.m.get_vm("on-m3").execute("return 'm2'") == "m2"
+    assert m1.hosts()["m2"]["alive"] and m1.hosts()["m1"]["alive"]
+
+
+def test_a_clean_shutdown_says_leaving_and_frees_names(cluster):
+    m1, m2 = cluster.hosts
+    m2.m.create_vm("left", restart="on-crash")
+    m2.close()
+    wait_for(lambda: not m1.hosts()["m2"]["alive"], 3, "m2 gone by its leaving beat")
+    def free():
+        try:
+            return m1.m.create_vm("left")
+        except VMExists:
+            return None
+    # a failover would have put "left" on m1 already (VMExists here for ever)
+    wait_for(free, 20, "m2's name free, not failed over")
+
+
+def test_nats_away_create_fails_fast_local_work_goes_on_and_comes_back(cluster):
+    m1, m2 = cluster.hosts
+    vm = m1.m.create_vm("before")
+    cluster.nats.stop()
+    wait_for(lambda: not connected(m1), 10, "m1 sees NATS gone")
+    t = time.monotonic()
+    with pytest.raises(ManagerError) as e:
+        m1.m.create_vm("during")
+    took = time.monotonic() - t
+    print("create during the outage failed in %.2f s: %s" % (took, e.value))
+    assert "cluster unavailable" in str(e.value) and took < 5
+    assert e.value.code == "CLUSTER_UNAVAILABLE"
+    for i in range(20):
+        assert vm.execute("return %d" % i) == i
+    cluster.nats.start()
+    def works():
+        try:
+            return m1.m.create_vm("after")
+        except ManagerError:
+            return None
+    wait_for(works, 20, "create works again")
+    with pytest.raises(VMExists):
+        m2.m.create_vm("before")     # the name outlived the outage
+
+
+def test_an_on_crash_vm_fails_over_to_a_live_host(cluster):
+    m1, m2 = cluster.hosts
+    events = []
+    m1.m.on("VM_RESTART", events.append)
+    vm = m2.m.create_vm("phoenix", restart="on-crash")
+    vm.execute("x = 41")
+    assert vm.execute("return x + 1") == 42
+    m2.kill()
+    wait_for(lambda: events, 30, "VM_RESTART on m1")
+    ev = events[0]
+    print("failover event:", ev)
+    assert ev["vm"] == "phoenix"
+    assert ev["detail"]["host"] == "m1" and ev["detail"]["from"] == "m2"
+    again = m1.m.get_vm("phoenix")
+    assert again.execute("return x") is None      # fresh: its state is gone
+    assert again.execute("return 6*7") == 42
+    (info,) = [v for v in m1.m.list_vms() if v["name"] == "phoenix"]
+    assert info["persistent"] and info["owner"] == m1.m.identity
