@@ -34,6 +34,8 @@ class Pair:
         self.m1 = Mgr(tmp_path, url, "m1")
         self.m2 = Mgr(tmp_path, url, "m2")
         self.killed = set()
+        self.m1.wait_connected(True)    # names (and so mailbox_open) need NATS
+        self.m2.wait_connected(True)
         self.c1 = VMManager(self.m1.sock)
         self.c2 = VMManager(self.m2.sock)
         with self.c2.mailbox("probe") as probe:
