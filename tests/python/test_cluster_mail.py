@@ -13,7 +13,7 @@ import pytest
 
 from conftest import descendants, wait_gone
 from natsfix import have_nats, nats_server  # noqa: F401 (a fixture)
-from pylua_bioxen_vm import BioxenError, ManagerError, ProtocolError, VMNotFound
+from pylua_bioxen_vm import BioxenError, ExecutionTimeout, ManagerError, ProtocolError, VMNotFound
 from pylua_bioxen_vm import VMManager
 from test_cluster_link import Mgr, needs_cluster
 
@@ -227,3 +227,18 @@ def test_a_message_over_the_nats_max_payload_is_refused_not_truncated(pair):
         pair.c1.send_to("big", "x" * (2 << 20))
     assert pair.c1.send_to("big", "small") is True      # the link still works
     assert vm.execute("return mailbox.recv(20)", timeout=T) == ("small", "@client")
+
+
+def test_python_send_timeout_on_a_full_remote_box(pair):
+    vm = pair.c2.create_vm("tiny", mailbox_size=1)
+    assert pair.c1.send_to("tiny", 1) is True
+    t0 = time.monotonic()
+    with pytest.raises(ExecutionTimeout):
+        pair.c1.send_to("tiny", 2, timeout=0.3)     # parked on m2, timed out there
+    assert time.monotonic() - t0 < 10
+    parked = pair.c1.send_to_async("tiny", 3)
+    with pytest.raises(TimeoutError):
+        parked.result(0.5)
+    assert vm.execute("return mailbox.recv(5)", timeout=T) == (1, "@client")
+    assert parked.result(T) is True
+    assert vm.execute("return mailbox.recv(5)", timeout=T) == (3, "@client")
