@@ -164,6 +164,18 @@ int mailbox_deliver_remote(const char *to, const char *from, json_t *value, size
     return mbq_deliver(mb->q, m, w, timeout);
 }
 
+static int from_host(const struct mbq_who *w, void *host)
+{
+    return w->is_remote && strcmp(w->host, host) == 0;
+}
+
+void mailbox_host_gone(const char *host)
+{
+    for (size_t i = 0; i < MB_BUCKETS; i++)
+        for (struct mailbox *mb = tab[i]; mb; mb = mb->hnext)
+            mbq_drop_parked(mb->q, from_host, (void *)host);
+}
+
 int mailbox_exists(const char *name)
 {
     return mailbox_route(name) != NULL;

@@ -417,6 +417,7 @@ static void host_change(const char *host, int up, void *arg)
         return;
     snprintf(msg, sizeof msg, "host %s is gone: the message was not delivered", host);
     pend_fail_all(host, BX_E_VM_NOT_FOUND, msg);
+    mailbox_host_gone(host);    /* what its senders parked here: they were told "failed" */
 }
 
 static void state_change(int up, const char *why, void *arg)

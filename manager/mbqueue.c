@@ -222,6 +222,22 @@ void mbq_pull(struct mbq *q, struct mbq_who *w, size_t max, double timeout)
         timer_arm(q->pull_timer, timeout);
 }
 
+void mbq_drop_parked(struct mbq *q, int (*drop)(const struct mbq_who *w, void *arg), void *arg)
+{
+    struct sender **pp = &q->s_head, *s;
+    q->s_tail = NULL;
+    while ((s = *pp)) {
+        if (drop(&s->w, arg)) {
+            *pp = s->next;
+            sender_free(s);
+        } else {
+            q->s_tail = s;
+            pp = &s->next;
+        }
+    }
+    admit(q);       /* a smaller one behind a dropped one may fit the bytes */
+}
+
 struct mbq *mbq_new(const char *name, size_t cap, const struct mbq_answers *ans)
 {
     struct mbq *q = calloc(1, sizeof *q);

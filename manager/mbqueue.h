@@ -57,6 +57,11 @@ int mbq_deliver(struct mbq *q, struct mbq_mail *m, struct mbq_who *w, double tim
  * answers at once, < 0 sets no timer (the asker times out itself). */
 void mbq_pull(struct mbq *q, struct mbq_who *w, size_t max, double timeout);
 
+/* Parked senders for which drop(w, arg) is true go unanswered (their host
+ * is gone: nobody to answer, and their message must not arrive after the
+ * sender was told it did not). */
+void mbq_drop_parked(struct mbq *q, int (*drop)(const struct mbq_who *w, void *arg), void *arg);
+
 void mbq_who_clear(struct mbq_who *w);
 
 #endif

@@ -50,23 +50,28 @@ class Pair:
             assert probe.recv(timeout=T) == ("@client", "hi")
 
     def kill_m2(self):
-        procs = [self.m2.proc.pid] + descendants(self.m2.proc.pid)
+        self.kill("m2")
+
+    def kill(self, name):
+        m = getattr(self, name)
+        procs = [m.proc.pid] + descendants(m.proc.pid)
         for pid in procs:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        assert not wait_gone(procs), "m2's processes survived SIGKILL"
-        self.killed.add("m2")
+        assert not wait_gone(procs), "%s's processes survived SIGKILL" % name
+        self.killed.add(name)
 
     def close(self):
-        self.c1.close()
-        if "m2" not in self.killed:
-            self.c2.close()
-            self.m2.close()
-        else:
-            self.m2.proc.wait(timeout=10)
-        self.m1.close()
+        for name, c in (("m1", self.c1), ("m2", self.c2)):
+            m = getattr(self, name)
+            if name not in self.killed:
+                c.close()
+                m.close()
+            else:
+                c.close()
+                m.proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -242,3 +247,15 @@ def test_python_send_timeout_on_a_full_remote_box(pair):
     assert vm.execute("return mailbox.recv(5)", timeout=T) == (1, "@client")
     assert parked.result(T) is True
     assert vm.execute("return mailbox.recv(5)", timeout=T) == (3, "@client")
+
+
+def test_origin_killed_its_parked_messages_do_not_arrive_later(pair):
+    box = pair.c2.create_vm("full", mailbox_size=2)
+    sender = pair.c1.create_vm("stuck")
+    sender.execute_async("for i = 1, 20 do mailbox.send('full', i) end", timeout=T)
+    time.sleep(1.0)             # 2 queued, the next parked on m2
+    pair.kill("m1")             # its senders are gone, and were never acked
+    time.sleep(5.0)             # m2 sees m1 gone (HOSTS_ALIVE_S + a beat)
+    got = box.execute("local t = {} for i = 1, 5 do local v = mailbox.recv(1) "
+                      "if v == nil then break end t[#t + 1] = v end return t", timeout=T)
+    assert got == [1, 2]
