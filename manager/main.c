@@ -226,6 +226,21 @@ static void raise_fd_limit(void)
     }
 }
 
+/* --cluster: the link, then the parts on it (hosts, names, mail). */
+static int join_cluster(struct event_base *base)
+{
+    char err[512];
+    if (cluster_start(base, &copts, err, sizeof err) < 0) {
+        fprintf(stderr, "bioxen-manager: %s\n", err);
+        return -1;
+    }
+    if (hosts_start() < 0 || names_start() < 0 || mailremote_start() < 0) {
+        fprintf(stderr, "bioxen-manager: cannot set up the cluster's hosts, names and mail\n");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct manager m;
@@ -246,14 +261,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: cannot set up the event loop\n");
         return 1;
     }
-    if (copts.urls && cluster_start(m.base, &copts, err, sizeof err) < 0) {
-        fprintf(stderr, "bioxen-manager: %s\n", err);
+    if (copts.urls && join_cluster(m.base) < 0)
         return 2;
-    }
-    if (copts.urls && (hosts_start() < 0 || names_start() < 0 || mailremote_start() < 0)) {
-        fprintf(stderr, "bioxen-manager: cannot set up the cluster's hosts, names and mail\n");
-        return 1;
-    }
     if (!m.no_cgroups)
         cgroup_init();
     if (server_listen(&m, err, sizeof err) < 0) {
