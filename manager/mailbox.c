@@ -176,11 +176,6 @@ void mailbox_host_gone(const char *host)
             mbq_drop_parked(mb->q, from_host, (void *)host);
 }
 
-int mailbox_exists(const char *name)
-{
-    return mailbox_route(name) != NULL;
-}
-
 /* Not here: another host's, if the cluster knows it (w stolen either way). */
 static void elsewhere(struct mbq_who *w, const char *from, const char *to, json_t *value,
                       size_t bytes, double timeout)

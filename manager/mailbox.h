@@ -30,7 +30,6 @@ int mailbox_deliver_remote(const char *to, const char *from, json_t *value, size
                            struct mbq_who *w, double timeout);
 /* Answers any waiter in its dialect (BX_OK: accepted); w is not cleared. */
 void mailbox_answer(struct mbq_who *w, enum bx_err code, const char *msg);
-int mailbox_exists(const char *name);      /* a VM's or a client's box */
 /* Messages that senders on host (gone now) had parked here go: those
  * senders were told their send failed. */
 void mailbox_host_gone(const char *host);
