@@ -226,16 +226,14 @@ static void raise_fd_limit(void)
     }
 }
 
-/* --cluster: the link, then the parts on it (hosts, names, mail). */
-static int join_cluster(struct event_base *base)
+/* The link, then what rides on it: heartbeats (hosts.c), names (names.c),
+ * mail to other hosts (mailremote.c). */
+static int start_cluster(struct manager *m, char *err, size_t n)
 {
-    char err[512];
-    if (cluster_start(base, &copts, err, sizeof err) < 0) {
-        fprintf(stderr, "bioxen-manager: %s\n", err);
+    if (cluster_start(m->base, &copts, err, n) < 0)
         return -1;
-    }
     if (hosts_start() < 0 || names_start() < 0 || mailremote_start() < 0) {
-        fprintf(stderr, "bioxen-manager: cannot set up the cluster's hosts, names and mail\n");
+        snprintf(err, n, "cannot set up the cluster's hosts, names and mail (out of memory)");
         return -1;
     }
     return 0;
@@ -261,8 +259,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: cannot set up the event loop\n");
         return 1;
     }
-    if (copts.urls && join_cluster(m.base) < 0)
+    if (copts.urls && start_cluster(&m, err, sizeof err) < 0) {
+        fprintf(stderr, "bioxen-manager: %s\n", err);
         return 2;
+    }
     if (!m.no_cgroups)
         cgroup_init();
     if (server_listen(&m, err, sizeof err) < 0) {
