@@ -6,7 +6,9 @@
  * mailbox ops; the queue itself is mbqueue.c, the field checks mailcheck.c. */
 #include "mailbox.h"
 #include "mailcheck.h"
+#include "mailremote.h"
 #include "mbqueue.h"
+#include "names.h"
 #include "ops.h"
 
 #include <stdio.h>
@@ -36,9 +38,10 @@ static struct mailbox **mb_slot(const char *name)
     return pp;
 }
 
-/* Resolves a destination name. This is the one place that decides "not
- * here" for mail: a clustered manager would forward to the owning peer
- * (NATS) here instead of failing with VM_NOT_FOUND. */
+/* Resolves a destination name here. This is the one place that decides
+ * "not here" for mail: its callers then hand the send to mailremote.c,
+ * which finds the name's host (names_where) and fails with VM_NOT_FOUND
+ * only when no host has it. */
 static struct mailbox *mailbox_route(const char *name)
 {
     return name && proto_valid_name(name) ? *mb_slot(name) : NULL;
@@ -54,6 +57,8 @@ static struct vm *who_node(const struct mbq_who *w)
 
 static int who_alive(const struct mbq_who *w)
 {
+    if (w->is_remote)
+        return 1;   /* a remote sender never pulls; its host's death is mailremote's */
     return w->is_client ? client_find(w->client_id) != NULL : who_node(w) != NULL;
 }
 
@@ -84,7 +89,9 @@ static void who_send_node(struct mbq_who *w, json_t *msg)
 
 static void who_ok(struct mbq_who *w, json_t *items)
 {
-    if (w->is_client) {
+    if (w->is_remote) {
+        mailremote_answer(w, BX_OK, NULL);
+    } else if (w->is_client) {
         struct client *c = client_find(w->client_id);
         json_t *r = items ? json_incref(items) : json_true();
         if (c)
@@ -100,6 +107,8 @@ static void who_ok(struct mbq_who *w, json_t *items)
 
 static void who_err(struct mbq_who *w, enum bx_err code, const char *msg)
 {
+    if (w->is_remote)
+        return mailremote_answer(w, code, msg);
     if (w->is_client) {
         struct client *c = client_find(w->client_id);
         if (c)
@@ -111,6 +120,14 @@ static void who_err(struct mbq_who *w, enum bx_err code, const char *msg)
 }
 
 static const struct mbq_answers answers = { who_ok, who_err, who_alive };
+
+void mailbox_answer(struct mbq_who *w, enum bx_err code, const char *msg)
+{
+    if (code == BX_OK)
+        who_ok(w, NULL);
+    else
+        who_err(w, code, msg);
+}
 
 static void no_such(struct mbq_who *w, const char *to)
 {
@@ -130,6 +147,41 @@ static void mb_deliver(struct mbq *q, const char *from, json_t *value, size_t by
         return mbq_who_clear(w);
     }
     mbq_deliver(q, m, w, timeout);
+}
+
+int mailbox_deliver_remote(const char *to, const char *from, json_t *value, size_t bytes,
+                           struct mbq_who *w, double timeout)
+{
+    struct mailbox *mb = mailbox_route(to);
+    if (!mb)
+        return -1;
+    struct mbq_mail *m = mbq_mail_new(from, value, bytes);
+    if (!m) {
+        who_err(w, BX_E_INTERNAL, "out of memory");
+        mbq_who_clear(w);
+        return 0;
+    }
+    return mbq_deliver(mb->q, m, w, timeout);
+}
+
+static int from_host(const struct mbq_who *w, void *host)
+{
+    return w->is_remote && strcmp(w->host, host) == 0;
+}
+
+void mailbox_host_gone(const char *host)
+{
+    for (size_t i = 0; i < MB_BUCKETS; i++)
+        for (struct mailbox *mb = tab[i]; mb; mb = mb->hnext)
+            mbq_drop_parked(mb->q, from_host, (void *)host);
+}
+
+/* Not here: another host's, if the cluster knows it (w stolen either way). */
+static void elsewhere(struct mbq_who *w, const char *from, const char *to, json_t *value,
+                      size_t bytes, double timeout)
+{
+    if (!to || !proto_valid_name(to) || mailremote_send(w, from, to, value, bytes, timeout) < 0)
+        no_such(w, to);
 }
 
 /* ---- lifetime ------------------------------------------------------------- */
@@ -197,8 +249,10 @@ void mailbox_client_gone(struct client *c)
     for (size_t i = 0; i < MB_BUCKETS; i++) {
         for (struct mailbox *mb = tab[i], *next; mb; mb = next) {
             next = mb->hnext;
-            if (mb->owner == c->id)
+            if (mb->owner == c->id) {
+                names_release(mb->name);
                 mb_free(mb, "mailbox closed: its client disconnected");
+            }
         }
     }
 }
@@ -222,7 +276,7 @@ static void node_mail(struct vm *vm, json_t *k, json_t *msg, size_t len)
     struct mailbox *mb = mailbox_route(to);
     who_set_node(&w, vm, k);
     if (!mb)
-        return no_such(&w, to);
+        return elsewhere(&w, vm->name, to, json_object_get(msg, "value"), len, -1);
     mb_deliver(mb->q, vm->name, json_object_get(msg, "value"), len, &w, -1);
 }
 
@@ -267,14 +321,58 @@ static struct mailbox *owned(struct client *c, json_t *v)
     return mb && mb->owner == c->id ? mb : NULL;
 }
 
+/* A client mailbox's name is claimed in the cluster like a VM's (names.c),
+ * so that names stay unique across hosts and mail from other hosts finds
+ * it; the record says "mailbox" (no VM to fail over or forward to). */
+struct pending_open {
+    uint64_t client_id;
+    json_t *id;
+    size_t cap;
+    char name[BX_NAME_MAX + 1];
+};
+
+static void open_claimed(int ok, const char *why, void *arg)
+{
+    struct pending_open *p = arg;
+    struct client *c = client_find(p->client_id);
+    if (!c || c->closing || mgr->shutting_down) {
+        if (ok == 1)
+            names_release(p->name);
+    } else if (ok == 0) {
+        FAIL(c, p->id, BX_E_VM_EXISTS, "the name '%s' is taken in the cluster (on host %s)",
+             p->name, why ? why : "?");
+    } else if (ok < 0) {
+        FAIL(c, p->id, BX_E_CLUSTER_UNAVAILABLE, "%s", why ? why : "cluster unavailable");
+    } else if (registry_find(p->name) || *mb_slot(p->name)) {
+        FAIL(c, p->id, BX_E_VM_EXISTS, "the name '%s' is taken", p->name);
+    } else if (!mb_new(p->name, c->id, p->cap)) {
+        names_release(p->name);
+        FAIL(c, p->id, BX_E_INTERNAL, "out of memory");
+    } else {
+        client_send_new(c, proto_reply_new(p->id, json_true()));
+    }
+    json_decref(p->id);
+    free(p);
+}
+
 void mailbox_op_open(struct op_ctx *x)
 {
     const char *name = json_string_value(json_object_get(x->req, "name"));
     if (registry_find(name) || *mb_slot(name))
         return FAIL(x->c, x->id, BX_E_VM_EXISTS, "the name '%s' is taken", name);
-    if (!mb_new(name, x->c->id, x->a.count))
+    struct pending_open *p = calloc(1, sizeof *p);
+    json_t *rec = names_record(x->c->identity, NULL);
+    if (!p || !rec || json_object_set_new(rec, "mailbox", json_true()) < 0) {
+        free(p);
+        json_decref(rec);
         return FAIL(x->c, x->id, BX_E_INTERNAL, "out of memory");
-    client_send_new(x->c, proto_reply_new(x->id, json_true()));
+    }
+    p->client_id = x->c->id;
+    p->id = json_incref(x->id);
+    p->cap = x->a.count;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    names_claim(name, rec, open_claimed, p);
+    json_decref(rec);
 }
 
 void mailbox_op_close(struct op_ctx *x)
@@ -282,6 +380,7 @@ void mailbox_op_close(struct op_ctx *x)
     struct mailbox *mb = owned(x->c, json_object_get(x->req, "name"));
     if (!mb)
         return FAIL(x->c, x->id, BX_E_VM_NOT_FOUND, "no mailbox of this connection is named that");
+    names_release(mb->name);
     mb_free(mb, "mailbox closed");
     client_send_new(x->c, proto_reply_new(x->id, json_true()));
 }
@@ -300,10 +399,10 @@ void mailbox_op_send(struct op_ctx *x)
     const char *to = json_string_value(json_object_get(x->req, "to"));
     struct mailbox *mb = mailbox_route(to);
     who_set_client(&w, x->c, x->id);
-    if (!mb)
-        return no_such(&w, to);
     json_t *value = json_object_get(x->req, "value");
     size_t bytes = value ? json_dumpb(value, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 4;
+    if (!mb)
+        return elsewhere(&w, sender, to, value, bytes + 32, x->a.timeout);
     mb_deliver(mb->q, sender, value, bytes + 32, &w, x->a.timeout);
 }
 

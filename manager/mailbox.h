@@ -22,4 +22,16 @@ int mailbox_node_frame(struct vm *vm, json_t *msg, size_t len);
 void mailbox_client_gone(struct client *c);
 void mailbox_free_all(void);
 
+/* For mailremote.c: a send from another host into the local box `to`
+ * (w is a remote waiter, stolen): -1 when no box here has that name (w
+ * untouched), 1 when parked, 0 when answered. */
+struct mbq_who;
+int mailbox_deliver_remote(const char *to, const char *from, json_t *value, size_t bytes,
+                           struct mbq_who *w, double timeout);
+/* Answers any waiter in its dialect (BX_OK: accepted); w is not cleared. */
+void mailbox_answer(struct mbq_who *w, enum bx_err code, const char *msg);
+/* Messages that senders on host (gone now) had parked here go: those
+ * senders were told their send failed. */
+void mailbox_host_gone(const char *host);
+
 #endif

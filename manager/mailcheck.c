@@ -5,7 +5,9 @@
 #include "mailcheck.h"
 #include "ops.h"
 
+#include <ctype.h>
 #include <stdio.h>
+#include <string.h>
 
 long long mailcheck_size(json_t *obj, const char *key)
 {
@@ -70,4 +72,60 @@ enum bx_err opcheck_mail_recv(json_t *req, struct op_args *a, char *err, size_t 
     a->count = mailcheck_max(req);
     a->timeout = mailcheck_timeout(req);
     return BX_OK;
+}
+
+/* ---- what arrives from other hosts (mailremote.c) ---- */
+
+static int host_ok(const char *h)
+{
+    size_t n = h ? strlen(h) : 0;
+    if (n == 0 || n > 64)
+        return 0;
+    for (; *h; h++)
+        if (!isalnum((unsigned char)*h) && *h != '_' && *h != '-' && *h != ':')
+            return 0;
+    return 1;
+}
+
+const char *mailcheck_batch(json_t *msg, const char *hkey, const char *akey, json_t **items)
+{
+    const char *host = json_string_value(json_object_get(msg, hkey));
+    *items = json_object_get(msg, akey);
+    return host_ok(host) && json_is_array(*items) ? host : NULL;
+}
+
+static long long seq_of(json_t *item)
+{
+    json_t *s = json_array_get(item, 0);
+    return json_is_integer(s) && json_integer_value(s) >= 0 ? json_integer_value(s) : -1;
+}
+
+int mailcheck_mail(json_t *item, struct mailcheck_mail *m)
+{
+    memset(m, 0, sizeof *m);
+    m->seq = seq_of(item);
+    json_t *t = json_array_get(item, 4), *b = json_array_get(item, 5);
+    m->from = json_string_value(json_array_get(item, 1));
+    m->to = json_string_value(json_array_get(item, 2));
+    m->value = json_array_get(item, 3);
+    if (m->seq < 0 || json_array_size(item) != 6 || !m->from || strlen(m->from) > BX_NAME_MAX + 1 ||
+        !m->to || !proto_valid_name(m->to) || !json_is_number(t) || !json_is_integer(b))
+        return -1;
+    m->timeout = json_number_value(t) >= 0 ? json_number_value(t) : -1;
+    json_int_t n = json_integer_value(b);
+    m->bytes = n < 1 ? 1 : n > (1 << 30) ? (size_t)1 << 30 : (size_t)n;
+    return 0;
+}
+
+int mailcheck_ack(json_t *item, long long *seq, const char **code, const char **message)
+{
+    size_t n = json_array_size(item);
+    *seq = seq_of(item);
+    *code = n >= 2 ? json_string_value(json_array_get(item, 1)) : NULL;
+    *message = n >= 3 ? json_string_value(json_array_get(item, 2)) : NULL;
+    if (*seq < 0 || n < 1 || n > 3 || (n >= 2 && !*code) || (n == 3 && !*message))
+        return -1;
+    if (n == 2 && strcmp(*code, "PARKED") != 0)
+        return -1;
+    return 0;
 }

@@ -24,4 +24,23 @@ size_t mailcheck_max(json_t *obj);
 /* create's mailbox_size and outbox_size: BX_OK or BAD_REQUEST. */
 enum bx_err mailcheck_create(json_t *req, char *err, size_t n);
 
+/* What another host's manager sends (mailremote.c; docs/cluster.md "Mail").
+ * A batch is an object whose string field hkey names the sending host and
+ * whose array field akey holds the items; the host name or NULL
+ * (malformed: dropped with a log line, as there is nobody to answer). */
+const char *mailcheck_batch(json_t *msg, const char *hkey, const char *akey, json_t **items);
+/* A mail item [seq, from, to, value, timeout, bytes]: 0, or -1 when
+ * malformed (*seq is set when at least the seq was readable, else -1). */
+struct mailcheck_mail {
+    long long seq;
+    const char *from, *to;
+    json_t *value;          /* borrowed */
+    double timeout;         /* < 0: none */
+    size_t bytes;
+};
+int mailcheck_mail(json_t *item, struct mailcheck_mail *m);
+/* An ack item [seq] (accepted), [seq, "PARKED"] or [seq, CODE, MESSAGE]:
+ * 0 with *code NULL, "PARKED" or the error code; -1 when malformed. */
+int mailcheck_ack(json_t *item, long long *seq, const char **code, const char **message);
+
 #endif

@@ -7,6 +7,7 @@
 #include "names.h"
 #include "remote.h"
 #include "mailbox.h"
+#include "mailremote.h"
 #include "policy.h"
 #include "promhttp.h"
 #include "spare.h"
@@ -227,13 +228,13 @@ static void raise_fd_limit(void)
 }
 
 /* The link, then what rides on it: heartbeats (hosts.c), names (names.c),
- * forwarding (remote.c, fwd.c). */
+ * forwarding (remote.c, fwd.c) and mail to other hosts (mailremote.c). */
 static int start_cluster(struct manager *m, char *err, size_t n)
 {
     if (cluster_start(m->base, &copts, err, n) < 0)
         return -1;
-    if (hosts_start() < 0 || names_start() < 0) {
-        snprintf(err, n, "cannot set up the cluster's hosts and names (out of memory)");
+    if (hosts_start() < 0 || names_start() < 0 || mailremote_start() < 0) {
+        snprintf(err, n, "cannot set up the cluster's hosts, names and mail (out of memory)");
         return -1;
     }
     if (remote_start() < 0) {     /* forwarding (remote.h) */
@@ -284,6 +285,7 @@ int main(int argc, char **argv)
 
     manager_shutdown("event loop ended");   /* no-op after a clean stop */
     cluster_stop();
+    mailremote_stop();
     names_stop();
     promhttp_stop();
     client_free_all(&m);

@@ -175,21 +175,21 @@ static void sender_timeout_cb(evutil_socket_t fd, short ev, void *arg)
     flush_all();
 }
 
-void mbq_deliver(struct mbq *q, struct mbq_mail *m, struct mbq_who *w, double timeout)
+int mbq_deliver(struct mbq *q, struct mbq_mail *m, struct mbq_who *w, double timeout)
 {
     if (!q->s_head && fits(q, m)) {
         enqueue(q, m);
         q->ans->ok(w, NULL);
         mbq_who_clear(w);
         serve_pull(q);
-        return;
+        return 0;
     }
     struct sender *s = calloc(1, sizeof *s);
     if (!s) {
         q->ans->err(w, BX_E_INTERNAL, "out of memory");
         mbq_who_clear(w);
         mbq_mail_free(m);
-        return;
+        return 0;
     }
     s->q = q;
     s->m = m;
@@ -204,6 +204,7 @@ void mbq_deliver(struct mbq *q, struct mbq_mail *m, struct mbq_who *w, double ti
     else
         q->s_head = s;
     q->s_tail = s;
+    return 1;
 }
 
 void mbq_pull(struct mbq *q, struct mbq_who *w, size_t max, double timeout)
@@ -219,6 +220,22 @@ void mbq_pull(struct mbq *q, struct mbq_who *w, size_t max, double timeout)
         return pull_timeout_cb(-1, 0, q);
     if (timeout > 0)
         timer_arm(q->pull_timer, timeout);
+}
+
+void mbq_drop_parked(struct mbq *q, int (*drop)(const struct mbq_who *w, void *arg), void *arg)
+{
+    struct sender **pp = &q->s_head, *s;
+    q->s_tail = NULL;
+    while ((s = *pp)) {
+        if (drop(&s->w, arg)) {
+            *pp = s->next;
+            sender_free(s);
+        } else {
+            q->s_tail = s;
+            pp = &s->next;
+        }
+    }
+    admit(q);       /* a smaller one behind a dropped one may fit the bytes */
 }
 
 struct mbq *mbq_new(const char *name, size_t cap, const struct mbq_answers *ans)

@@ -7,20 +7,23 @@
 #ifndef BX_MBQUEUE_H
 #define BX_MBQUEUE_H
 
+#include "cluster.h"
 #include "manager.h"
 
 #define MAILBOX_DEFAULT_COUNT 1024                  /* messages, unless sized */
 #define MAILBOX_DEFAULT_BYTES ((size_t)16 << 20)    /* bytes held, whatever the count */
 
 /* Who waits for an answer: a node (named by VM and pid, so an answer never
- * reaches a restarted node that did not ask) or a client (by id). The
- * queue stores it and hands it back; only the user reads vm, pid, client. */
+ * reaches a restarted node that did not ask), a client (by id) or a sender
+ * on another host (is_remote: its host, and its seq as the tag). The queue
+ * stores it and hands it back; only the user reads vm, pid, client, host. */
 struct mbq_who {
-    int is_client;
+    int is_client, is_remote;
     char vm[BX_NAME_MAX + 1];
     pid_t pid;
     uint64_t client_id;
-    json_t *tag;            /* owned: the node's K or the client's id */
+    char host[CLUSTER_HOST_MAX + 1];
+    json_t *tag;            /* owned: the node's K, the client's id or the seq */
 };
 
 struct mbq_answers {
@@ -47,11 +50,17 @@ void mbq_mail_free(struct mbq_mail *m);
 
 /* Takes m and the waiter w (its tag stolen). Accepted at once when there
  * is room and nobody is parked ahead (order per sender), else parked;
- * timeout <= 0: parked until room or the queue goes. */
-void mbq_deliver(struct mbq *q, struct mbq_mail *m, struct mbq_who *w, double timeout);
+ * timeout <= 0: parked until room or the queue goes. 1 when it was parked
+ * (a remote sender is told, so that it keeps waiting), else 0. */
+int mbq_deliver(struct mbq *q, struct mbq_mail *m, struct mbq_who *w, double timeout);
 /* Parks or answers a pull for up to max messages; w is stolen. timeout 0
  * answers at once, < 0 sets no timer (the asker times out itself). */
 void mbq_pull(struct mbq *q, struct mbq_who *w, size_t max, double timeout);
+
+/* Parked senders for which drop(w, arg) is true go unanswered (their host
+ * is gone: nobody to answer, and their message must not arrive after the
+ * sender was told it did not). */
+void mbq_drop_parked(struct mbq *q, int (*drop)(const struct mbq_who *w, void *arg), void *arg);
 
 void mbq_who_clear(struct mbq_who *w);
 

@@ -63,10 +63,12 @@ static void on_ack(json_t *msg)
         mb.nconfirmed = 0;  /* a destination went away: confirm again */
         if (!mb.err) {
             mb.err = strdup(text ? text : "mailbox send failed");
-            /* only a missing name keeps its code: a TIMEOUT here is not the
-             * request's own timeout and must not read as one */
-            mb.err_code = code && bx_err_from_code(code) == BX_E_VM_NOT_FOUND
-                        ? BX_E_VM_NOT_FOUND : BX_E_LUA_ERROR;
+            /* only a missing name (or host) and a lost cluster link keep
+             * their code: a TIMEOUT here is not the request's own timeout
+             * and must not read as one */
+            enum bx_err e = code ? bx_err_from_code(code) : BX_E_LUA_ERROR;
+            mb.err_code = e == BX_E_VM_NOT_FOUND || e == BX_E_CLUSTER_UNAVAILABLE
+                        ? e : BX_E_LUA_ERROR;
         }
     }
 }

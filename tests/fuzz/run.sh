@@ -35,6 +35,8 @@ SRCS[policy]="net/frame.c net/proto.c $CHECK_SRCS"
 
 # the envelopes of forwarding over NATS (fwdcheck.c), and the request inside
 SRCS[cluster]="net/frame.c net/proto.c $CHECK_SRCS"
+# what another host's manager sends to the mail subjects (mailremote.c)
+SRCS[mail]="net/frame.c net/proto.c $CHECK_SRCS"
 
 # what hosts.c and names.c believe of a heartbeat, a names message, a
 # record and a bucket key (manager/namescheck.c, in the pure checks)
