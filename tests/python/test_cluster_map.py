@@ -1,0 +1,137 @@
+"""run/map spread over the pools of every live host (issue 13, cl-run):
+a map through m1 runs on several hosts with its results in order, a host
+SIGKILLed mid-map costs its runs a retry elsewhere (not the map), a Lua
+error raises as on one host, and with NATS away runs stay on this host.
+
+A real nats-server (natsfix) and three real managers as plain processes
+(no network namespaces: the managers still meet only through NATS); the
+setup is the one ``cluster3`` fixture below.
+"""
+
+import threading
+import time
+
+import pytest
+
+from conftest import wait_until
+from natsfix import have_nats, nats_server  # noqa: F401 (a fixture)
+from pylua_bioxen_vm import LuaError
+
+from test_cluster_forward import Host
+from test_cluster_link import needs_cluster
+
+pytestmark = [needs_cluster, pytest.mark.skipif(not have_nats(), reason="no nats-server")]
+
+SQUARE = "function(x) return x * x end"
+# a chunk that takes a while (~tens of ms), so a map is still going when a host dies
+SLOW = """function(x)
+  local s = 0
+  for i = 1, 300000 do s = s + i % 7 end
+  return x * 2
+end"""
+
+
+class Cluster3:
+    def __init__(self, tmp_path, nats, n=3):
+        self.nats = nats
+        self.hosts = [Host(tmp_path, nats.url, "m%d" % (i + 1)) for i in range(n)]
+        assert wait_until(lambda: all(h.connected() for h in self.hosts), 15)
+        assert wait_until(lambda: all(self.all_alive(h) for h in self.hosts), 15)
+
+    def all_alive(self, h):
+        seen = {e["name"]: e["alive"] for e in h.raw.req(op="hosts")["result"]}
+        return all(seen.get(o.name) for o in self.hosts)
+
+    def executions(self, via=None):
+        """Runs and execs served by each host, as m1's hosts() reports them."""
+        via = via or self.hosts[0]
+        return {e["name"]: e["executions"] for e in via.raw.req(op="hosts")["result"]}
+
+    def close(self):
+        for h in self.hosts:
+            h.close()
+
+
+@pytest.fixture
+def cluster3(tmp_path, nats_server):  # noqa: F811 (the fixture)
+    c = Cluster3(tmp_path, nats_server)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def work_since(c, before, via=None):
+    """Per-host executions since ``before``, once every host's beat has
+    carried them (a beat every 0.5 s)."""
+    time.sleep(1.5)
+    after = c.executions(via)
+    return {n: after.get(n, 0) - before.get(n, 0) for n in after}
+
+
+def test_map_spreads_in_order(cluster3):
+    with cluster3.hosts[0].client() as m:
+        m.configure_pool(max=4)
+        before = cluster3.executions()
+        items = list(range(300))
+        assert m.map(SQUARE, items, chunksize=5) == [x * x for x in items]
+        assert m.map(SLOW, items, chunksize=5) == [x * 2 for x in items]
+        work = work_since(cluster3, before)
+        busy = [n for n, k in work.items() if k > 0]
+        assert len(busy) >= 2, work
+        # a single run is spread too, and answered once
+        assert [m.run("return %d" % i) for i in range(20)] == list(range(20))
+
+
+def test_lua_error_raises_as_on_one_host(cluster3):
+    with cluster3.hosts[0].client() as m:
+        code = "function(x) if x == 137 then error('bad item ' .. x) end return x end"
+        with pytest.raises(LuaError, match="bad item 137"):
+            m.map(code, range(300), chunksize=3)
+        # not retried: it ran once (the pool goes on serving afterwards)
+        assert m.map(SQUARE, range(30), chunksize=1) == [x * x for x in range(30)]
+
+
+def test_host_killed_mid_map_is_retried(cluster3):
+    m1, m2, m3 = cluster3.hosts
+    with m1.client() as m:
+        m.configure_pool(max=4)
+        items = list(range(600))
+        before = cluster3.executions()
+        out = {}
+
+        def go():
+            try:
+                out["r"] = m.map(SLOW, items, chunksize=3, timeout=120)
+            except Exception as e:     # reported below
+                out["e"] = e
+
+        t = threading.Thread(target=go)
+        t.start()
+        # kill m3 once it has done some of the map
+        assert wait_until(lambda: cluster3.executions().get("m3", 0) - before.get("m3", 0) > 5
+                          or not t.is_alive(), 60)
+        m3.kill()
+        t.join(120)
+        assert not t.is_alive()
+        assert "e" not in out, out.get("e")
+        assert out["r"] == [x * 2 for x in items]
+        log = open(str(m1.sock).replace(".sock", ".log")).read()
+        assert "retried elsewhere" in log
+
+
+def test_nats_down_runs_locally(cluster3):
+    """The rule: with NATS away, a run is placed on this host only (spreading
+    needs the link); runs in flight on other hosts are retried here."""
+    m1 = cluster3.hosts[0]
+    with m1.client() as m:
+        assert m.map(SQUARE, range(40), chunksize=1) == [x * x for x in range(40)]
+        cluster3.nats.stop()
+        assert wait_until(lambda: not m1.connected(), 15)
+        mine = m1.raw.req(op="metrics")["result"]["executions"]
+        assert m.map(SQUARE, range(100), chunksize=2) == [x * x for x in range(100)]
+        assert m.run("return 6 * 7") == 42
+        assert m1.raw.req(op="metrics")["result"]["executions"] - mine >= 51
+        cluster3.nats.start()
+        assert wait_until(lambda: m1.connected(), 20)
+        assert m.map(SQUARE, range(40), chunksize=1) == [x * x for x in range(40)]
