@@ -61,9 +61,44 @@ struct sfly {
 
 static struct sfly *fly[FLY_BUCKETS];
 
+/* Where this host's clients' runs went, for metrics (runs_by_host). */
+static struct {
+    char name[SPREAD_HOSTS][CLUSTER_HOST_MAX + 1];
+    uint64_t runs[SPREAD_HOSTS];
+    size_t n;
+    uint64_t retried;
+} placed;
+
+static void count_placed(const char *host)
+{
+    size_t i = 0;
+    while (i < placed.n && strcmp(placed.name[i], host) != 0)
+        i++;
+    if (i == placed.n && placed.n < SPREAD_HOSTS)
+        snprintf(placed.name[placed.n++], sizeof placed.name[0], "%s", host);
+    if (i < placed.n)
+        placed.runs[i]++;
+}
+
+void spread_report(json_t *r)
+{
+    json_t *by = json_object();
+    for (size_t i = 0; by && i < placed.n; i++)
+        json_object_set_new(by, placed.name[i], json_integer((json_int_t)placed.runs[i]));
+    json_object_set_new(r, "runs_by_host", by);
+    json_object_set_new(r, "runs_retried", json_integer((json_int_t)placed.retried));
+}
+
 int spread_wanted(struct client *c)
 {
-    return cluster_enabled() && cluster_up() && !c->remote && !mgr->shutting_down;
+    return cluster_enabled() && !c->remote;
+}
+
+/* Runs go to other hosts only while the link is up (docs/cluster.md: the
+ * rule when NATS is away); otherwise all of them run here. */
+static int spreading(void)
+{
+    return cluster_up() && !mgr->shutting_down;
 }
 
 static struct spread *spread_of(struct pool *p)
@@ -165,12 +200,13 @@ void spread_pump(struct pool *p)
     while (s && s->head) {
         struct squeued *q = s->head;
         int none = 0;
-        const char *host = spread_wanted(pool_owner(p)) ? place(p, s, q, &none) : NULL;
+        const char *host = spreading() ? place(p, s, q, &none) : NULL;
         if (none)
             return;
         s->head = q->next;
         if (!s->head)
             s->tail = NULL;
+        count_placed(host ? host : cluster_self());
         if (host)
             forward(p, s, q, host);
         else
@@ -255,6 +291,7 @@ int spread_settled(uint64_t client_id, json_t *orig_id, const char *host,
         fprintf(stderr, "bioxen-manager: cluster: run of client %llu lost with host '%s': "
                 "retried elsewhere\n", (unsigned long long)client_id, host);
         enqueue(p, f->req, f->host, 1, 1);
+        placed.retried++;
     }
     json_decref(f->req);
     free(f);

@@ -25,8 +25,9 @@ struct spread **pool_spread(struct pool *p);
 struct client *pool_owner(struct pool *p);
 
 /* ---- spread.c ---- */
-/* 1 when c's runs are spread: this manager is clustered, the link is up
- * and c is a client of this host (a proxy's runs are the origin's). */
+/* 1 when c's runs go through spread_run: this manager is clustered and c
+ * is a client of this host (a proxy's runs were placed by their origin).
+ * While the link is down they are all placed here. */
 int spread_wanted(struct client *c);
 /* The run req (a reference is taken) is placed now or when a slot frees. */
 void spread_run(struct pool *p, json_t *req);
@@ -37,5 +38,9 @@ void spread_pool_gone(struct pool *p);      /* the client went: drop what waits 
  * fwd must neither answer nor free the request's id; 0 otherwise. */
 int spread_settled(uint64_t client_id, json_t *orig_id, const char *host,
                    json_t *frame, enum bx_err code);
+
+/* metrics on a clustered manager: runs_by_host {host: runs this host's
+ * clients placed there}, runs_retried (lost with their host, run again). */
+void spread_report(json_t *r);
 
 #endif

@@ -79,6 +79,9 @@ def test_map_spreads_in_order(cluster3):
         work = work_since(cluster3, before)
         busy = [n for n, k in work.items() if k > 0]
         assert len(busy) >= 2, work
+        # the origin's view: where its clients' runs were placed
+        placed = m.metrics()["runs_by_host"]
+        assert sum(1 for k in placed.values() if k) >= 2 and sum(placed.values()) == 120, placed
         # a single run is spread too, and answered once
         assert [m.run("return %d" % i) for i in range(20)] == list(range(20))
 
@@ -118,6 +121,7 @@ def test_host_killed_mid_map_is_retried(cluster3):
         assert out["r"] == [x * 2 for x in items]
         log = open(str(m1.sock).replace(".sock", ".log")).read()
         assert "retried elsewhere" in log
+        assert m.metrics()["runs_retried"] >= 1
 
 
 def test_nats_down_runs_locally(cluster3):
@@ -128,10 +132,32 @@ def test_nats_down_runs_locally(cluster3):
         assert m.map(SQUARE, range(40), chunksize=1) == [x * x for x in range(40)]
         cluster3.nats.stop()
         assert wait_until(lambda: not m1.connected(), 15)
-        mine = m1.raw.req(op="metrics")["result"]["executions"]
+        mine = m1.raw.req(op="metrics")["result"]
         assert m.map(SQUARE, range(100), chunksize=2) == [x * x for x in range(100)]
         assert m.run("return 6 * 7") == 42
-        assert m1.raw.req(op="metrics")["result"]["executions"] - mine >= 51
+        now = m1.raw.req(op="metrics")["result"]
+        assert now["executions"] - mine["executions"] >= 51
+        grew = {h: k - mine["runs_by_host"].get(h, 0) for h, k in now["runs_by_host"].items()}
+        assert grew.get("m1") == 51 and not any(k for h, k in grew.items() if h != "m1"), grew
         cluster3.nats.start()
         assert wait_until(lambda: m1.connected(), 20)
         assert m.map(SQUARE, range(40), chunksize=1) == [x * x for x in range(40)]
+
+
+def test_example_spreads(tmp_path):
+    """examples/cluster.py over its own cluster: the work shows on several
+    hosts, nothing is "not available yet" for spreading."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "examples/cluster.py"], capture_output=True,
+                       text=True, timeout=240,
+                       cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "speed-up" in r.stdout and "map spreading" not in r.stdout, r.stdout
+    work = r.stdout.split("per-host work (runs): ")[1].split("\n")[0]
+    assert sum(1 for part in work.split(", ") if not part.endswith(" 0")) >= 2, work
+
+
+def test_pool_field_is_for_proxies_only(cluster3):
+    r = cluster3.hosts[0].raw.req(op="run", code="return 1", pool={"max": 2})
+    assert r["error"]["code"] == "BAD_REQUEST" and "pool" in r["error"]["message"], r
