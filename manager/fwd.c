@@ -441,6 +441,11 @@ static void on_state(int up, const char *why, void *arg)
         fail_where(-1, BX_E_CLUSTER_UNAVAILABLE, msg);
 }
 
+void remote_stop(void)
+{
+    fail_where(-1, BX_E_SHUTTING_DOWN, "manager is shutting down");
+}
+
 static void on_host(const char *host, int up, void *arg)
 {
     (void)arg;

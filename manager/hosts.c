@@ -12,6 +12,7 @@
 #include "manager.h"
 #include "cluster.h"
 #include "hosts.h"
+#include "namescheck.h"
 #include "timer.h"
 
 #include <stdio.h>
@@ -97,11 +98,12 @@ static void beat(int leaving)
 static void on_beat(const char *subject, const char *reply, json_t *msg, void *arg)
 {
     (void)subject; (void)reply; (void)arg;
-    const char *name = json_string_value(json_object_get(msg, "name"));
-    if (!name || !proto_valid_name(name) || strlen(name) > CLUSTER_HOST_MAX) {
+    struct beat b;
+    if (namescheck_beat(msg, &b) < 0) {
         fprintf(stderr, "bioxen-manager: cluster: dropped a malformed heartbeat\n");
         return;
     }
+    const char *name = b.name;
     if (strcmp(name, cluster_self()) == 0)
         return;     /* our own, echoed back */
     struct host *h = find(name);
@@ -112,12 +114,10 @@ static void on_beat(const char *subject, const char *reply, json_t *msg, void *a
         memset(h, 0, sizeof *h);
         snprintf(h->name, sizeof h->name, "%s", name);
     }
-    json_t *v = json_object_get(msg, "vms"), *e = json_object_get(msg, "executions");
-    json_t *l = json_object_get(msg, "load");
-    h->vms = json_is_integer(v) ? json_integer_value(v) : 0;
-    h->executions = json_is_integer(e) ? json_integer_value(e) : 0;
-    h->load = json_is_number(l) ? json_number_value(l) : 0;
-    h->leaving = json_is_true(json_object_get(msg, "leaving"));
+    h->vms = b.vms;
+    h->executions = b.executions;
+    h->load = b.load;
+    h->leaving = b.leaving;
     h->last = proto_now();
     if (h->leaving && h->alive) {
         h->alive = 0;

@@ -226,21 +226,19 @@ static void raise_fd_limit(void)
     }
 }
 
-/* --cluster: the link, then the parts that use it. 0 or an exit status. */
-static int join_cluster(struct manager *m)
+/* The link, then what rides on it: heartbeats (hosts.c), names (names.c),
+ * forwarding (remote.c, fwd.c). */
+static int start_cluster(struct manager *m, char *err, size_t n)
 {
-    char err[512];
-    if (cluster_start(m->base, &copts, err, sizeof err) < 0) {
-        fprintf(stderr, "bioxen-manager: %s\n", err);
-        return 2;
-    }
+    if (cluster_start(m->base, &copts, err, n) < 0)
+        return -1;
     if (hosts_start() < 0 || names_start() < 0) {
-        fprintf(stderr, "bioxen-manager: cannot set up the cluster's hosts and names\n");
-        return 1;
+        snprintf(err, n, "cannot set up the cluster's hosts and names (out of memory)");
+        return -1;
     }
     if (remote_start() < 0) {     /* forwarding (remote.h) */
-        fprintf(stderr, "bioxen-manager: cannot subscribe the forwarding subjects\n");
-        return 2;
+        snprintf(err, n, "cannot subscribe the forwarding subjects (out of memory)");
+        return -1;
     }
     return 0;
 }
@@ -265,9 +263,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bioxen-manager: cannot set up the event loop\n");
         return 1;
     }
-    int rc = copts.urls ? join_cluster(&m) : 0;
-    if (rc)
-        return rc;
+    if (copts.urls && start_cluster(&m, err, sizeof err) < 0) {
+        fprintf(stderr, "bioxen-manager: %s\n", err);
+        return 2;
+    }
     if (!m.no_cgroups)
         cgroup_init();
     if (server_listen(&m, err, sizeof err) < 0) {
@@ -319,6 +318,7 @@ void manager_shutdown(const char *why)
     server_close(mgr);
     client_stop_all(mgr);
     vm_destroy_all(BX_E_SHUTTING_DOWN, "manager is shutting down");
+    remote_stop();      /* requests forwarded from here: answered the same */
     spare_stop();
     hosts_stop();       /* "leaving": the others free our names at once */
     cluster_quiesce();

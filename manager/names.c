@@ -21,6 +21,7 @@
 #include "cluster.h"
 #include "hosts.h"
 #include "names.h"
+#include "namescheck.h"
 #include "namesint.h"
 #include "timer.h"
 
@@ -43,6 +44,10 @@ static struct {
 } N;
 
 /* ---- the replica -------------------------------------------------------- */
+
+/* A record's host becomes a subject token ("<prefix>.h.<host>..."), so
+ * only a valid host name is believed, from the wire and from the bucket. */
+#define record_ok namescheck_record
 
 static void replica_set(const char *name, json_t *rec, int gone)
 {
@@ -68,17 +73,15 @@ static void announce(const char *op, const char *name, json_t *rec)
 static void on_names(const char *subject, const char *reply, json_t *msg, void *arg)
 {
     (void)subject; (void)reply; (void)arg;
-    const char *op = json_string_value(json_object_get(msg, "op"));
-    const char *name = json_string_value(json_object_get(msg, "name"));
-    const char *from = json_string_value(json_object_get(msg, "host"));
+    const char *op, *name, *from;
     json_t *rec = json_object_get(msg, "record");
-    if (!op || !name || !from || !proto_valid_name(name)) {
+    if (namescheck_announce(msg, &op, &name, &from) < 0) {
         fprintf(stderr, "bioxen-manager: cluster: dropped a malformed names message\n");
         return;
     }
     if (strcmp(from, cluster_self()) == 0)
         return;
-    if (strcmp(op, "set") == 0 && json_is_string(json_object_get(rec, "host")))
+    if (strcmp(op, "set") == 0)
         replica_set(name, rec, 0);
     else if (strcmp(op, "del") == 0) {
         json_t *cur = json_object_get(N.replica, name);
@@ -107,7 +110,7 @@ static void replica_merge(json_t *scan, double began)
         if (json_number_value(json_object_get(v, "t")) > began)
             json_object_set(next, k, v);
     json_object_foreach(scan, k, v)
-        if (!json_object_get(next, k)) {
+        if (!json_object_get(next, k) && record_ok(json_object_get(v, "record"))) {
             json_t *r = json_deep_copy(json_object_get(v, "record"));
             json_object_set_new(r, "t", json_real(began));
             json_object_set_new(next, k, r);
@@ -118,6 +121,15 @@ static void replica_merge(json_t *scan, double began)
 }
 
 /* ---- claim and release -------------------------------------------------- */
+
+/* mine keeps a copy of the record and when it was claimed ("t"). */
+static void mine_add(const char *name, json_t *record)
+{
+    json_t *m = json_deep_copy(record);
+    if (m)
+        json_object_set_new(m, "t", json_real(proto_now()));
+    json_object_set_new(N.mine, name, m ? m : json_object());
+}
 
 struct claim_ctx {
     struct names_job j;
@@ -158,7 +170,7 @@ int names_claim(const char *name, json_t *record, names_done_fn done, void *arg)
     }
     c->done = done;
     c->arg = arg;
-    json_object_set(N.mine, name, record);
+    mine_add(name, record);
     if (namesjob_submit(&c->j, NJ_CLAIM, claim_done) < 0) {
         json_object_del(N.mine, name);
         done(-1, "cluster unavailable: shutting down", arg);
@@ -195,7 +207,11 @@ static void lookup_done(struct names_job *j)
 {
     struct lookup_ctx *c = (struct lookup_ctx *)j;
     const char *host = json_string_value(json_object_get(j->record, "host"));
-    if (j->ok == 1 && host)
+    if (j->ok == 1 && !record_ok(j->record)) {
+        host = NULL, j->ok = 0;
+        snprintf(j->why, sizeof j->why, "no such name in the cluster");
+    }
+    if (j->ok == 1)
         replica_set(j->name, j->record, 0);
     c->done(j->ok == 1 && host ? 1 : j->ok == -1 ? -1 : 0, host ? host : j->why, c->arg);
 }
@@ -233,7 +249,7 @@ static void action_done(struct names_job *j)
     }
     /* NJ_TAKEOVER: the key is ours now; mine before the create, so that a
      * create that fails releases it again */
-    json_object_set(N.mine, j->name, j->record);
+    mine_add(j->name, j->record);
     announce("set", j->name, j->record);
     names_failover(j->name, j->record, j->why);
 }
@@ -259,7 +275,7 @@ static void sweep_one(const char *name, json_t *entry, int leader)
     json_t *rec = json_object_get(entry, "record");
     const char *host = json_string_value(json_object_get(rec, "host"));
     const char *restart = json_string_value(json_object_get(rec, "restart"));
-    if (!host)
+    if (!record_ok(rec))
         return;
     if (strcmp(host, cluster_self()) == 0) {
         if (!json_object_get(N.mine, name))
@@ -273,6 +289,48 @@ static void sweep_one(const char *name, json_t *entry, int leader)
     sweep_action(name, entry, failover ? NJ_TAKEOVER : NJ_PURGE);
 }
 
+/* A name of ours the bucket lost (swept while this host was cut off from
+ * NATS, or a wiped store): claimed again; if another host has it now (a
+ * failover while we were away), the cluster has one VM of that name, and
+ * it is not ours: ours goes. */
+static void reclaim_done(struct names_job *j)
+{
+    N.sweeping--;
+    struct vm *vm = registry_find(j->name);
+    if (j->ok == 1)
+        announce("set", j->name, j->record);
+    if (j->ok != 0 || !json_object_get(N.mine, j->name))
+        return;
+    char why[300];
+    snprintf(why, sizeof why, "VM destroyed: its name was taken by host %s while this host "
+             "was cut off from the cluster", j->why);
+    fprintf(stderr, "bioxen-manager: cluster: '%s': %s\n", j->name, why);
+    json_object_del(N.mine, j->name);   /* not ours to release */
+    if (vm) {
+        events_emit(vm, "VM_CRASH", json_pack("{s:s}", "reason", why));
+        vm_destroy(vm, BX_E_VM_CRASHED, why);
+    }
+}
+
+static void reclaim_missing(json_t *scan, double began)
+{
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(N.mine, tmp, k, v) {
+        if (json_object_get(scan, k) || json_number_value(json_object_get(v, "t")) >= began)
+            continue;
+        struct names_job *j = calloc(1, sizeof *j);
+        if (!j || namesjob_init(j, k, v) < 0) {
+            free(j);
+            continue;
+        }
+        json_object_del(j->record, "t");
+        if (namesjob_submit(j, NJ_CLAIM, reclaim_done) == 0)
+            N.sweeping++;
+    }
+}
+
 struct scan_ctx {
     struct names_job j;
     double began;
@@ -282,6 +340,8 @@ static void scan_done(struct names_job *j)
 {
     struct scan_ctx *s = (struct scan_ctx *)j;
     N.sweeping--;
+    if (j->ok != 1 && N.started)
+        fprintf(stderr, "bioxen-manager: cluster: names scan failed: %s\n", j->why);
     if (j->ok != 1 || !N.started)
         return;
     int leader = hosts_leader();
@@ -298,6 +358,7 @@ static void scan_done(struct names_job *j)
     replica_merge(j->record, s->began);
     json_object_foreach(j->record, k, v)
         sweep_one(k, v, leader);
+    reclaim_missing(j->record, s->began);
 }
 
 static void sweep_cb(evutil_socket_t fd, short ev, void *arg)

@@ -4,43 +4,15 @@
  *
  * Keys: a VM name may hold ':' and '.', which a KV key may not hold (':')
  * or reads as a token separator ('.'): they travel as "=3A" and "=2E" ('='
- * is not a name character, so decoding is exact). Values: the record as
- * JSON text. */
+ * is not a name character, so decoding is exact; namescheck.c). Values:
+ * the record as JSON text. */
+#include "namescheck.h"
 #include "namesint.h"
 
 #include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define KEY_MAX (BX_NAME_MAX * 3 + 1)
-
-static void key_of(const char *name, char *key)
-{
-    for (; *name; name++) {
-        if (*name == ':' || *name == '.')
-            key += sprintf(key, "=%02X", (unsigned char)*name);
-        else
-            *key++ = *name;
-    }
-    *key = 0;
-}
-
-static int name_of(const char *key, char *name, size_t n)
-{
-    size_t i = 0;
-    for (; *key && i + 1 < n; i++) {
-        if (key[0] == '=' && key[1] && key[2]) {
-            char hex[3] = {key[1], key[2], 0};
-            name[i] = (char)strtol(hex, NULL, 16);
-            key += 3;
-        } else {
-            name[i] = *key++;
-        }
-    }
-    name[i] = 0;
-    return *key ? -1 : 0;
-}
 
 static const char *host_in(json_t *rec)
 {
@@ -137,11 +109,11 @@ static void lookup(struct names_job *j, kvStore *kv, const char *key)
     kvEntry_Destroy(e);
 }
 
-/* Every live key with its value and revision, from a watcher's initial
- * values. Not kvStore_Keys: 3.4.1 takes the consumer's pending count at
- * subscribe time and, when it reads 0, ends the listing at once (seen here
- * with one key in the bucket: an empty list). So the scan reads until the
- * values stop coming for SCAN_IDLE_MS past the end-of-initial marker. */
+/* Every live key with its value and revision, from one watcher's initial
+ * values (kvStore_Keys would list the keys only, and a Get per key would
+ * follow). The end-of-initial marker comes from the consumer's pending
+ * count at subscribe time; reading on for SCAN_IDLE_MS past it also takes
+ * what was written meanwhile. Deleted keys come as delete markers. */
 #define SCAN_IDLE_MS 60
 #define SCAN_FIRST_MS 1000
 
@@ -149,7 +121,8 @@ static void scan_add(struct names_job *j, kvEntry *e)
 {
     char name[BX_NAME_MAX + 1];
     kvOperation op = kvEntry_Operation(e);
-    if (op == kvOp_Delete || op == kvOp_Purge || name_of(kvEntry_Key(e), name, sizeof name) < 0)
+    if (op == kvOp_Delete || op == kvOp_Purge ||
+        namescheck_name_of(kvEntry_Key(e), name, sizeof name) < 0)
         return;
     json_t *rec = entry_record(e);
     if (rec)
@@ -210,10 +183,10 @@ static void work(void *arg)
 {
     struct names_job *j = arg;
     kvStore *kv = cluster_kv();
-    char key[KEY_MAX];
+    char key[NAMES_KEY_MAX];
     if (!kv)
         return unavailable(j, NATS_OK);
-    key_of(j->name, key);
+    namescheck_key_of(j->name, key);
     j->ok = 0;
     char *val = j->record && (j->kind == NJ_CLAIM || j->kind == NJ_TAKEOVER)
                 ? json_dumps(j->record, JSON_COMPACT) : NULL;

@@ -44,6 +44,9 @@ int remote_create(struct op_ctx *x);
 void remote_list(struct op_ctx *x, json_t *local);
 struct vm;
 json_t *vm_describe(struct vm *vm);     /* mgrops.c: one list entry */
+/* manager_shutdown: every request forwarded from here is answered
+ * SHUTTING_DOWN (its reply could come, but nobody would wait for it). */
+void remote_stop(void);
 /* c is going (client_free): the hosts it used drop its proxies; a proxy
  * going leaves the target's table. */
 void remote_client_gone(struct client *c);

@@ -194,7 +194,8 @@ class ManagerBase:
         return chain(chain(self.list_vms_async(), find_here), find)
 
     def get_vm(self, name: str) -> VM:
-        """Handle of an existing VM (ours, or a persistent one by name).
+        """Handle of an existing VM (ours, or a persistent one by name; on a
+        clustered manager, one on any live host: its ops go through this one).
 
         Raises:
             VMNotFound: no VM of that name.

@@ -36,6 +36,10 @@ SRCS[policy]="net/frame.c net/proto.c $CHECK_SRCS"
 # the envelopes of forwarding over NATS (fwdcheck.c), and the request inside
 SRCS[cluster]="net/frame.c net/proto.c $CHECK_SRCS"
 
+# what hosts.c and names.c believe of a heartbeat, a names message, a
+# record and a bucket key (manager/namescheck.c, in the pure checks)
+SRCS[names]="net/frame.c net/proto.c $CHECK_SRCS"
+
 # what the manager believes of a node's listening address, and the node's
 # own address normal form and grants (vmnode/reachaddr.c)
 SRCS[reach]="net/frame.c net/proto.c manager/reachcheck.c vmnode/reachaddr.c"

@@ -7,6 +7,7 @@ machine (no network namespaces here: the only link between the managers
 is still NATS). The setup is the one ``cluster`` fixture below.
 """
 
+import asyncio
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import pytest
 
 from conftest import Raw, descendants, wait_gone, wait_until
 from natsfix import have_nats, nats_server  # noqa: F401 (a fixture)
-from pylua_bioxen_vm import (ExecutionTimeout, InvalidRequest, LuaError, ManagerError,
+from pylua_bioxen_vm import (AsyncVMManager, ExecutionTimeout, InvalidRequest, LuaError, ManagerError,
                              MemoryLimitExceeded, VMCrashed, VMManager, VMNotFound)
 from pylua_bioxen_vm.embedded import find_manager
 
@@ -358,6 +359,16 @@ def test_bad_input_arriving_over_nats(cluster):
         raw.close()
     with cluster.m1.client() as a:
         assert a.create_vm("still", host="m2").execute("return 8") == 8
+
+
+def test_asyncio_twins(cluster):
+    async def main():
+        async with AsyncVMManager(cluster.m1.sock, start_timeout=20.0) as m:
+            vm = await m.create_vm("aio", host="m2")
+            assert await vm.execute("return 2 * 21") == 42
+            assert [v["host"] for v in await m.list_vms(cluster=True) if v["name"] == "aio"] == ["m2"]
+            assert await (await m.get_vm("aio")).execute("return 1") == 1
+    asyncio.run(asyncio.wait_for(main(), 30))
 
 
 def test_list_cluster_without_a_cluster_is_the_local_list(manager):

@@ -58,13 +58,15 @@ class Host:
         return {h["name"]: h for h in self.m.hosts()}
 
     def kill(self):
+        # SIGKILL first: a client closing first would destroy its VMs (and
+        # release their names) cleanly, which is not what a crash does
         procs = [self.proc.pid] + descendants(self.proc.pid)
+        self.proc.kill()
+        self.proc.wait(timeout=10)
         try:
             self.m.close()
         except Exception:
             pass
-        self.proc.kill()
-        self.proc.wait(timeout=10)
         for p in procs[1:]:
             try:
                 os.kill(p, signal.SIGKILL)
@@ -236,6 +238,8 @@ def test_an_on_crash_vm_fails_over_to_a_live_host(cluster):
     vm = m2.m.create_vm("phoenix", restart="on-crash")
     vm.execute("x = 41")
     assert vm.execute("return x + 1") == 42
+    with pytest.raises(VMExists):
+        m1.m.create_vm("phoenix")
     m2.kill()
     wait_for(lambda: events, 30, "VM_RESTART on m1")
     ev = events[0]
@@ -247,3 +251,80 @@ def test_an_on_crash_vm_fails_over_to_a_live_host(cluster):
     assert again.execute("return 6*7") == 42
     (info,) = [v for v in m1.m.list_vms() if v["name"] == "phoenix"]
     assert info["persistent"] and info["owner"] == m1.m.identity
+
+
+def test_an_embedded_manager_joins_with_cluster_and_host_name(cluster):
+    m1 = cluster.hosts[0]
+    with VMManager(cluster=cluster.nats.url, host_name="emb") as emb:
+        assert emb.server_info["cluster"]["host"] == "emb"
+        wait_for(lambda: m1.hosts().get("emb", {}).get("alive"), 10, "emb heard by m1")
+        emb.create_vm("from-emb")
+        with pytest.raises(VMExists):
+            m1.m.create_vm("from-emb")
+    wait_for(lambda: not m1.hosts()["emb"]["alive"], 5, "emb left")
+
+
+def test_cluster_arguments_are_checked():
+    from pylua_bioxen_vm.errors import InvalidRequest
+    with pytest.raises(InvalidRequest):
+        VMManager(host_name="x")
+    with pytest.raises(InvalidRequest):
+        VMManager("/tmp/nope.sock", cluster="nats://127.0.0.1:4222")
+
+
+def test_bioxen_serve_passes_the_cluster_flags():
+    import argparse
+    from pylua_bioxen_vm.cli.serve import _manager_argv
+    from pylua_bioxen_vm.cli import build_parser
+    args = build_parser().parse_args(["serve", "--cluster", "nats://h:1", "--host-name", "m9",
+                                      "--cluster-name", "bx"])
+    argv = _manager_argv(args, "bioxen-manager", "/tmp/s.sock")
+    i = argv.index("--cluster")
+    assert argv[i:i + 2] == ["--cluster", "nats://h:1"]
+    assert ["--host-name", "m9"] == argv[argv.index("--host-name"):][:2]
+    assert ["--cluster-name", "bx"] == argv[argv.index("--cluster-name"):][:2]
+    assert isinstance(args, argparse.Namespace)
+
+
+def nats_publish(url, msgs):
+    """Publishes raw payloads with NATS's own text protocol (a real client
+    of the real server, as another cluster member would be)."""
+    import socket
+    host, port = url[len("nats://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.recv(4096)                                    # INFO
+        out = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
+        for subject, payload in msgs:
+            out += b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
+        s.sendall(out + b"PING\r\n")
+        buf = b""
+        while b"PONG" not in buf:
+            buf += s.recv(4096)
+
+
+def test_malformed_heartbeats_and_names_messages_are_dropped(cluster):
+    m1, m2 = cluster.hosts
+    bad = [b"", b"not json", b"[1,2]", b'{"name": 5}', b'{"name": "a.b"}', b'{"name": "x*"}',
+           b'{"name": "' + b"h" * 200 + b'"}', b'{"op": "set"}', b'{"op":"set","name":"v",'
+           b'"host":"evil","record":{"host":"a.b.>"}}', b'{"op":"del","name":"::"}',
+           b"\xff\xfe", b'{"name": "ghost", "vms": "many", "load": "high"}']
+    nats_publish(cluster.nats.url, [(s, p) for p in bad for s in ("bioxen.hb", "bioxen.names")])
+    vm = m1.m.create_vm("still-fine")
+    assert vm.execute("return 1") == 1
+    assert set(m1.hosts()) == {"m1", "m2"}     # none of it was a heartbeat
+    nats_publish(cluster.nats.url, [("bioxen.hb", b'{"name":"m7","vms":1,"executions":2,'
+                                                  b'"load":0.25}')])
+    wait_for(lambda: m1.hosts().get("m7"), 5, "a well-formed beat heard")
+    assert m1.hosts()["m7"]["vms"] == 1 and m1.hosts()["m7"]["load"] == 0.25
+    with pytest.raises(VMExists):
+        m2.m.create_vm("still-fine")
+
+
+def test_hosts_has_an_asyncio_twin(cluster):
+    import asyncio
+    from pylua_bioxen_vm import AsyncVMManager
+    async def go():
+        async with AsyncVMManager(cluster.hosts[0].sock) as m:
+            return await m.hosts()
+    hs = asyncio.run(go())
+    assert [h["name"] for h in hs] == ["m1", "m2"] and all(h["alive"] for h in hs)

@@ -65,6 +65,7 @@ examples:
   bioxen serve                              # on the default socket
   bioxen serve --socket /tmp/b.sock --module-dir ./lua_modules
   bioxen serve --tcp 127.0.0.1:7000 --token-file ~/.bioxen_token
+  bioxen serve --cluster nats://10.0.0.1:4222 --host-name m1   # join a cluster
   bioxen serve -- --metrics-port 9100       # pass flags to bioxen-manager
 
 Prints the address to connect to, then runs until Ctrl-C or SIGTERM, which
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="permissions of the Unix socket (default 0600)")
     p.add_argument("--socket-group", metavar="GROUP",
                    help="group of the Unix socket (mode 0660 unless --socket-mode)")
+    _add_cluster_flags(p)
     p.set_defaults(manager_args=[])
 
     p = _sub(subs, "list", "List the VMs of the running manager.", cmd_list)
@@ -185,6 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+", metavar="NAME", help="VM to destroy")
     _add_address(p)
     return top
+
+
+def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
+    """bioxen-manager's cluster flags (docs/cluster.md), passed through."""
+    for flag, meta, what in (
+            ("--cluster", "URLS", "join a cluster over NATS (nats://HOST:PORT[,...])"),
+            ("--host-name", "NAME", "this manager's name in the cluster"),
+            ("--cluster-name", "PREFIX", "subject prefix and bucket name (default bioxen)"),
+            ("--cluster-creds", "FILE", "NATS credentials (.creds)"),
+            ("--cluster-token-file", "FILE", "a NATS token, read from FILE"),
+            ("--cluster-ca", "FILE", "TLS to NATS, trusting this CA"),
+            ("--cluster-cert", "FILE", "client certificate for mutual TLS"),
+            ("--cluster-key", "FILE", "its private key")):
+        p.add_argument(flag, metavar=meta, help=what)
 
 
 def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -35,6 +35,14 @@ def _socket_alive(path: str) -> bool:
         s.close()
 
 
+def _cluster_flags(args: argparse.Namespace) -> tuple:
+    """--cluster and its companions, as bioxen-manager spells them."""
+    return tuple(("--" + dest.replace("_", "-"), getattr(args, dest, None))
+                 for dest in ("cluster", "host_name", "cluster_name", "cluster_creds",
+                              "cluster_token_file", "cluster_ca", "cluster_cert",
+                              "cluster_key"))
+
+
 def _manager_argv(args: argparse.Namespace, binary: str, sock: str) -> list[str]:
     argv = [binary, "--socket", sock, "--exit-with-stdin"]
     for opt, val in (("--tcp", args.tcp), ("--token-file", args.token_file),
@@ -43,7 +51,7 @@ def _manager_argv(args: argparse.Namespace, binary: str, sock: str) -> list[str]
         if val is not None:
             argv += [opt, str(val)]
     for opt, val in (("--socket-mode", getattr(args, "socket_mode", None)),
-                     ("--socket-group", getattr(args, "socket_group", None))):
+                     ("--socket-group", getattr(args, "socket_group", None))) + _cluster_flags(args):
         if val is not None:
             argv += [opt, val]
     for ident in getattr(args, "admin", None) or []:
