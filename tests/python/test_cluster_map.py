@@ -124,6 +124,19 @@ def test_host_killed_mid_map_is_retried(cluster3):
         assert m.metrics()["runs_retried"] >= 1
 
 
+def test_host_stopping_mid_map(cluster3):
+    """A host that stops cleanly mid-map (its leaving beat, runs it refuses
+    SHUTTING_DOWN) costs the map nothing either."""
+    m1, m2 = cluster3.hosts[0], cluster3.hosts[1]
+    with m1.client() as m:
+        m.configure_pool(max=4)
+        futs = m.map_async(SLOW, range(300), chunksize=2, timeout=120)
+        assert wait_until(lambda: sum(f.done() for f in futs) >= 10, 60)
+        m2.close()      # stdin closed: drains, then exits 0 (asserted by close)
+        assert [v for f in futs for v in f.result(120)] == [x * 2 for x in range(300)]
+        assert m.map(SQUARE, range(50), chunksize=1) == [x * x for x in range(50)]
+
+
 def test_nats_down_runs_locally(cluster3):
     """The rule: with NATS away, a run is placed on this host only (spreading
     needs the link); runs in flight on other hosts are retried here."""
