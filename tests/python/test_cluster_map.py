@@ -15,7 +15,7 @@ import pytest
 
 from conftest import wait_until
 from natsfix import have_nats, nats_server  # noqa: F401 (a fixture)
-from pylua_bioxen_vm import LuaError
+from pylua_bioxen_vm import InstructionLimitExceeded, LuaError
 
 from test_cluster_forward import Host
 from test_cluster_link import needs_cluster
@@ -93,6 +93,23 @@ def test_lua_error_raises_as_on_one_host(cluster3):
             m.map(code, range(300), chunksize=3)
         # not retried: it ran once (the pool goes on serving afterwards)
         assert m.map(SQUARE, range(30), chunksize=1) == [x * x for x in range(30)]
+
+
+def test_limits_travel_and_are_not_retried(cluster3):
+    """The pool's limits hold on every host (the proxy's pool is configured
+    like the origin's), and a run stopped by one is an answer, not a loss."""
+    with cluster3.hosts[0].client() as m:
+        m.configure_pool(max=2, instruction_limit=200000)
+        placed0 = m.metrics()["runs_by_host"]
+        futs = [m.run_async("local i = 0 while true do i = i + 1 end") for _ in range(24)]
+        for f in futs:
+            with pytest.raises(InstructionLimitExceeded):
+                f.result(60)
+        placed = m.metrics()
+        grew = {h: k - placed0.get(h, 0) for h, k in placed["runs_by_host"].items()}
+        assert sum(1 for k in grew.values() if k) >= 2 and sum(grew.values()) == 24, grew
+        assert placed["runs_retried"] == 0
+        assert m.run("return 1 + 1") == 2
 
 
 def test_host_killed_mid_map_is_retried(cluster3):
