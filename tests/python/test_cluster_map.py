@@ -86,6 +86,20 @@ def test_map_spreads_in_order(cluster3):
         assert [m.run("return %d" % i) for i in range(20)] == list(range(20))
 
 
+def test_identity_travels(cluster3):
+    """A token client's runs spread too; on each host they run under its
+    identity (its proxy's pool VMs are alice's)."""
+    with cluster3.hosts[0].client(token="tok-alice") as m:
+        placed0 = m.metrics()["runs_by_host"]
+        assert m.map(SQUARE, range(200), chunksize=2) == [x * x for x in range(200)]
+        grew = {h: k - placed0.get(h, 0) for h, k in m.metrics()["runs_by_host"].items()}
+        assert sum(1 for k in grew.values() if k) >= 2, grew
+        far = [h for h, k in grew.items() if k and h != "m1"][0]
+        host = [h for h in cluster3.hosts if h.name == far][0]
+        owners = {v.get("owner") for v in host.raw.req(op="list")["result"] if v.get("pool")}
+        assert owners == {"token:alice"}, owners
+
+
 def test_lua_error_raises_as_on_one_host(cluster3):
     with cluster3.hosts[0].client() as m:
         code = "function(x) if x == 137 then error('bad item ' .. x) end return x end"
