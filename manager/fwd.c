@@ -130,20 +130,24 @@ static void pend_fail(struct fpend *p, enum bx_err code, const char *why)
     pend_free(p);
 }
 
-/* Every request pending on host h (all hosts: h < 0) is answered code/why. */
-static void fail_where(int h, enum bx_err code, const char *why)
+/* Every request pending on host h (all hosts: h < 0) of client cid (all:
+ * 0) is answered code/why (code BX_OK: dropped, its client is gone). */
+static void fail_where(int h, uint64_t cid, enum bx_err code, const char *why)
 {
     for (unsigned i = 0; i < FWD_BUCKETS; i++) {
         struct fpend **pp = &F.b[i];
         while (*pp) {
             struct fpend *p = *pp;
-            if (h >= 0 && p->host != (unsigned)h) {
+            if ((h >= 0 && p->host != (unsigned)h) || (cid && p->client_id != cid)) {
                 pp = &p->next;
                 continue;
             }
             *pp = p->next;
             F.hosts[p->host].npending--;
-            pend_fail(p, code, why);
+            if (code == BX_OK)
+                pend_free(p);
+            else
+                pend_fail(p, code, why);
         }
     }
 }
@@ -155,7 +159,7 @@ static void host_dead(unsigned h, const char *how)
              F.hosts[h].name, how);
     fprintf(stderr, "bioxen-manager: cluster: host '%s' is gone (%s): failing its %zu "
             "forwarded requests\n", F.hosts[h].name, how, F.hosts[h].npending);
-    fail_where((int)h, BX_E_VM_CRASHED, why);
+    fail_where((int)h, 0, BX_E_VM_CRASHED, why);
     F.hosts[h].no_resp = 0;
 }
 
@@ -438,12 +442,12 @@ static void on_state(int up, const char *why, void *arg)
     char msg[256];
     snprintf(msg, sizeof msg, "cluster unavailable (%s): the forwarded request is lost", why);
     if (!up)
-        fail_where(-1, BX_E_CLUSTER_UNAVAILABLE, msg);
+        fail_where(-1, 0, BX_E_CLUSTER_UNAVAILABLE, msg);
 }
 
 void remote_stop(void)
 {
-    fail_where(-1, BX_E_SHUTTING_DOWN, "manager is shutting down");
+    fail_where(-1, 0, BX_E_SHUTTING_DOWN, "manager is shutting down");
 }
 
 static void on_host(const char *host, int up, void *arg)
@@ -460,6 +464,8 @@ void remote_client_gone(struct client *c)
 {
     if (c->remote)
         return remote_proxy_gone(c);
+    if (c->fwd_hosts)   /* nobody waits for these any more (the target drops them too) */
+        fail_where(-1, c->id, BX_OK, NULL);
     for (unsigned h = 0; c->fwd_hosts && h < F.nhosts; h++) {
         if (!(c->fwd_hosts & (1ull << h)))
             continue;

@@ -192,6 +192,11 @@ int hosts_alive(const char *host)
     return h && h->alive;
 }
 
+int hosts_seen(const char *host)
+{
+    return host && find(host) != NULL;
+}
+
 int hosts_left(const char *host)
 {
     struct host *h = host ? find(host) : NULL;

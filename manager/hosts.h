@@ -20,6 +20,7 @@ void hosts_stop(void);
 
 int hosts_alive(const char *host);      /* this host counts as alive */
 int hosts_left(const char *host);       /* it is gone by its own "leaving" beat */
+int hosts_seen(const char *host);       /* this host heard it beat since it started */
 /* Seconds host has been not alive while this host's link was up and had
  * time to hear it (HOSTS_ALIVE_S after each (re)connect; a host never
  * heard counts from then). -1 while it is alive or this link is down. */

@@ -11,8 +11,8 @@
  * tell some hosts the loser holds the name. kvWatcher_Next (3.4.1) blocks
  * on a condition variable and would hold the one worker thread.
  *
- * The sweep (every NAMES_SWEEP_S): the lowest live host scans the bucket
- * and, for a name whose host has been gone NAMES_GRACE_S (hosts.c), takes
+ * The sweep (every NAMES_SWEEP_S while a host is gone, else every 5th):
+ * the lowest live host scans the bucket and, for a name whose host has been gone NAMES_GRACE_S (hosts.c), takes
  * over an on-crash VM (kvStore_Update on the revision it read: one winner)
  * or deletes the key. A host that left cleanly ("leaving" beat) destroyed
  * its VMs on purpose: its names are deleted, nothing fails over. Every host
@@ -105,7 +105,6 @@ static void replica_merge(json_t *scan, double began)
 {
     json_t *next = json_object(), *v;
     const char *k;
-    void *tmp;
     json_object_foreach(N.replica, k, v)
         if (json_number_value(json_object_get(v, "t")) > began)
             json_object_set(next, k, v);
@@ -115,7 +114,6 @@ static void replica_merge(json_t *scan, double began)
             json_object_set_new(r, "t", json_real(began));
             json_object_set_new(next, k, r);
         }
-    (void)tmp;
     json_decref(N.replica);
     N.replica = next;
 }
@@ -284,8 +282,11 @@ static void sweep_one(const char *name, json_t *entry, int leader)
     }
     if (!leader || hosts_gone_for(host) < NAMES_GRACE_S)
         return;
-    int failover = restart && strcmp(restart, "on-crash") == 0 && !hosts_left(host) &&
-                   json_object_get(rec, "init") && !mgr->shutting_down;
+    /* failover needs a witness: a host heard alive that fell silent; one
+     * never heard (it stopped before this host started) or one that left
+     * cleanly only loses its names */
+    int failover = restart && strcmp(restart, "on-crash") == 0 && hosts_seen(host) &&
+                   !hosts_left(host) && json_object_get(rec, "init") && !mgr->shutting_down;
     sweep_action(name, entry, failover ? NJ_TAKEOVER : NJ_PURGE);
 }
 
@@ -361,6 +362,22 @@ static void scan_done(struct names_job *j)
     reclaim_missing(j->record, s->began);
 }
 
+/* The replica names a host that is not alive: the sweeper looks closer. */
+static int suspect(void)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(N.replica, k, v) {
+        const char *h = json_string_value(json_object_get(v, "host"));
+        if (h && !hosts_alive(h))
+            return 1;
+    }
+    return 0;
+}
+
+/* A scan holds the worker for SCAN_IDLE_MS at least (namesjob.c), and
+ * creates queue behind it: every NAMES_RESCAN_TICKS sweeps, or every sweep
+ * on the sweeping host while a name of a host that is gone is known. */
 static void sweep_cb(evutil_socket_t fd, short ev, void *arg)
 {
     (void)fd; (void)ev; (void)arg;
@@ -368,7 +385,7 @@ static void sweep_cb(evutil_socket_t fd, short ev, void *arg)
     N.ticks++;
     if (N.sweeping || !cluster_up() || mgr->shutting_down)
         return;
-    if (!hosts_leader() && N.ticks % NAMES_RESCAN_TICKS)
+    if (N.ticks % NAMES_RESCAN_TICKS && !(hosts_leader() && suspect()))
         return;
     struct scan_ctx *s = calloc(1, sizeof *s);
     if (!s || namesjob_init(&s->j, "", NULL) < 0) {

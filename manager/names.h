@@ -1,7 +1,8 @@
 /* names.h - VM names across the cluster: one winner per name. A name is a
  * key of the JetStream KV bucket (cluster_kv()), its value a small JSON
  * record {"host": H, "owner": IDENTITY, "shared": bool, "restart": "...",
- * "init": {...} for restart="on-crash" VMs (failover recreates them)}.
+ * "persistent": bool, "init": {...} for restart="on-crash" VMs (failover
+ * recreates them, namesfail.c)}. The rules: docs/cluster.md.
  * Every KV call runs on the cluster worker (cluster_defer); a local
  * replica, fed by a KV watch, answers names_where() on the loop thread
  * without a round trip. Loop thread only. */

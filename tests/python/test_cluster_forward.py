@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import time
 
@@ -24,6 +23,7 @@ from pylua_bioxen_vm import (AsyncVMManager, ExecutionTimeout, InvalidRequest, L
                              MemoryLimitExceeded, VMCrashed, VMManager, VMNotFound)
 from pylua_bioxen_vm.embedded import find_manager
 
+from natsbench import nats_echo_p50, nats_request_p50, p50
 from test_cluster_link import needs_cluster
 
 pytestmark = [needs_cluster, pytest.mark.skipif(not have_nats(), reason="no nats-server")]
@@ -361,6 +361,24 @@ def test_bad_input_arriving_over_nats(cluster):
         assert a.create_vm("still", host="m2").execute("return 8") == 8
 
 
+def test_half_close_waits_for_forwarded_replies(cluster):
+    """printf '...' | socat: every line read gets its one reply, forwarded
+    ones included, and then the connection closes."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(cluster.m1.sock)
+    f = s.makefile("rb")
+    s.sendall(b'{"id":"c","op":"create","name":"hc","host":"m2"}\n')
+    assert json.loads(f.readline())["id"] == "c"
+    s.sendall(b'{"id":7,"op":"exec","vm":"hc","code":"return 6 * 7"}\n'
+              b'{"id":"two","op":"exec","vm":"hc","code":"error(\'x\')"}\n')
+    s.shutdown(socket.SHUT_WR)
+    got = {m["id"]: m for m in map(json.loads, f.read().splitlines())}    # to EOF
+    s.close()
+    assert set(got) == {7, "two"}
+    assert got[7]["result"]["values"] == [42] and got["two"]["error"]["code"] == "LUA_ERROR"
+
+
 def test_asyncio_twins(cluster):
     async def main():
         async with AsyncVMManager(cluster.m1.sock, start_timeout=20.0) as m:
@@ -377,45 +395,10 @@ def test_list_cluster_without_a_cluster_is_the_local_list(manager):
     assert manager.create_vm("star", host="*").execute("return 1") == 1
 
 
-def p50(fn, n):
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def nats_echo_p50(port, n):
-    """PUB to a subject this connection subscribes: one NATS round trip
-    (client -> server -> client), the cost of the 2 hops a forwarded call
-    adds (origin -> server -> target, target -> server -> origin)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    f = s.makefile("rb")
-    f.readline()    # INFO
-    s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB echo 1\r\nPING\r\n')
-    while not f.readline().startswith(b"PONG"):
-        pass
-
-    def one():
-        s.sendall(b"PUB echo 2\r\nhi\r\n")
-        while True:
-            line = f.readline()
-            if line.startswith(b"MSG"):
-                f.readline()
-                return
-            if line.startswith(b"PING"):
-                s.sendall(b"PONG\r\n")
-    try:
-        return p50(one, n)
-    finally:
-        s.close()
-
-
 def test_measure_local_vs_remote_exec(cluster, capsys):
     """Prints the p50s for the report; asserts only a generous sanity bound."""
     hop = nats_echo_p50(cluster.nats.port, 500)
+    req = nats_request_p50(cluster.nats.port, 500)
     with cluster.m1.client() as a:
         here, far = a.create_vm("here"), a.create_vm("there", host="m2")
         for vm in (here, far):
@@ -423,6 +406,7 @@ def test_measure_local_vs_remote_exec(cluster, capsys):
         local = p50(lambda: here.execute("return 1 + 1"), 300)
         remote = p50(lambda: far.execute("return 1 + 1"), 300)
     with capsys.disabled():
-        print("\nexec p50: local %.0f us, remote %.0f us; NATS echo (2 hops) %.0f us"
-              % (local * 1e6, remote * 1e6, hop * 1e6))
+        print("\nexec p50: local %.0f us, remote %.0f us; NATS self-echo %.0f us, "
+              "request to another process (2 hops) %.0f us"
+              % (local * 1e6, remote * 1e6, hop * 1e6, req * 1e6))
     assert remote < local + 0.05

@@ -13,6 +13,7 @@ import pytest
 from conftest import Raw, descendants, wait_gone
 from natsfix import NatsServer, free_port, have_nats, nats_server  # noqa: F401 (a fixture)
 from pylua_bioxen_vm import VMManager
+from pylua_bioxen_vm.errors import ManagerError
 from pylua_bioxen_vm.embedded import find_manager
 
 pytestmark = pytest.mark.skipif(not have_nats(), reason="nats-server is not installed")
@@ -99,9 +100,10 @@ def test_manager_started_before_nats_connects_when_it_comes(tmp_path):
     try:
         assert m.cluster()["connected"] is False
         with VMManager(m.sock) as local:     # local work needs no NATS
-            vm = local.create_vm("early")
-            assert vm.execute("return 6 * 7") == 42
-            vm.close()
+            assert local.run("return 6 * 7") == 42
+            # a create claims its name across the cluster (names.c): not local
+            with pytest.raises(ManagerError, match="cluster unavailable"):
+                local.create_vm("early")
         srv.start()
         print("connected %.3f s after nats-server came up" % m.wait_connected(True))
     finally:
@@ -121,9 +123,9 @@ def test_outage_reconnects_by_itself_and_local_work_goes_on(tmp_path, nats_serve
             nats_server.kill()          # as a crash: no goodbye to the clients
             down_after = m.wait_connected(False)
             during = exec_p50(vm)
-            other = local.create_vm("made-during-outage")
-            assert other.execute("return 'still here'") == "still here"
-            other.close()
+            assert local.run("return 'still here'") == "still here"
+            with pytest.raises(ManagerError, match="cluster unavailable"):
+                local.create_vm("made-during-outage")     # a name claim: a cluster op
             nats_server.start()         # same port, same store
             up_after = m.wait_connected(True)
             after = exec_p50(vm)

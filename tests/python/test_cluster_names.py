@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import descendants, wait_gone
+from conftest import descendants
 from natsfix import NatsServer, have_nats  # noqa: F401
 from pylua_bioxen_vm import VMManager
 from pylua_bioxen_vm.embedded import find_manager
@@ -224,9 +224,11 @@ def test_nats_away_create_fails_fast_local_work_goes_on_and_comes_back(cluster):
     def works():
         try:
             return m1.m.create_vm("after")
-        except ManagerError:
+        except ManagerError as e:       # CLUSTER_UNAVAILABLE until JetStream answers again
+            assert e.code == "CLUSTER_UNAVAILABLE", e
             return None
     wait_for(works, 20, "create works again")
+    wait_for(lambda: connected(m2), 20, "m2 back too")
     with pytest.raises(VMExists):
         m2.m.create_vm("before")     # the name outlived the outage
 
@@ -251,6 +253,18 @@ def test_an_on_crash_vm_fails_over_to_a_live_host(cluster):
     assert again.execute("return 6*7") == 42
     (info,) = [v for v in m1.m.list_vms() if v["name"] == "phoenix"]
     assert info["persistent"] and info["owner"] == m1.m.identity
+    m1.m.destroy_vm("phoenix")      # its owner's identity may: the name goes
+    def free():
+        try:
+            return m1.m.create_vm("phoenix")
+        except VMExists:
+            return None
+    wait_for(free, 10, "the failed-over name released by destroy")
+
+
+def test_hosts_without_a_cluster_is_empty():
+    with VMManager() as m:
+        assert m.hosts() == []
 
 
 def test_an_embedded_manager_joins_with_cluster_and_host_name(cluster):
