@@ -144,6 +144,8 @@ static void fail_where(int h, uint64_t cid, enum bx_err code, const char *why)
             }
             *pp = p->next;
             F.hosts[p->host].npending--;
+            if (code == BX_OK && p->kind == FK_RUN)    /* spread.c forgets it too */
+                spread_settled(p->client_id, p->orig_id, F.hosts[p->host].name, NULL, code);
             if (code == BX_OK)
                 pend_free(p);
             else

@@ -34,7 +34,7 @@ void spread_run(struct pool *p, json_t *req);
 void spread_pump(struct pool *p);           /* a local run ended: place what waits */
 void spread_pool_gone(struct pool *p);      /* the client went: drop what waits */
 /* fwd.c: a forwarded run's end. frame is the target's reply (NULL when fwd
- * fails it with code). 1 when spread took it over (a retry elsewhere) and
+ * fails it with code, or drops it, code BX_OK, as its client is gone). 1 when spread took it over (a retry elsewhere) and
  * fwd must neither answer nor free the request's id; 0 otherwise. */
 int spread_settled(uint64_t client_id, json_t *orig_id, const char *host,
                    json_t *frame, enum bx_err code);
