@@ -12,8 +12,11 @@ what three hosts would.
 With ``BIOXEN_CLUSTER=nats://host:4222`` it joins that cluster instead,
 through an embedded manager (``VMManager(cluster=..., host_name=...)``).
 
-The cluster is being built (docs/cluster.md): what is not there yet is named
-as such, and the map then runs where it can.
+On a clustered manager ``map`` needs nothing new: each chunk is one ``run``,
+and the manager places each run on a live host by the free slots of its pool
+(docs/cluster.md, "run and map"); a host lost mid-map costs its chunks a
+retry elsewhere. Run on managers without ``--cluster``, what is missing is
+named as such and the map runs where it can.
 Run from the repo root after building:
     sudo /usr/bin/python3 examples/cluster.py
 """
@@ -81,6 +84,16 @@ def executions(c):
     return out
 
 
+def wait_hosts(m, k, timeout=20.0):
+    """Until m has heard k live hosts (itself included): runs spread only
+    over the hosts a manager's heartbeat table holds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and hasattr(m, "hosts"):
+        if sum(1 for h in m.hosts() if h.get("alive")) >= k:
+            return
+        time.sleep(0.1)
+
+
 def equal_shares(c):
     """Hold every manager of ``c`` to the same CPU share; the share or None."""
     if not c.cgroups:
@@ -114,6 +127,7 @@ def three_managers():
             not_yet("bioxen-manager --cluster; the managers run unjoined, so the "
                     "map below runs on m1 alone")
         m1 = c.connect("m1", pool_max=POOL)
+        wait_hosts(m1, len(c.names))
         before = executions(c)
         pi, t = run_map(m1, "3 managers")
         after = executions(c)

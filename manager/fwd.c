@@ -16,6 +16,7 @@
 #include "names.h"
 #include "ops.h"
 #include "remote.h"
+#include "spread.h"
 #include "fwdint.h"
 #include "fwdcheck.h"
 
@@ -32,7 +33,7 @@
 #define FWD_BUCKETS 256
 #define FWD_HOSTS 64            /* c->fwd_hosts is a bit per host slot */
 
-enum fkind { FK_OTHER, FK_CREATE, FK_DESTROY };
+enum fkind { FK_OTHER, FK_CREATE, FK_DESTROY, FK_RUN };   /* FK_RUN: spread.c's */
 
 struct fpend {
     struct fpend *next;
@@ -119,6 +120,11 @@ static void pend_free(struct fpend *p)
 static void pend_fail(struct fpend *p, enum bx_err code, const char *why)
 {
     struct client *c = client_find(p->client_id);
+    if (p->kind == FK_RUN &&    /* a run lost with its host: spread.c may retry it */
+        spread_settled(p->client_id, p->orig_id, F.hosts[p->host].name, NULL, code)) {
+        pend_free(p);
+        return;
+    }
     if (c)
         FAIL(c, p->orig_id, code, "%s", why);
     pend_free(p);
@@ -138,6 +144,8 @@ static void fail_where(int h, uint64_t cid, enum bx_err code, const char *why)
             }
             *pp = p->next;
             F.hosts[p->host].npending--;
+            if (code == BX_OK && p->kind == FK_RUN)    /* spread.c forgets it too */
+                spread_settled(p->client_id, p->orig_id, F.hosts[p->host].name, NULL, code);
             if (code == BX_OK)
                 pend_free(p);
             else
@@ -187,7 +195,8 @@ static struct fpend *pend_new(struct op_ctx *x, unsigned host)
     p->orig_id = json_incref(x->id);
     p->host = host;
     p->kind = strcmp(x->op->name, "create") == 0 ? FK_CREATE :
-              strcmp(x->op->name, "destroy") == 0 ? FK_DESTROY : FK_OTHER;
+              strcmp(x->op->name, "destroy") == 0 ? FK_DESTROY :
+              strcmp(x->op->name, "run") == 0 ? FK_RUN : FK_OTHER;
     const char *name = p->kind == FK_CREATE ? json_string_value(json_object_get(x->req, "name"))
                                             : req_vm_name(x->req);
     snprintf(p->name, sizeof p->name, "%s", name ? name : "");
@@ -245,11 +254,16 @@ void remote_forward(struct op_ctx *x, const char *host)
     char err[256];
     int noreply = (x->op->flags & OPF_NOREPLY) != 0, h = host_slot(host);
     if (h < 0) {
+        if (strcmp(x->op->name, "run") == 0)
+            spread_settled(x->c->id, x->id, host, NULL, BX_E_INTERNAL);
         if (!noreply)
             FAIL(x->c, x->id, BX_E_INTERNAL, "too many cluster hosts to forward to");
         return;
     }
     if (hosts_gone_for(host) > 0) {     /* the heartbeats said so already: no need to ask */
+        if (strcmp(x->op->name, "run") == 0 &&
+            spread_settled(x->c->id, x->id, host, NULL, BX_E_VM_CRASHED))
+            return;
         if (!noreply)
             FAIL(x->c, x->id, BX_E_VM_CRASHED, "host '%s' is gone: VM '%s' went with it",
                  host, req_vm_name(x->req) ? req_vm_name(x->req) : "");
@@ -261,6 +275,8 @@ void remote_forward(struct op_ctx *x, const char *host)
     if (send_to(x, h, p, err, sizeof err) < 0) {
         enum bx_err code = strstr(err, "max payload") ? BX_E_FRAME_TOO_LARGE
                          : !cluster_up() ? BX_E_CLUSTER_UNAVAILABLE : BX_E_INTERNAL;
+        if (p && p->kind == FK_RUN && spread_settled(x->c->id, x->id, host, NULL, code))
+            return pend_free(p);
         if (p)
             FAIL(x->c, x->id, code, "%s (VM '%s' is on host '%s')", err, p->name, host);
         if (p)
@@ -322,6 +338,10 @@ static void got_reply(json_t *frame, uint64_t client_id, const char *from)
         fwdhint_set(p->name, F.hosts[p->host].name, p->vm_timeout);
     else if (p->kind == FK_DESTROY && ok)
         fwdhint_drop(p->name);
+    if (p->kind == FK_RUN && spread_settled(client_id, p->orig_id, from, frame, BX_OK)) {
+        pend_free(p);
+        return;
+    }
     json_object_set(frame, "id", p->orig_id);
     client_send(client_find(client_id), frame);
     pend_free(p);
@@ -452,8 +472,13 @@ void remote_client_gone(struct client *c)
         if (!(c->fwd_hosts & (1ull << h)))
             continue;
         char subj[160], err[128];
-        json_t *m = json_pack("{s:s, s:I}", "from", cluster_self(), "client", (json_int_t)c->id);
-        if (m && cluster_subject(subj, sizeof subj, "h.%s.bye", F.hosts[h].name) == 0)
+        /* on the req subject, not a subject of its own: nats.c delivers each
+         * subscription on its own thread, so a bye on another subject could
+         * overtake the client's last requests and a late one would make
+         * the proxy again; one subject keeps the publisher's order */
+        json_t *m = json_pack("{s:s, s:I, s:b}", "from", cluster_self(),
+                              "client", (json_int_t)c->id, "bye", 1);
+        if (m && cluster_subject(subj, sizeof subj, "h.%s.req", F.hosts[h].name) == 0)
             cluster_publish(subj, NULL, m, err, sizeof err);
         json_decref(m);
     }

@@ -258,6 +258,17 @@ const char *hosts_pick(void)
     return pick;
 }
 
+size_t hosts_live(const char **names, double *loads, size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < H.n && k < max; i++)
+        if (H.h[i].alive) {
+            names[k] = H.h[i].name;
+            loads[k++] = H.h[i].load;
+        }
+    return k;
+}
+
 int hosts_on_change(hosts_change_fn fn, void *arg)
 {
     if (H.nls == sizeof H.ls / sizeof H.ls[0])

@@ -8,6 +8,7 @@
 #define BX_HOSTS_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 #define HOSTS_BEAT_S 0.5
 #define HOSTS_ALIVE_S 3.0       /* calls to a dead host's VMs fail within this (+ a beat) */
@@ -30,6 +31,10 @@ json_t *hosts_report(void);
 /* The least loaded live host (this one included), for host="*"; never NULL
  * while clustered (falls back to this host). */
 const char *hosts_pick(void);
+/* The live hosts other than this one, with the load each last reported,
+ * at most max of them: the run spreader's candidates (spread.c), read from
+ * the table, so it costs no NATS or KV call. */
+size_t hosts_live(const char **names, double *loads, size_t max);
 
 /* Called once per transition on the loop thread: up = 0 when a host stops
  * being alive (missed beats, or its "leaving" beat), 1 when one (re)appears.

@@ -3,7 +3,9 @@
  * of its own, so "metrics", "history", "stats" and Prometheus agree. */
 #include "manager.h"
 
+#include "cluster.h"
 #include "promhttp.h"
+#include "spread.h"
 
 static void metrics_totals(json_t *r);
 
@@ -49,6 +51,8 @@ static void metrics_totals(json_t *r)
     if (r && t)
         json_object_update(r, t);
     json_decref(t);
+    if (r && cluster_enabled())
+        spread_report(r);
     if (r && promhttp_port() > 0)
         json_object_set_new(r, "metrics_port", json_integer(promhttp_port()));
 }

@@ -10,6 +10,7 @@
  * departure come in through the pool_* hooks of manager.h. */
 #include "manager.h"
 #include "ops.h"
+#include "spread.h"
 #include "timer.h"
 
 #include <stdio.h>
@@ -44,6 +45,8 @@ struct pool {
     struct event *tick;     /* owned: idle shrink */
     struct event *kick;     /* owned: refill after a VM went away */
     json_t *empty;          /* owned: {} for reset */
+    json_t *cfg_src;        /* owned: the pool_config's fields, as sent to proxies */
+    struct spread *spread;  /* owned by spread.c: runs waiting for a host */
     int closing;
 };
 
@@ -195,6 +198,7 @@ void pool_vm_settled(struct vm *vm)
     e->busy = 0;
     pool_fill(p);
     answer_warm(p);
+    spread_pump(p);
 }
 
 void pool_vm_gone(struct vm *vm)
@@ -219,6 +223,7 @@ void pool_client_gone(struct client *c)
     if (!p)
         return;
     p->closing = 1;
+    spread_pool_gone(p);
     while (p->n)
         vm_destroy(p->vms[p->n - 1].vm, BX_E_VM_CRASHED, "VM destroyed: its owner disconnected");
     for (struct pool_run *r = p->qhead, *next; r; r = next) {
@@ -235,6 +240,7 @@ void pool_client_gone(struct client *c)
     event_free(p->kick);
     json_decref(p->cfg.init);
     json_decref(p->empty);
+    json_decref(p->cfg_src);
     free(p->vms);
     free(p);
     c->pool = NULL;
@@ -257,10 +263,11 @@ static struct pool *pool_get(struct client *c)
     json_decref(dflt);
     p->owner = c;
     p->empty = json_object();
+    p->cfg_src = json_object();
     p->tick = event_new(mgr->base, -1, EV_PERSIST, tick_cb, p);
     p->kick = evtimer_new(mgr->base, kick_cb, p);
     c->pool = p;
-    if (!p->empty || !p->tick || !p->kick) {
+    if (!p->empty || !p->cfg_src || !p->tick || !p->kick) {
         pool_client_gone(c);
         return NULL;
     }
@@ -268,11 +275,9 @@ static struct pool *pool_get(struct client *c)
     return p;
 }
 
-/* x->a.pool parsed by the op's check (poolcheck.c); taken here. */
-static void op_pool_config(struct op_ctx *x, struct pool *p)
+/* cfg (taken) and the fields it came from (src, referenced) become p's. */
+static void pool_apply(struct pool *p, struct pool_cfg cfg, json_t *src)
 {
-    struct pool_cfg cfg = x->a.pool;
-    x->a.pool.init = NULL;
     if (!json_equal(cfg.init, p->cfg.init)) {
         p->gen++;   /* VMs of the old limits go as soon as they are idle */
         for (size_t i = p->n; i-- > 0;)
@@ -281,9 +286,47 @@ static void op_pool_config(struct op_ctx *x, struct pool *p)
     }
     json_decref(p->cfg.init);
     p->cfg = cfg;
+    json_decref(p->cfg_src);
+    p->cfg_src = json_incref(src);
     tick_arm(p);
     pool_fill(p);
+}
+
+/* x->a.pool parsed by the op's check (poolcheck.c); taken here. */
+static void op_pool_config(struct op_ctx *x, struct pool *p)
+{
+    struct pool_cfg cfg = x->a.pool;
+    json_t *src = json_deep_copy(x->req);
+    x->a.pool.init = NULL;
+    json_object_del(src, "id");
+    json_object_del(src, "op");
+    pool_apply(p, cfg, src ? src : p->cfg_src);
+    json_decref(src);
     client_send_new(x->c, proto_reply_new(x->id, json_true()));
+}
+
+/* A forwarded run carries its origin's pool_config as "pool" (spread.c),
+ * so the proxy's pool is built alike; only a proxy may send it. 0 when
+ * refused (answered). */
+static int run_pool_field(struct op_ctx *x, struct pool *p)
+{
+    char err[256];
+    struct pool_cfg cfg;
+    json_t *src = json_object_get(x->req, "pool");
+    if (!src)
+        return 1;
+    enum bx_err e = !x->c->remote ? BX_E_BAD_REQUEST
+                  : !json_is_object(src) ? BX_E_BAD_REQUEST
+                  : json_equal(src, p->cfg_src) ? BX_OK
+                  : req_check_pool_config(src, &cfg, err, sizeof err);
+    if (e == BX_OK && !json_equal(src, p->cfg_src))
+        pool_apply(p, cfg, src);
+    if (e != BX_OK)
+        client_send_new(x->c, proto_error_new(x->id, e, "'pool': %s", !x->c->remote
+                        ? "unknown field (it is for runs forwarded between hosts)"
+                        : !json_is_object(src) ? "must be an object" : err));
+    json_object_del(x->req, "pool");
+    return e == BX_OK;
 }
 
 /* The run's fields were checked by opcheck_run (poolcheck.c). */
@@ -333,9 +376,34 @@ static struct pool *pool_of(struct op_ctx *x)
 void pool_op_run(struct op_ctx *x)
 {
     struct pool *p = pool_of(x);
-    if (p)
-        op_run(x->c, p, x->id, x->req);
+    if (!p || !run_pool_field(x, p))
+        return;
+    if (spread_wanted(x->c))
+        return spread_run(p, x->req);
+    op_run(x->c, p, x->id, x->req);
 }
+
+/* ---- for spread.c ------------------------------------------------------- */
+
+void pool_run_local(struct pool *p, json_t *req)
+{
+    op_run(p->owner, p, json_object_get(req, "id"), req);
+}
+
+size_t pool_local_runs(struct pool *p)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < p->n; i++)
+        k += p->vms[i].busy != 0;
+    for (struct pool_run *r = p->qhead; r; r = r->next)
+        k++;
+    return k;
+}
+
+size_t pool_max_vms(struct pool *p) { return p->cfg.max; }
+json_t *pool_cfg_src(struct pool *p) { return p->cfg_src; }
+struct spread **pool_spread(struct pool *p) { return &p->spread; }
+struct client *pool_owner(struct pool *p) { return p->owner; }
 
 void pool_op_config(struct op_ctx *x)
 {

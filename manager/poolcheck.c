@@ -60,6 +60,13 @@ enum bx_err req_check_run(json_t *req, char *err, size_t n)
         snprintf(err, n, "'chunkname' must be a string");
         return BX_E_BAD_REQUEST;
     }
+    /* a forwarded run's origin pool_config (spread.c): parsed in full by
+     * the target's pool only when it differs from the one it has */
+    json_t *pool = json_object_get(req, "pool");
+    if (pool && !json_is_object(pool)) {
+        snprintf(err, n, "'pool' must be an object");
+        return BX_E_BAD_REQUEST;
+    }
     /* a pool VM has no name a client could ack a stream with */
     if (json_object_get(req, "stream")) {
         snprintf(err, n, "'stream' is for exec on a named VM, not for run");

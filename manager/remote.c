@@ -128,11 +128,15 @@ static void refuse(const struct fwd_env *e)
 }
 
 /* "<prefix>.h.<self>.req". */
+static void on_bye(const char *subject, const char *reply, json_t *msg, void *arg);
+
 static void on_req(const char *subject, const char *reply, json_t *msg, void *arg)
 {
-    (void)reply; (void)arg;
+    (void)arg;
     struct fwd_env e;
     char err[128];
+    if (json_is_true(json_object_get(msg, "bye")))     /* in order with the requests */
+        return on_bye(subject, reply, msg, NULL);
     if (fwdcheck_req(msg, &e, err, sizeof err) < 0) {   /* nobody to answer */
         fprintf(stderr, "bioxen-manager: cluster: %s on %s: dropped\n", err, subject);
         return;
@@ -152,7 +156,7 @@ static void close_proxy(struct remote_link *l)
         client_close_soon(l->c);
 }
 
-/* "<prefix>.h.<self>.bye": {from, client}. */
+/* {from, client, bye: true}, on "<prefix>.h.<self>.req" (see fwd.c). */
 static void on_bye(const char *subject, const char *reply, json_t *msg, void *arg)
 {
     (void)subject; (void)reply; (void)arg;
@@ -187,14 +191,12 @@ static void on_ping(const char *subject, const char *reply, json_t *msg, void *a
 
 int remote_start(void)
 {
-    char s1[160], s2[160], s3[160];
+    char s1[160], s3[160];
     if (!cluster_enabled())
         return 0;
     if (cluster_subject(s1, sizeof s1, "h.%s.req", cluster_self()) < 0 ||
-        cluster_subject(s2, sizeof s2, "h.%s.bye", cluster_self()) < 0 ||
         cluster_subject(s3, sizeof s3, "h.%s.ping", cluster_self()) < 0 ||
         cluster_subscribe(s1, NULL, on_req, NULL) < 0 ||
-        cluster_subscribe(s2, NULL, on_bye, NULL) < 0 ||
         cluster_subscribe(s3, NULL, on_ping, NULL) < 0 ||
         hosts_on_change(on_host, NULL) < 0)
         return -1;

@@ -33,6 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_env(&e, 1, 1);
             CHECK(json_is_object(e.body));
             req_check(e.body, err, sizeof err);     /* any answer, never a crash */
+            /* a spread run's origin pool_config, as the target's pool parses it */
+            json_t *pool = json_object_get(e.body, "pool");
+            struct pool_cfg cfg;
+            if (json_is_object(pool) && req_check_pool_config(pool, &cfg, err, sizeof err) == BX_OK)
+                json_decref(cfg.init);
         }
         break;
     case 1:
