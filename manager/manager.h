@@ -200,6 +200,9 @@ void identity_free(struct manager *m);
 
 /* router.c */
 void router_dispatch(struct client *c, json_t *req);
+/* mgrops.c: a request for a name whose create is still claiming it in the
+ * cluster is held and carried out after (1 when held). */
+int mgrop_hold(struct client *c, const char *name, json_t *req);
 
 /* registry.c */
 int registry_init(struct manager *m);

@@ -26,11 +26,54 @@ static void reply(struct op_ctx *x, json_t *result)
 /* The node is spawned once the name is this host's (names.c claims it in
  * the cluster first; without a cluster at once). The client may have gone
  * while the claim was out: then the name goes again. */
+struct held {
+    struct held *next;
+    uint64_t client_id;
+    json_t *req;            /* owned */
+};
 struct pending_create {
+    struct pending_create *next;
     uint64_t client_id;
     json_t *id, *init;      /* owned */
+    struct held *held, **held_tail;   /* requests for the name, in arrival order */
     char name[BX_NAME_MAX + 1];
 };
+static struct pending_create *claiming;    /* names whose claim is out */
+
+/* A request for a name whose create is still claiming it (a pipelined
+ * create + exec, as on one host, must find the VM): kept, and carried out
+ * in arrival order once the claim is settled. 1 when held. */
+int mgrop_hold(struct client *c, const char *name, json_t *req)
+{
+    struct pending_create *p = claiming;
+    while (p && strcmp(p->name, name) != 0)
+        p = p->next;
+    struct held *h = p ? malloc(sizeof *h) : NULL;
+    if (!h)
+        return 0;
+    *h = (struct held){NULL, c->id, json_incref(req)};
+    *p->held_tail = h;
+    p->held_tail = &h->next;
+    return 1;
+}
+
+/* The claim is settled (the VM exists here now, or not): run what waited. */
+static void replay_held(struct pending_create *p)
+{
+    struct pending_create **pp = &claiming;
+    while (*pp && *pp != p)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = p->next;
+    for (struct held *h = p->held, *next; h; h = next) {
+        next = h->next;
+        struct client *c = client_find(h->client_id);
+        if (c && !mgr->shutting_down)
+            router_dispatch(c, h->req);
+        json_decref(h->req);
+        free(h);
+    }
+}
 
 static void create_claimed(int ok, const char *why, void *arg)
 {
@@ -57,6 +100,7 @@ static void create_claimed(int ok, const char *why, void *arg)
         } else if (mailbox_vm_added(vm) < 0)
             vm_destroy(vm, BX_E_INTERNAL, "out of memory for the VM's mailbox");
     }
+    replay_held(p);
     json_decref(p->id);
     json_decref(p->init);
     free(p);
@@ -87,7 +131,10 @@ void mgrop_create(struct op_ctx *x)
     p->client_id = x->c->id;
     p->id = json_incref(x->id);
     p->init = json_incref(x->a.init);
+    p->held_tail = &p->held;
     snprintf(p->name, sizeof p->name, "%s", name);
+    p->next = claiming;
+    claiming = p;
     names_claim(name, rec, create_claimed, p);
     json_decref(rec);
 }

@@ -33,6 +33,10 @@ _Static_assert(sizeof handlers / sizeof handlers[0] == OP_COUNT, "ops.def expand
 static struct vm *router_vm(struct op_ctx *x, const char *name, int *forwarded)
 {
     struct vm *vm = name ? registry_find(name) : NULL;
+    if (!vm && name && mgrop_hold(x->c, name, x->req)) {
+        *forwarded = 1;     /* carried out once its create has claimed the name */
+        return NULL;
+    }
     if (!vm && name && cluster_enabled() && !x->c->remote) {
         const char *host = remote_where(name);
         if (host) {

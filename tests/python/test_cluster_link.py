@@ -293,3 +293,36 @@ def test_without_cluster_nothing_changes(tmp_path):
 def test_a_build_without_libnats_refuses_cluster(tmp_path):
     r = run_manager(tmp_path, "--cluster", "nats://127.0.0.1:4222")
     assert r.returncode == 2 and "built without cluster support" in r.stderr, r
+
+
+def test_a_create_pipelined_with_its_first_requests_on_a_clustered_manager(tmp_path, nats_server):
+    """A create claims its name in the cluster before the node starts; the
+    requests a client pipelines right behind it (the README's socat pair)
+    wait for that claim and run in order, as on a lone manager."""
+    import json as _json
+    import socket as _socket
+    m = Mgr(tmp_path, nats_server.url, "pipe")
+    try:
+        m.wait_connected(True)
+        s = _socket.socket(_socket.AF_UNIX)
+        s.settimeout(30)
+        s.connect(m.sock)
+        lines = ['{"id":1,"op":"create","name":"piped"}',
+                 '{"id":2,"op":"exec","vm":"piped","code":"x = 41 return 1+1"}',
+                 '{"id":3,"op":"exec","vm":"piped","code":"return x + 1"}']
+        s.sendall(("\n".join(lines) + "\n").encode())
+        s.shutdown(_socket.SHUT_WR)
+        buf = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        s.close()
+        by_id = {r["id"]: r for r in map(_json.loads, buf.splitlines())}
+        assert set(by_id) == {1, 2, 3}, by_id
+        assert "result" in by_id[2], by_id
+        assert by_id[2]["result"]["values"] == [2], by_id[2]
+        assert by_id[3]["result"]["values"] == [42], by_id[3]
+    finally:
+        m.close()
