@@ -73,8 +73,8 @@ class Host:
             procs = [self.proc.pid] + descendants(self.proc.pid)
             self.raw.sock.close()
             self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=20)
+            try:    # a draining manager waits at most 30 s for owed replies
+                self.proc.wait(timeout=45)
             finally:
                 if self.proc.poll() is None:
                     self.proc.kill()
