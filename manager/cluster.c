@@ -385,9 +385,12 @@ void cluster_quiesce(void)
         cw_quiesce();
 }
 
+/* Quiet also means our last words (the "leaving" beat) left the process:
+ * once the loop stops, nobody writes the connection's buffer, and Close
+ * would wait 500 ms for a flush that cannot happen and then drop it. */
 int cluster_quiet(void)
 {
-    return !C.enabled || cw_quiet();
+    return !C.enabled || (cw_quiet() && (!C.nc || natsConnection_Buffered(C.nc) <= 0));
 }
 
 /* After the loop: the worker is done (or is joined now), so nothing else

@@ -37,7 +37,7 @@ struct listener {
 };
 
 static struct {
-    int started;
+    int started, left;       /* left: our "leaving" beat went out */
     struct host h[HOSTS_MAX];
     size_t n;
     struct listener ls[8];
@@ -88,6 +88,9 @@ static json_t *own_entry(int leaving)
 static void beat(int leaving)
 {
     char err[128];
+    if (H.left)
+        return;     /* a late (re)connect must not unsay our "leaving" */
+    H.left = leaving;
     json_t *b = own_entry(leaving);
     if (b && cluster_up())
         cluster_publish(H.subject, NULL, b, err, sizeof err);
