@@ -28,8 +28,8 @@ class BioxenError(Exception):
         self.detail = detail
 
 
-class LuaError(BioxenError):
-    """A Lua runtime error.
+class LuaError(BioxenError, RuntimeError):
+    """A Lua runtime error (also a ``RuntimeError``, as LuaWard documents).
 
     Attributes:
         lua_message: the error message as Lua produced it.
@@ -66,20 +66,21 @@ class LimitExceeded(BioxenError):
         self.output = output
 
 
-class ExecutionTimeout(LimitExceeded):
-    """The call outlived its wall-clock ``timeout``."""
+class ExecutionTimeout(LimitExceeded, TimeoutError):
+    """The call outlived its wall-clock ``timeout`` (also a ``TimeoutError``)."""
 
 
-class MemoryLimitExceeded(LimitExceeded):
-    """The Lua heap would have grown past ``memory_limit``."""
+class MemoryLimitExceeded(LimitExceeded, MemoryError):
+    """The Lua heap would have grown past ``memory_limit`` (also a ``MemoryError``)."""
 
 
 class CPULimitExceeded(LimitExceeded):
     """The node used up its ``cpu_limit`` seconds of CPU (RLIMIT_CPU)."""
 
 
-class InstructionLimitExceeded(LimitExceeded):
-    """The call ran more than ``instruction_limit`` VM instructions."""
+class InstructionLimitExceeded(LimitExceeded, TimeoutError):
+    """The call ran more than ``instruction_limit`` VM instructions (also a
+    ``TimeoutError``, as LuaWard documents)."""
 
 
 class VMCrashed(BioxenError):
