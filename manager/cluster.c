@@ -65,6 +65,8 @@ static struct {
     size_t nls;
     int up;                     /* connected, as the last state event said */
     int no_responders;          /* of the message being handled */
+    cluster_state_fn on_error;  /* asynchronous errors: cluster_on_error */
+    void *on_error_arg;
     int early_up;               /* a state event that came before nc: -1 none */
     size_t max_payload;         /* the server's, read when it came up */
 } C;
@@ -155,7 +157,7 @@ static void on_closed(natsConnection *nc, void *c) { (void)nc; (void)c; cluster_
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *c)
 {
     (void)nc; (void)sub; (void)c;
-    fprintf(stderr, "bioxen-manager: cluster: %s\n", natsStatus_GetText(err));
+    cluster__post_state(-1, natsStatus_GetText(err));   /* a BROKER_ERROR, on the loop */
 }
 
 /* ---- on the loop ---- */
@@ -176,6 +178,12 @@ static void came_up(void)
 
 static void deliver_state(int up, const char *why)
 {
+    if (up < 0) {       /* an asynchronous error (slow consumer, ...): state unchanged */
+        fprintf(stderr, "bioxen-manager: cluster: %s\n", why);
+        if (C.on_error)
+            C.on_error(C.up, why, C.on_error_arg);
+        return;
+    }
     if (!C.nc) {        /* before the worker handed us the connection */
         C.early_up = up;
         return;
@@ -254,6 +262,12 @@ int cluster_subscribe(const char *subject, const char *queue, cluster_handler h,
     s->arg = arg;
     C.subs[C.nsubs++] = s;
     return cluster_up() ? sub_now(s) : 0;     /* else at the next up */
+}
+
+void cluster_on_error(cluster_state_fn fn, void *arg)
+{
+    C.on_error = fn;
+    C.on_error_arg = arg;
 }
 
 int cluster_on_state(cluster_state_fn fn, void *arg)

@@ -97,5 +97,9 @@ struct __kvStore *cluster_kv(void);
  * register; they may register before cluster_start. */
 typedef void (*cluster_state_fn)(int up, const char *why, void *arg);
 int cluster_on_state(cluster_state_fn fn, void *arg);
+/* The one listener of asynchronous errors that keep the connection (slow
+ * consumer, permission denied), called on the loop with the unchanged
+ * state; broker.c turns them into BROKER_ERROR events. */
+void cluster_on_error(cluster_state_fn fn, void *arg);
 
 #endif

@@ -40,3 +40,4 @@ int cluster_subscribe(const char *subject, const char *queue, cluster_handler h,
 int cluster_defer(cluster_fn work, cluster_fn done, void *arg) { (void)work; (void)done; (void)arg; return -1; }
 struct __kvStore *cluster_kv(void) { return NULL; }
 int cluster_on_state(cluster_state_fn fn, void *arg) { (void)fn; (void)arg; return 0; }
+void cluster_on_error(cluster_state_fn fn, void *arg) { (void)fn; (void)arg; }

@@ -4,6 +4,7 @@
 #include "cgroup.h"
 #include "cluster.h"
 #include "hosts.h"
+#include "broker.h"
 #include "names.h"
 #include "remote.h"
 #include "mailbox.h"
@@ -228,12 +229,13 @@ static void raise_fd_limit(void)
 }
 
 /* The link, then what rides on it: heartbeats (hosts.c), names (names.c),
- * forwarding (remote.c, fwd.c) and mail to other hosts (mailremote.c). */
+ * forwarding (remote.c, fwd.c), mail to other hosts (mailremote.c) and the
+ * link's health as BROKER_ERROR events (broker.c). */
 static int start_cluster(struct manager *m, char *err, size_t n)
 {
     if (cluster_start(m->base, &copts, err, n) < 0)
         return -1;
-    if (hosts_start() < 0 || names_start() < 0 || mailremote_start() < 0) {
+    if (hosts_start() < 0 || names_start() < 0 || mailremote_start() < 0 || broker_start() < 0) {
         snprintf(err, n, "cannot set up the cluster's hosts, names and mail (out of memory)");
         return -1;
     }

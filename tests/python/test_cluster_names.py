@@ -211,9 +211,14 @@ def test_a_clean_shutdown_says_leaving_and_frees_names(cluster):
 
 def test_nats_away_create_fails_fast_local_work_goes_on_and_comes_back(cluster):
     m1, m2 = cluster.hosts
+    broker = []     # BROKER_ERROR: a supervisor sees the transport's health
+    m1.m.on("BROKER_ERROR", lambda ev: broker.append(ev["detail"]))
     vm = m1.m.create_vm("before")
     cluster.nats.stop()
     wait_for(lambda: not connected(m1), 10, "m1 sees NATS gone")
+    wait_for(lambda: any(not d["connected"] for d in broker), 10, "a BROKER_ERROR for the drop")
+    drop = next(d for d in broker if not d["connected"])
+    assert drop["host"] == "m1" and drop["reason"], drop
     t = time.monotonic()
     with pytest.raises(ManagerError) as e:
         m1.m.create_vm("during")
@@ -231,6 +236,8 @@ def test_nats_away_create_fails_fast_local_work_goes_on_and_comes_back(cluster):
             assert e.code == "CLUSTER_UNAVAILABLE", e
             return None
     wait_for(works, 20, "create works again")
+    wait_for(lambda: broker and broker[-1]["connected"], 10, "a BROKER_ERROR for the reconnect")
+    assert broker[-1]["reason"] and broker[-1]["host"] == "m1", broker
     wait_for(lambda: connected(m2), 20, "m2 back too")
     with pytest.raises(VMExists):
         m2.m.create_vm("before")     # the name outlived the outage
