@@ -399,12 +399,12 @@ void cluster_quiesce(void)
         cw_quiesce();
 }
 
-/* Quiet also means our last words (the "leaving" beat) left the process:
- * once the loop stops, nobody writes the connection's buffer, and Close
- * would wait 500 ms for a flush that cannot happen and then drop it. */
+/* Not natsConnection_Buffered here: it takes the connection's lock, which
+ * nats.c's reconnect thread holds through each connect attempt, and the
+ * stop tick runs on the loop (a mute NATS then held shutdown for >20 s). */
 int cluster_quiet(void)
 {
-    return !C.enabled || (cw_quiet() && (!C.nc || natsConnection_Buffered(C.nc) <= 0));
+    return !C.enabled || cw_quiet();
 }
 
 /* After the loop: the worker is done (or is joined now), so nothing else
