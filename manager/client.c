@@ -212,9 +212,8 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 /* The OPF_NOREPLY ops (cb_result, stream_ack) from an authenticated client
  * get no reply (router.c drops a bad one unanswered); every other line,
  * unparsable ones included, is owed exactly one. */
-static int owes_reply(const struct client *c, json_t *req)
+static int owes_reply(const struct client *c, const struct op_def *op)
 {
-    const struct op_def *op = op_lookup(json_string_value(json_object_get(req, "op")));
     return !(c->authed && op && (op->flags & OPF_NOREPLY));
 }
 
@@ -227,9 +226,11 @@ static void client_handle_line(struct client *c, const char *line, size_t len)
         client_send_new(c, proto_error_new(NULL, BX_E_BAD_REQUEST, "%s", err));
         return;
     }
-    if (!owes_reply(c, req))
+    /* looked up once here: the router takes it rather than scan again */
+    const struct op_def *op = op_lookup(json_string_value(json_object_get(req, "op")));
+    if (!owes_reply(c, op))
         c->owed--;
-    router_dispatch(c, req);
+    router_dispatch_op(c, req, op);
     json_decref(req);
 }
 
@@ -237,10 +238,11 @@ static void client_handle_line(struct client *c, const char *line, size_t len)
  * draining manager waits for it like for a half-closed client's. */
 void client_dispatch_proxy(struct client *c, json_t *req)
 {
+    const struct op_def *op = op_lookup(json_string_value(json_object_get(req, "op")));
     c->owed++;
-    if (!owes_reply(c, req))
+    if (!owes_reply(c, op))
         c->owed--;
-    router_dispatch(c, req);
+    router_dispatch_op(c, req, op);
     client_maybe_finish(c);
 }
 

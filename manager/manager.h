@@ -200,6 +200,8 @@ void identity_free(struct manager *m);
 
 /* router.c */
 void router_dispatch(struct client *c, json_t *req);
+struct op_def;
+void router_dispatch_op(struct client *c, json_t *req, const struct op_def *d);
 /* mgrops.c: a request for a name whose create is still claiming it in the
  * cluster is held and carried out after (1 when held). */
 int mgrop_hold(struct client *c, const char *name, json_t *req);

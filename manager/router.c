@@ -117,8 +117,13 @@ static void run_op(struct op_ctx *x)
 
 void router_dispatch(struct client *c, json_t *req)
 {
+    router_dispatch_op(c, req, op_lookup(json_string_value(json_object_get(req, "op"))));
+}
+
+/* d is op_lookup() of req's "op", already made by the caller. */
+void router_dispatch_op(struct client *c, json_t *req, const struct op_def *d)
+{
     const char *op = json_string_value(json_object_get(req, "op"));
-    const struct op_def *d = op_lookup(op);
     struct op_ctx x = { c, json_object_get(req, "id"), req, d, NULL, {0} };
     char err[128];
     if (d && (d->flags & OPF_NOREPLY) && c->authed) {
