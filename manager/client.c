@@ -131,12 +131,14 @@ static void reply_sent(struct client *c)
 void client_send(struct client *c, json_t *msg)
 {
     size_t len;
+    char scratch[4096];
     if (!c || c->closing || !msg)
         return;
-    char *buf = proto_dump(msg, &len);
+    char *buf = proto_dump_into(msg, scratch, sizeof scratch, &len);
     if (buf) {
         client_write(c, buf, len);
-        free(buf);
+        if (buf != scratch)
+            free(buf);
     }
     if (json_object_get(msg, "id"))
         reply_sent(c);

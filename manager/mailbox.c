@@ -101,7 +101,9 @@ static void who_ok(struct mbq_who *w, json_t *items)
     } else if (items) {
         who_send_node(w, json_pack("{s:O, s:O}", "mail_items", w->tag, "items", items));
     } else {
-        who_send_node(w, json_pack("{s:O}", "mail_ack", w->tag));
+        struct vm *vm = who_node(w);
+        if (vm)
+            vmreq_ack(vm, w->tag);
     }
 }
 
@@ -267,17 +269,16 @@ void mailbox_free_all(void)
 /* ---- node frames ---------------------------------------------------------- */
 
 /* mailbox.send(to, v): {"mail":K,"to":NAME,"value":V}, acked (or parked). */
-static void node_mail(struct vm *vm, json_t *k, json_t *msg, size_t len)
+static void node_mail(struct vm *vm, json_t *k, const char *to, json_t *value, size_t len)
 {
     struct mbq_who w;
     if (!json_is_integer(k))
         return;     /* no K to answer: the node's own bug, its wait times out */
-    const char *to = json_string_value(json_object_get(msg, "to"));
     struct mailbox *mb = mailbox_route(to);
     who_set_node(&w, vm, k);
     if (!mb)
-        return elsewhere(&w, vm->name, to, json_object_get(msg, "value"), len, -1);
-    mb_deliver(mb->q, vm->name, json_object_get(msg, "value"), len, &w, -1);
+        return elsewhere(&w, vm->name, to, value, len, -1);
+    mb_deliver(mb->q, vm->name, value, len, &w, -1);
 }
 
 /* Lua's post(v): into the VM's own outbox, acked (or parked) like a send. */
@@ -291,14 +292,46 @@ static void node_post(struct vm *vm, json_t *k, json_t *value, size_t len)
     mb_deliver(mb->outbox, vm->name, value, len, &w, -1);
 }
 
+int mailbox_node_fast(struct vm *vm, const char *line, size_t len)
+{
+    struct mailcheck_fast f;
+    if (!mailcheck_node_fast(line, len, &f))
+        return 0;
+    json_t *k = json_integer(f.k);
+    if (f.kind == MAILFAST_PULL) {
+        struct mbq_who w;
+        struct mailbox *mb = *mb_slot(vm->name);
+        if (mb) {
+            who_set_node(&w, vm, k);
+            mbq_pull(mb->q, &w, f.max, f.timeout);
+        }
+        json_decref(k);
+        return 1;
+    }
+    if (vm->node)
+        vm->node->ack_now = 0;  /* sending again: it no longer waits */
+    if (f.kind == MAILFAST_POST)
+        node_post(vm, k, f.value, len);
+    else
+        node_mail(vm, k, f.to, f.value, len);
+    json_decref(k);
+    json_decref(f.value);
+    return 1;
+}
+
 int mailbox_node_frame(struct vm *vm, json_t *msg, size_t len)
 {
     struct mbq_who w;
     json_t *k;
+    if (vm->node && (json_object_get(msg, "mail") || json_object_get(msg, "post")))
+        vm->node->ack_now = 0;  /* sending again: it no longer waits */
     if ((k = json_object_get(msg, "mail")))
-        return node_mail(vm, k, msg, len), 1;
+        return node_mail(vm, k, json_string_value(json_object_get(msg, "to")),
+                         json_object_get(msg, "value"), len), 1;
     if ((k = json_object_get(msg, "post")))
         return node_post(vm, k, json_object_get(msg, "value"), len), 1;
+    if (json_object_get(msg, "mail_sync"))
+        return vmreq_ack_sync(vm), 1;
     if (!(k = json_object_get(msg, "mail_pull")))
         return 0;
     struct mailbox *mb = *mb_slot(vm->name);

@@ -18,6 +18,8 @@ int mailbox_vm_added(struct vm *vm);
 void mailbox_vm_removed(const char *name);
 /* A node frame carrying "mail", "post" or "mail_pull": handled, returns 1; else 0. */
 int mailbox_node_frame(struct vm *vm, json_t *msg, size_t len);
+/* The same for mail and post frames in the node's own shape, unparsed (mailcheck_node_fast): 1 if handled. */
+int mailbox_node_fast(struct vm *vm, const char *line, size_t len);
 /* The client left: its mailboxes close. */
 void mailbox_client_gone(struct client *c);
 void mailbox_free_all(void);

@@ -129,3 +129,103 @@ int mailcheck_ack(json_t *item, long long *seq, const char **code, const char **
         return -1;
     return 0;
 }
+
+/* ---- the node's own mail and post frames, without the generic parse ------- */
+
+/* Matches lit at *p (advancing it) within end. */
+static int eat(const char **p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0)
+        return 0;
+    *p += n;
+    return 1;
+}
+
+/* A non-negative JSON integer of at most 18 digits (no overflow), no
+ * leading zero: the K the node counts up. */
+static int eat_k(const char **p, const char *end, long long *k)
+{
+    const char *s = *p;
+    long long v = 0;
+    while (*p < end && **p >= '0' && **p <= '9' && *p - s < 18)
+        v = v * 10 + (*(*p)++ - '0');
+    if (*p == s || (**p >= '0' && **p <= '9') || (s[0] == '0' && *p - s > 1))
+        return 0;
+    *k = v;
+    return 1;
+}
+
+/* "NAME" of name characters only (nothing escaped), into to. */
+static int eat_name(const char **p, const char *end, char *to)
+{
+    size_t n = 0;
+    if (!eat(p, end, "\""))
+        return 0;
+    /* each byte a name character (a NUL or an escape would end or change
+     * the name the generic parse reads) */
+    while (*p < end && **p != '"' && n < BX_NAME_MAX) {
+        to[n] = *(*p)++;
+        to[n + 1] = '\0';
+        if (!proto_valid_name(to + n))
+            return 0;
+        n++;
+    }
+    to[n] = '\0';
+    return eat(p, end, "\"") && proto_valid_name(to);
+}
+
+/* {"mail_pull":K,"max":N[,"timeout":T]} after its K: the max, and the
+ * timeout read as mailcheck_max and mailcheck_timeout read them. */
+static int eat_pull(const char *p, const char *end, struct mailcheck_fast *f)
+{
+    long long max;
+    json_error_t jerr;
+    if (!eat(&p, end, ",\"max\":") || !eat_k(&p, end, &max))
+        return 0;
+    f->max = max < 1 ? 1 : max > MAILBOX_PULL_MAX ? MAILBOX_PULL_MAX : (size_t)max;
+    f->timeout = -1;
+    if (p == end)
+        return 1;
+    if (!eat(&p, end, ",\"timeout\":"))
+        return 0;
+    json_t *t = json_loadb(p, (size_t)(end - p), JSON_DECODE_ANY, &jerr);
+    if (!t)
+        return 0;
+    if (json_is_number(t) && json_number_value(t) >= 0)
+        f->timeout = json_number_value(t);
+    json_decref(t);
+    return 1;
+}
+
+int mailcheck_node_fast(const char *line, size_t len, struct mailcheck_fast *f)
+{
+    const char *p = line, *end = line + len;
+    json_error_t jerr;
+    while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+        end--;
+    if (end - p < 2 || end[-1] != '}')
+        return 0;
+    end--;      /* the object's own closing brace: V ends before it */
+    memset(f, 0, sizeof *f);
+    if (eat(&p, end, "{\"mail\":")) {
+        f->kind = MAILFAST_MAIL;
+        if (!eat_k(&p, end, &f->k) || !eat(&p, end, ",\"to\":") || !eat_name(&p, end, f->to))
+            return 0;
+    } else if (eat(&p, end, "{\"post\":")) {
+        f->kind = MAILFAST_POST;
+        if (!eat_k(&p, end, &f->k))
+            return 0;
+    } else if (eat(&p, end, "{\"mail_pull\":")) {
+        f->kind = MAILFAST_PULL;
+        return eat_k(&p, end, &f->k) && eat_pull(p, end, f);
+    } else {
+        return 0;
+    }
+    if (!eat(&p, end, ",\"value\":"))
+        return 0;
+    /* exactly one value up to the brace: json_loadb refuses anything after it */
+    f->value = json_loadb(p, (size_t)(end - p),
+                          JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
+    return f->value ? 1 : 0;
+}

@@ -43,4 +43,23 @@ int mailcheck_mail(json_t *item, struct mailcheck_mail *m);
  * 0 with *code NULL, "PARKED" or the error code; -1 when malformed. */
 int mailcheck_ack(json_t *item, long long *seq, const char **code, const char **message);
 
+/* The node's own frames {"mail":K,"to":"NAME","value":V},
+ * {"post":K,"value":V} and {"mail_pull":K,"max":N[,"timeout":T]}, in
+ * exactly the bytes its reply_build writes (jansson keeps key order), read
+ * without building the outer object (the generic parse costs ~9k
+ * instructions a frame; see docs/architecture.md). 1 with f filled
+ * when line has that shape, NAME is a valid name and V one JSON value (T
+ * one JSON value too); 0 otherwise, and the caller parses it generically.
+ * It never reads a line differently from proto_parse (fuzz_mail checks). */
+enum mailfast_kind { MAILFAST_MAIL, MAILFAST_POST, MAILFAST_PULL };
+struct mailcheck_fast {
+    enum mailfast_kind kind;
+    long long k;
+    char to[BX_NAME_MAX + 1];   /* MAIL */
+    json_t *value;              /* MAIL, POST: a new reference */
+    size_t max;                 /* PULL: as mailcheck_max */
+    double timeout;             /* PULL: as mailcheck_timeout */
+};
+int mailcheck_node_fast(const char *line, size_t len, struct mailcheck_fast *f);
+
 #endif

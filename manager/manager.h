@@ -25,6 +25,11 @@ struct pool;
 struct node;
 struct bx_token;
 
+/* Success acks gathered per node before they go as one mail_acks frame:
+ * half the node's send window (vmnode/mailbox.h MAILBOX_WINDOW), so a
+ * sender that never waits never fills its window either. */
+#define NODE_ACK_BATCH 32
+
 /* One request in flight to a node (vmreq.c). The client is named by its id,
  * never by pointer: the client may be gone by the time the node answers. */
 enum pend_kind { PEND_INIT, PEND_EXEC, PEND_OTHER };
@@ -53,6 +58,10 @@ struct node {
     int dirty;              /* queued in flush.c */
     double cpu_s;           /* CPU seconds at death (wait4 rusage) */
     unsigned cg_seq;        /* its cgroup (cgroup.c), removed once reaped */
+    /* mail and post acks not yet written (vmreq.c vmreq_ack) */
+    json_int_t acks[NODE_ACK_BATCH];
+    int nacks;
+    int ack_now;            /* the node said it waits for acks (mail_sync) */
 };
 
 enum vm_state { VM_STARTING, VM_READY };
@@ -234,6 +243,8 @@ int vmreq_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
                enum pend_kind kind, double timeout);
 /* A frame that expects no reply (cb_result, stream_ack, mail answers). */
 void vmreq_send_raw(struct vm *vm, json_t *msg);
+void vmreq_ack(struct vm *vm, json_t *k);      /* a mail/post success ack, batched */
+void vmreq_ack_sync(struct vm *vm);            /* the node waits for its acks */
 /* A validated VM op (router.c): written to the node without a JSON dump. */
 int vmreq_send_op(struct vm *vm, const char *op, json_t *req, int runs,
                   uint64_t client_id, json_t *orig_id);

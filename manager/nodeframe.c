@@ -39,6 +39,8 @@ void nodeframe_route(struct node *n, const char *line, size_t len)
     char err[256];
     if (vmreq_reply_passed(n, line, len) == 0)
         return;     /* the hot path: a reply, unparsed */
+    if (mailbox_node_fast(n->vm, line, len))
+        return;     /* the other hot path: the node's own mail and posts */
     json_t *msg = proto_parse(line, len, err, sizeof err);
     if (!msg) {
         fprintf(stderr, "bioxen-manager: node %d: %s\n", (int)n->pid, err);

@@ -133,25 +133,73 @@ size_t vmreq_fail_all(struct vm *vm, enum bx_err head_code, const char *msg, int
 
 /* ---- writing to the node ------------------------------------------------ */
 
+/* Writes the gathered acks as {"mail_acks":[K,...]}: built by hand, since
+ * the K are integers, and this runs once per 32 messages at full speed. */
+static void acks_write(struct node *n, struct evbuffer *out)
+{
+    char buf[32 + NODE_ACK_BATCH * 22];
+    size_t len = (size_t)snprintf(buf, sizeof buf, "{\"mail_acks\":[");
+    for (int i = 0; i < n->nacks; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, i ? ",%lld" : "%lld",
+                                (long long)n->acks[i]);
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "]}\n");
+    n->nacks = 0;
+    evbuffer_add(out, buf, len);
+}
+
 /* Where a request to vm's node is written: its channel, or while the VM is
- * restarting the held buffer that follows the next node's init. */
+ * restarting the held buffer that follows the next node's init. Acks still
+ * gathered go first, so every frame reaches the node in the order made. */
 static struct evbuffer *node_out(struct vm *vm)
 {
     if (vm->node && vm->node->chan) {
+        struct evbuffer *out = bufferevent_get_output(vm->node->chan);
         flush_mark(vm->node->chan, &vm->node->dirty);
-        return bufferevent_get_output(vm->node->chan);
+        if (vm->node->nacks)
+            acks_write(vm->node, out);
+        return out;
     }
     return vm->restarting ? vm->held : NULL;
+}
+
+/* A node needs its success acks only to move its send window and to end a
+ * wait for one (mailbox.flush, a first send to a name, a full window), and
+ * it says when it waits (mail_sync). So they are gathered: they ride with
+ * the next frame to the node, go when NODE_ACK_BATCH have gathered, or at
+ * once while it waits. In a ping-pong that saves the sender a wake-up per
+ * message; at full speed, a frame (and its JSON) per message each way. */
+void vmreq_ack(struct vm *vm, json_t *k)
+{
+    struct node *n = vm->node;
+    if (!n || !n->chan || !json_is_integer(k)) {
+        json_t *msg = json_pack("{s:O}", "mail_ack", k);
+        vmreq_send_raw(vm, msg);
+        json_decref(msg);
+        return;
+    }
+    n->acks[n->nacks++] = json_integer_value(k);
+    if (n->nacks == NODE_ACK_BATCH || n->ack_now)
+        node_out(vm);
+}
+
+void vmreq_ack_sync(struct vm *vm)
+{
+    if (vm->node && vm->node->chan) {
+        vm->node->ack_now = 1;
+        node_out(vm);
+    }
 }
 
 void vmreq_send_raw(struct vm *vm, json_t *msg)
 {
     size_t len;
+    char scratch[4096];
     struct evbuffer *out = node_out(vm);
-    char *buf = out ? proto_dump(msg, &len) : NULL;
+    char *buf = out ? proto_dump_into(msg, scratch, sizeof scratch, &len) : NULL;
     if (buf) {
         evbuffer_add(out, buf, len);
-        free(buf);
+        if (buf != scratch)
+            free(buf);
     }
 }
 

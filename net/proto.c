@@ -74,6 +74,18 @@ json_t *proto_event_new(const char *type, const char *vm, json_t *detail)
     return ev;
 }
 
+/* Most frames are small: one json_dumpb pass into the caller's scratch,
+ * where proto_dump needs two (size, then bytes) and a malloc. */
+char *proto_dump_into(const json_t *msg, char *scratch, size_t cap, size_t *len)
+{
+    size_t n = cap > 1 ? json_dumpb(msg, scratch, cap - 1, JSON_COMPACT) : 0;
+    if (n == 0 || n > cap - 1)
+        return proto_dump(msg, len);    /* too big (or empty): malloc'd */
+    scratch[n] = '\n';
+    *len = n + 1;
+    return scratch;
+}
+
 char *proto_dump(const json_t *msg, size_t *len)
 {
     size_t n = json_dumpb(msg, NULL, 0, JSON_COMPACT);

@@ -55,6 +55,9 @@ json_t *proto_event_new(const char *type, const char *vm, json_t *detail);
 /* Serialises msg compactly with a trailing '\n'. Returns a malloc'd buffer
  * the caller frees, and its length in *len; NULL on failure. */
 char *proto_dump(const json_t *msg, size_t *len);
+/* As proto_dump, but into scratch[cap] when the frame fits: returns scratch
+ * then, else a malloc'd buffer (free it when it is not scratch), or NULL. */
+char *proto_dump_into(const json_t *msg, char *scratch, size_t cap, size_t *len);
 
 /* Parses one frame. Returns a new object, or NULL with a short reason in
  * err (never crashes on any input). Non-object frames are refused. */

@@ -47,19 +47,18 @@ static int is_confirmed(const char *to)
     return 0;
 }
 
-static void on_ack(json_t *msg)
+/* One ack: K, and the error it carries (NULL when accepted). */
+static void ack_one(json_int_t k, json_t *error)
 {
-    json_t *k = json_object_get(msg, "mail_ack");
-    json_t *error = json_object_get(msg, "error");
     const char *text = json_string_value(json_object_get(error, "message"));
     const char *code = json_string_value(json_object_get(error, "code"));
     if (mb.unacked > 0)
         mb.unacked--;
-    if (json_is_integer(k) && json_integer_value(k) == mb.sync_k) {
+    if (k == mb.sync_k) {
         mb.sync_k = 0;
-        mb.sync_failed = json_object_get(msg, "error") != NULL;
+        mb.sync_failed = error != NULL;
     }
-    if (json_object_get(msg, "error")) {
+    if (error) {
         mb.nconfirmed = 0;  /* a destination went away: confirm again */
         if (!mb.err) {
             mb.err = strdup(text ? text : "mailbox send failed");
@@ -73,9 +72,24 @@ static void on_ack(json_t *msg)
     }
 }
 
+/* {"mail_ack":K[,"error":...]}, or the manager's gathered successes
+ * {"mail_acks":[K,...]}. A K that is not an integer still counts as acked. */
+static void on_ack(json_t *msg)
+{
+    json_t *k = json_object_get(msg, "mail_ack"), *ks = json_object_get(msg, "mail_acks");
+    size_t i;
+    json_t *v;
+    if (!ks) {
+        ack_one(json_is_integer(k) ? json_integer_value(k) : -1, json_object_get(msg, "error"));
+        return;
+    }
+    json_array_foreach(ks, i, v)
+        ack_one(json_is_integer(v) ? json_integer_value(v) : -1, NULL);
+}
+
 int mailbox_frame(json_t *msg)
 {
-    if (json_object_get(msg, "mail_ack")) {
+    if (json_object_get(msg, "mail_ack") || json_object_get(msg, "mail_acks")) {
         on_ack(msg);
         return 1;
     }
@@ -114,6 +128,10 @@ static void wait_acks(lua_State *L, int limit)
 {
     if (mb.unacked <= limit && mb.sync_k == 0)
         return;
+    /* the manager gathers acks until we say we wait for them */
+    json_t *sync = json_pack("{s:i}", "mail_sync", 1);
+    if (!sync || link_send(node_of(L), sync) < 0)
+        _exit(1);   /* the manager is gone */
     if (link_await(node_of(L), want_acks, &limit) == -2)
         luaL_error(L, "timeout while a mailbox was full");
 }

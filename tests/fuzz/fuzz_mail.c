@@ -7,7 +7,8 @@
  * holds an array; a mail item that passes has a seq >= 0, a valid target
  * name, a sender name that fits, bytes in 1..2^30 and a timeout that is -1
  * or >= 0; an ack that passes is accepted (no code), PARKED, or carries a
- * code and a message. */
+ * code and a message. Also the node's own mail/post frames as the manager's
+ * fast path reads them: never differently from the generic parse. */
 #include "mailcheck.h"
 
 #include <stdint.h>
@@ -49,12 +50,38 @@ static void check_batch(json_t *msg, const char *hkey, const char *akey, void (*
         each(it);
 }
 
+/* A node frame the manager's fast path takes (mailcheck_node_fast) reads
+ * exactly as the generic parse would: same K, same target, equal value,
+ * and no other key. */
+static void check_fast(const char *line, size_t len, json_t *msg)
+{
+    struct mailcheck_fast f;
+    if (!mailcheck_node_fast(line, len, &f))
+        return;
+    static const char *const key[] = {"mail", "post", "mail_pull"};
+    CHECK(msg != NULL);
+    json_t *k = json_object_get(msg, key[f.kind]);
+    CHECK(json_is_integer(k) && json_integer_value(k) == f.k && f.k >= 0);
+    if (f.kind == MAILFAST_PULL) {
+        CHECK(f.max == mailcheck_max(msg));
+        CHECK(f.timeout == mailcheck_timeout(msg));
+        CHECK(json_object_size(msg) == (json_object_get(msg, "timeout") ? 3u : 2u));
+        return;
+    }
+    CHECK(json_object_size(msg) == (f.kind == MAILFAST_POST ? 2u : 3u));
+    CHECK(f.kind == MAILFAST_POST || (proto_valid_name(f.to) &&
+          strcmp(json_string_value(json_object_get(msg, "to")), f.to) == 0));
+    CHECK(json_equal(json_object_get(msg, "value"), f.value));
+    json_decref(f.value);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[256];
     json_t *msg = proto_parse((const char *)data, size, err, sizeof err);
     check_batch(msg, "origin", "mails", check_mail);
     check_batch(msg, "host", "acks", check_ack);
+    check_fast((const char *)data, size, msg);
     json_decref(msg);
     return 0;
 }
