@@ -99,7 +99,9 @@ static void who_ok(struct mbq_who *w, json_t *items)
         else
             json_decref(r);
     } else if (items) {
-        who_send_node(w, json_pack("{s:O, s:O}", "mail_items", w->tag, "items", items));
+        struct vm *vm = who_node(w);
+        if (vm)
+            vmreq_send_items(vm, w->tag, items);
     } else {
         struct vm *vm = who_node(w);
         if (vm)

@@ -245,6 +245,7 @@ int vmreq_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
 void vmreq_send_raw(struct vm *vm, json_t *msg);
 void vmreq_ack(struct vm *vm, json_t *k);      /* a mail/post success ack, batched */
 void vmreq_ack_sync(struct vm *vm);            /* the node waits for its acks */
+void vmreq_send_items(struct vm *vm, json_t *k, json_t *items);  /* mail_items, by hand */
 /* A validated VM op (router.c): written to the node without a JSON dump. */
 int vmreq_send_op(struct vm *vm, const char *op, json_t *req, int runs,
                   uint64_t client_id, json_t *orig_id);

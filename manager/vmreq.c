@@ -3,6 +3,7 @@
  * and the matching of each reply to that head. Owns the pending entries and
  * vm->head/tail/npending/deadline/next_id. */
 #include "manager.h"
+#include "jsonw.h"
 #include "nodewire.h"
 #include "timer.h"
 
@@ -180,6 +181,13 @@ void vmreq_ack(struct vm *vm, json_t *k)
     n->acks[n->nacks++] = json_integer_value(k);
     if (n->nacks == NODE_ACK_BATCH || n->ack_now)
         node_out(vm);
+}
+
+void vmreq_send_items(struct vm *vm, json_t *k, json_t *items)
+{
+    struct evbuffer *out = node_out(vm);
+    if (out)
+        jsonw_mail_items(out, k, items);
 }
 
 void vmreq_ack_sync(struct vm *vm)
