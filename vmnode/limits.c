@@ -123,6 +123,12 @@ static void limits_hook(lua_State *L, lua_Debug *ar)
 {
     bx_node *n = node_of(L);
     (void)ar;
+    if (n->cork_len)
+        link_flush(n);  /* a dead link is found by the next read or send */
+    if (!g_timed_out && !n->instr_tripped && n->req_instr == 0 && !n->hook_budget) {
+        lua_sethook(L, NULL, 0, 0);     /* only limits_arm_flush's hook */
+        return;
+    }
     if (g_timed_out) {
         trip(L);
         luaL_error(L, "timeout: wall-clock limit exceeded");
@@ -210,6 +216,7 @@ void limits_pass_hook(lua_State *from, lua_State *to)
 void limits_arm(bx_node *n, double timeout, long long instr)
 {
     n->instr_tripped = 0;
+    n->hook_budget = 0;
     n->req_timeout = timeout;
     n->req_instr = instr > 0 ? instr : 0;
     n->instr_left = n->req_instr;
@@ -238,14 +245,34 @@ void limits_disarm(bx_node *n)
     g_running = NULL;
     n->instr_tripped = 0;
     n->req_instr = 0;
+    n->hook_budget = 0;
     if (n->L)
         lua_sethook(n->L, NULL, 0, 0);
 }
 
+/* Where no limit runs a hook: a flush hook (limits_arm_flush) gives way. */
+static int hook_free(bx_node *n, lua_State *L)
+{
+    return lua_gethook(L) == NULL ||
+           (!g_timed_out && !n->instr_tripped && n->req_instr == 0 && !n->hook_budget);
+}
+
 void limits_arm_budget(bx_node *n, int count)
 {
-    if (lua_gethook(n->L) == NULL)
+    if (hook_free(n, n->L)) {
+        n->hook_budget = 1;
         lua_sethook(n->L, limits_hook, LUA_MASKCOUNT, count);
+    }
+}
+
+void limits_arm_flush(lua_State *L)
+{
+    lua_State *main = g_L;
+    if (lua_gethook(L) == NULL)
+        lua_sethook(L, limits_hook, LUA_MASKCOUNT, BX_INSTR_PERIOD);
+    /* a coroutine may yield before its hook fires: the main state's flushes */
+    if (main && main != L && lua_gethook(main) == NULL)
+        lua_sethook(main, limits_hook, LUA_MASKCOUNT, BX_INSTR_PERIOD);
 }
 
 void limits_trip_now(bx_node *n)

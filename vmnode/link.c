@@ -12,6 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Kept mail and posts go in one write at this many frames or bytes: the
+ * manager then reads them in one go, and a sending script makes one
+ * syscall per 16 sends instead of one per send. */
+#define LINK_CORK_FRAMES 16
+#define LINK_CORK_BYTES 16384
+
 /* ppoll on fd 3 and the net fds, if any, (SIGALRM unblocked atomically, as link_read
  * does). Restores the mask. Returns -3 when a net fd is ready or the
  * deadline passed, 1 when fd 3 is readable, 0 on EINTR, -1 on error. */
@@ -47,6 +53,8 @@ static int link_poll(bx_node *n, sigset_t *old)
 
 int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout)
 {
+    if (link_flush(n) < 0)
+        return -1;  /* nothing we kept may wait behind a read */
     for (;;) {
         int r = fb_next(&n->fb, line, len);
         if (r != 0)
@@ -77,12 +85,12 @@ int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout)
     }
 }
 
-int link_send(bx_node *n, json_t *msg)
+/* msg (stolen) as one frame in n->wbuf: 0, -1 (out of memory) or -2 (not a
+ * reply, and over the frame limit). */
+static int frame_of(bx_node *n, json_t *msg, const char **buf, size_t *len)
 {
-    const char *buf;
-    size_t len;
-    int rc = reply_build(n, msg, &buf, &len);
-    if (rc == 0 && len > n->fb.max && !json_object_get(msg, "id")) {
+    int rc = reply_build(n, msg, buf, len);
+    if (rc == 0 && *len > n->fb.max && !json_object_get(msg, "id")) {
         /* A callback, mail or post (not a reply) too big for one frame: an
          * error "reply" in its place would have no request to answer, and
          * the manager kills a node for a stray reply. The caller raises in
@@ -90,16 +98,59 @@ int link_send(bx_node *n, json_t *msg)
         json_decref(msg);
         return -2;
     }
-    if (rc == 0 && len > n->fb.max) {
+    if (rc == 0 && *len > n->fb.max) {
         /* the manager would drop the whole link over one oversized reply */
         json_t *err = proto_error_new(json_object_get(msg, "id"), BX_E_CONVERSION_ERROR,
-                                      "reply of %zu bytes exceeds the frame limit", len);
-        rc = reply_build(n, err, &buf, &len);
+                                      "reply of %zu bytes exceeds the frame limit", *len);
+        rc = reply_build(n, err, buf, len);
         json_decref(err);
     }
     json_decref(msg);
-    return rc < 0 ? -1 : bx_write_all(n->fd, buf, len);
+    return rc < 0 ? -1 : 0;
 }
+
+int link_flush(bx_node *n)
+{
+    size_t len = n->cork_len;
+    n->cork_len = 0;
+    n->cork_n = 0;
+    return len ? bx_write_all(n->fd, n->cork, len) : 0;
+}
+
+int link_send_later(bx_node *n, lua_State *L, json_t *msg)
+{
+    const char *buf;
+    size_t len;
+    int rc = frame_of(n, msg, &buf, &len);
+    if (rc < 0)
+        return rc;
+    if (n->cork_len + len > LINK_CORK_BYTES && link_flush(n) < 0)
+        return -1;
+    if (!n->cork && !(n->cork = malloc(LINK_CORK_BYTES)))
+        return bx_write_all(n->fd, buf, len);   /* out of memory: unbatched */
+    if (len > LINK_CORK_BYTES)
+        return bx_write_all(n->fd, buf, len);
+    memcpy(n->cork + n->cork_len, buf, len);
+    n->cork_len += len;
+    if (++n->cork_n >= LINK_CORK_FRAMES)
+        return link_flush(n);
+    if (n->cork_n == 1)
+        limits_arm_flush(L);
+    return 0;
+}
+
+int link_send(bx_node *n, json_t *msg)
+{
+    const char *buf;
+    size_t len;
+    if (link_flush(n) < 0) {
+        json_decref(msg);
+        return -1;
+    }
+    int rc = frame_of(n, msg, &buf, &len);
+    return rc < 0 ? rc : bx_write_all(n->fd, buf, len);
+}
+
 
 int link_await(bx_node *n, link_want want, void *ud)
 {

@@ -164,7 +164,7 @@ static json_t *value_json(lua_State *L, int idx, const char *what)
  * manager is gone the node ends. */
 static void send_unacked(lua_State *L, json_t *msg, const char *what)
 {
-    int rc = msg ? link_send(node_of(L), msg) : -1;
+    int rc = msg ? link_send_later(node_of(L), L, msg) : -1;
     if (rc == -2) /* the value fit its limit, the frame around it did not */
         luaL_error(L, "%s: value too large to send (over the frame limit)", what);
     if (rc < 0)

@@ -71,6 +71,7 @@ typedef struct bx_node {
     long long instr_left;       /* what is left of it */
     double req_timeout;         /* wall timeout of this request */
     int instr_tripped;          /* budget spent: every instruction now errors */
+    int hook_budget;            /* limits_arm_budget's hook: it trips when it fires */
 
     /* print capture (sandbox.c) */
     char *out;
@@ -91,6 +92,11 @@ typedef struct bx_node {
     struct pollfd *xfds;
     int nxfds;
     double xdeadline;
+
+    /* mail and posts written later, several in one write (link.c) */
+    char *cork;
+    size_t cork_len, cork_cap;
+    int cork_n;
 
     /* the frame being sent (reply.c) */
     bx_hdr hdr;
@@ -124,6 +130,9 @@ void limits_disarm(bx_node *n);
 /* Arms a small instruction budget unless a hook is already set: used while
  * turning an error object into text, and before lua_close runs __gc. */
 void limits_arm_budget(bx_node *n, int count);
+/* A count hook on L (and the main state) that flushes kept mail, where no
+ * limit's hook runs already (that one flushes too). */
+void limits_arm_flush(lua_State *L);
 /* Makes every further Lua instruction fail (before lua_close). */
 void limits_trip_now(bx_node *n);
 int limits_timed_out(void);
@@ -178,6 +187,13 @@ int link_read(bx_node *n, char **line, size_t *len, int stop_on_timeout);
 /* Writes msg as one frame with one write(); steals msg. 0, -1 (link gone),
  * or -2: msg is not a reply and is over the frame limit; nothing was sent. */
 int link_send(bx_node *n, json_t *msg);
+/* As link_send, for the pipelined mail and posts of the running script L:
+ * kept with others (up to LINK_CORK_FRAMES) and written by the next
+ * link_send or link_read, or within BX_INSTR_PERIOD instructions of L
+ * (limits_arm_flush), whichever comes first. */
+int link_send_later(bx_node *n, lua_State *L, json_t *msg);
+/* Writes what link_send_later kept: 0, or -1 (link gone). */
+int link_flush(bx_node *n);
 void link_queue_push(bx_node *n, const char *line, size_t len);
 /* want(msg, ud): 1 = the awaited frame (stop), 0 = consumed, -1 = not
  * ours (queued for after the request). msg is borrowed. */

@@ -216,3 +216,40 @@ def test_vm_to_vm_values_arrive_intact_in_every_shape(manager):
               % values, timeout=T)
     want = a.execute("return {%s}" % values, timeout=T)
     assert fb.result(T) == want
+
+
+BUSY = "local t = os.time() while os.time() - t < 40 do end"
+
+
+@pytest.mark.parametrize("shape", ["plain", "coroutine", "instruction_limit"])
+def test_a_send_is_not_held_back_by_a_script_that_computes(manager, shape):
+    """The node writes pipelined sends in batches; one send followed by a
+    long computation (in a coroutine that yields, or under an instruction
+    limit's own hook) still reaches its receiver while the sender runs."""
+    rx = manager.create_vm("crx")
+    tx = manager.create_vm("ctx", instruction_limit=10**12 if shape == "instruction_limit" else None)
+    tx.execute("mailbox.send('crx', 0) mailbox.flush()", timeout=T)   # the name is confirmed
+    assert rx.execute("return mailbox.recv(20)", timeout=T) == (0, "ctx")
+    send = "mailbox.send('crx', 1)"
+    if shape == "coroutine":
+        send = "coroutine.wrap(function() mailbox.send('crx', 1) coroutine.yield() end)()"
+    ft = tx.execute_async(send + " " + BUSY + " return 'done'", timeout=60)
+    # well before the 40 s the sender computes for
+    assert rx.execute("return mailbox.recv(15)", timeout=T) == (1, "ctx")
+    assert not ft.done(), "the message came only once the sender had finished"
+    tx.close()
+    with pytest.raises(Exception):
+        ft.result(T)
+
+
+def test_a_looping_tostring_after_a_batched_send_still_trips(manager):
+    """The flush hook of batched sends gives way to the error handler's own
+    budget: a __tostring that never returns still ends the request."""
+    manager.create_vm("lrx")
+    tx = manager.create_vm("ltx")
+    tx.execute("mailbox.send('lrx', 0) mailbox.flush()", timeout=T)
+    with pytest.raises(LuaError):
+        tx.execute("mailbox.send('lrx', 1) "
+                   "error(setmetatable({}, {__tostring = function() while true do end end}))",
+                   timeout=T)
+    assert tx.execute("return 1 + 1", timeout=T) == 2
