@@ -34,17 +34,17 @@ enum bx_err cputhrottle_check(struct vm *vm, char *err, size_t n)
 {
     if (!(vm->cpu_share > 0))
         return BX_OK;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus > 0 && vm->cpu_share > (double)cpus) {
+        snprintf(err, n, "cpu_share %g is more than this host's %ld CPUs", vm->cpu_share, cpus);
+        return BX_E_BAD_REQUEST;
+    }
     const char *why = cgroup_cpu_unavailable();
     if (why) {
         /* never a VM that runs unthrottled when a share was asked for */
         snprintf(err, n, "cpu_share %g needs the cgroup cpu controller, which this manager "
                  "cannot use: %s", vm->cpu_share, why);
         return BX_E_ISOLATION;
-    }
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus > 0 && vm->cpu_share > (double)cpus) {
-        snprintf(err, n, "cpu_share %g is more than this host's %ld CPUs", vm->cpu_share, cpus);
-        return BX_E_BAD_REQUEST;
     }
     return BX_OK;
 }
