@@ -116,6 +116,12 @@ int cputhrottle_attach(struct vm *vm, pid_t pid, unsigned seq, char *err, size_t
     return cgroup_cpu_attach(seq, pid, vm->cpu_share, err, n);
 }
 
+void cputhrottle_read(struct vm *vm)
+{
+    if (vm->cpu_thr)
+        read_stat(vm->cpu_thr);
+}
+
 void cputhrottle_stats(struct vm *vm, json_t *result)
 {
     struct cputhr *t = vm->cpu_thr;

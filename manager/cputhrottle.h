@@ -21,6 +21,8 @@ int cputhrottle_attach(struct vm *vm, pid_t pid, unsigned seq, char *err, size_t
 /* The stats op's result (borrowed, changed in place): cpu_share,
  * throttled_ms and nr_throttled for a VM with a share. */
 void cputhrottle_stats(struct vm *vm, json_t *result);
+/* vm's node died and its cgroup is about to go: its last counters. */
+void cputhrottle_read(struct vm *vm);
 /* vm goes (or its create failed): no more polling for it. */
 void cputhrottle_forget(struct vm *vm);
 

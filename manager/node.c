@@ -219,6 +219,7 @@ static void node_died(struct node *n)
     struct vm *vm = n->vm;
     int status = n->status;
     enum bx_err cause = death_cause(vm, n);     /* before the cgroup goes */
+    cputhrottle_read(vm);   /* its throttled time too: the VM's total keeps it */
     n->vm = NULL;
     vm->node = NULL;
     node_release(n);

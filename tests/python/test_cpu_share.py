@@ -19,7 +19,7 @@ from cpucgroup import find_cpu_root
 from pylua_bioxen_vm import VMManager
 from pylua_bioxen_vm.aio import AsyncVMManager
 from pylua_bioxen_vm.embedded import find_manager
-from pylua_bioxen_vm.errors import InvalidRequest, IsolationUnavailable
+from pylua_bioxen_vm.errors import ExecutionTimeout, InvalidRequest, IsolationUnavailable
 
 CPU_VERSION, CPU_ROOT = find_cpu_root()
 needs_cpu = pytest.mark.skipif(
@@ -111,6 +111,26 @@ def test_every_node_of_a_share_gets_its_quota(manager):
         assert vm.stats()["cpu_share"] == share
     assert "bioxen." not in cpu_dir(plain.pid)
     assert vms[3].isolation["full"] and vms[3].isolation["namespaces"]
+
+
+@needs_cpu
+def test_the_quota_holds_inside_c_code_and_over_restarts(manager):
+    """A pattern bomb (one C call, out of the hooks' reach) is throttled
+    too; the manager's kill at timeout + grace restarts the VM, and its
+    fresh node is under the same quota, the throttled time carried over."""
+    events = queue.Queue()
+    manager.on("CPU_THROTTLE", events.put)
+    bomb = manager.create_vm("bomb", cpu_share=0.2, timeout=1.0)
+    old = bomb.pid
+    with pytest.raises(ExecutionTimeout, match="restarted"):
+        bomb.execute("return string.find(string.rep('a', 40), string.rep('a*', 30) .. 'b')")
+    assert bomb.execute("return 'fresh'") == "fresh"
+    st = bomb.stats()
+    assert st["pid"] != old and st["restarts"] == 1
+    assert quota(st["pid"]) == pytest.approx(0.2)
+    assert st["throttled_ms"] > 0 and st["nr_throttled"] > 0, st
+    ev = events.get(timeout=20)     # the kill came before or after a poll: one event at least
+    assert ev["vm"] == "bomb" and ev["detail"]["throttled_ms"] > 0
 
 
 def start_manager(tmp_path, *more):
