@@ -116,15 +116,24 @@ static void sweep_stale(const char *parent)
         closedir(d);
 }
 
-int cg_make_base(const char *root, const char *ctl, char *out, size_t n, char *why, size_t wn)
+int cg_base_path(const char *root, const char *ctl, char *out, size_t n, char *why, size_t wn)
 {
-    char own[PATH_MAX - 64], parent[PATH_MAX];
+    char own[PATH_MAX - 64];
     if (own_path(ctl, own, sizeof own) < 0)
         return snprintf(why, wn, "not in a %s cgroup", ctl ? ctl : "v2"), -1;
-    snprintf(parent, sizeof parent, "%s%s", root, own);
-    sweep_stale(parent);
-    if ((size_t)snprintf(out, n, "%s/bioxen.%d", parent, (int)getpid()) >= n)
+    if ((size_t)snprintf(out, n, "%s%s/bioxen.%d", root, own, (int)getpid()) >= n)
         return snprintf(why, wn, "cgroup path too long"), -1;
+    return 0;
+}
+
+int cg_make_base(const char *root, const char *ctl, char *out, size_t n, char *why, size_t wn)
+{
+    char parent[PATH_MAX];
+    if (cg_base_path(root, ctl, out, n, why, wn) < 0)
+        return -1;
+    snprintf(parent, sizeof parent, "%s", out);
+    *strrchr(parent, '/') = 0;      /* cg_base_path ends it in "/bioxen.<pid>" */
+    sweep_stale(parent);
     if (mkdir(out, 0755) < 0 && errno != EEXIST)
         return snprintf(why, wn, "mkdir %.100s: %s", out, strerror(errno)), -1;
     return 0;

@@ -5,7 +5,10 @@
  * cgroup v1 (these machines): the "cpu" hierarchy is a tree of its own, so
  * each such node gets <cpu root><own path>/bioxen.<pid>/n<seq> there,
  * cpu.cfs_period_us and cpu.cfs_quota_us written before the node is moved
- * in. Nodes without a share never get a directory here.
+ * in. Nodes without a share never get a directory here, and a manager
+ * that never sees a share never makes its bioxen.<pid> there (the first
+ * share does): a manager put in a cpu cgroup of someone else's (the bench's
+ * cpucgroup.py) leaves nothing behind in it, even if it is SIGKILLed.
  * cgroup v2: one tree; cgroup.c's n<seq> directory is the node's, and the
  * cpu controller is enabled for it through the same delegation as memory
  * and pids (+cpu in subtree_control of our parent and of bioxen.<pid>);
@@ -30,9 +33,10 @@
 
 static struct {
     int version;                /* 0: unavailable, 1 or 2 */
+    int made;                   /* v1: base exists (made at the first share) */
     char base[PATH_MAX - 32];   /* v1: our bioxen.<pid> in the cpu hierarchy; v2: cgroup.c's */
     char why[200];
-} cc = {0, "", "cgroups are off (--no-cgroups)"};
+} cc = {0, 0, "", "cgroups are off (--no-cgroups)"};
 
 const char *cgroup_cpu_unavailable(void)
 {
@@ -55,6 +59,34 @@ static int init_v2(const char *base)
     return 0;
 }
 
+/* v1: where bioxen.<pid> will be, and whether we may make it there. */
+static int init_v1(void)
+{
+    char parent[PATH_MAX];
+    if (cg_base_path(CG_ROOT "/cpu", "cpu", cc.base, sizeof cc.base, cc.why, sizeof cc.why) < 0)
+        return -1;
+    snprintf(parent, sizeof parent, "%s", cc.base);
+    *strrchr(parent, '/') = 0;
+    if (access(parent, W_OK) < 0)
+        return snprintf(cc.why, sizeof cc.why, "cannot make cpu cgroups in %.120s: %s",
+                        parent, strerror(errno)), -1;
+    return 0;
+}
+
+/* v1: bioxen.<pid> at the first share; a failure makes the controller
+ * unavailable from then on, with the reason. */
+static int make_v1_base(void)
+{
+    if (cc.made)
+        return 0;
+    if (cg_make_base(CG_ROOT "/cpu", "cpu", cc.base, sizeof cc.base, cc.why, sizeof cc.why) < 0) {
+        cc.version = 0;
+        return -1;
+    }
+    cc.made = 1;
+    return 0;
+}
+
 void cgcpu_init(const char *v2base, const char *off)
 {
     struct stat st;
@@ -62,8 +94,7 @@ void cgcpu_init(const char *v2base, const char *off)
     if (v2base)
         cc.version = init_v2(v2base) == 0 ? 2 : 0;
     else if (stat(CG_ROOT "/cpu/cpu.cfs_quota_us", &st) == 0)   /* also "cpu,cpuacct" via its link */
-        cc.version = cg_make_base(CG_ROOT "/cpu", "cpu", cc.base, sizeof cc.base,
-                                  cc.why, sizeof cc.why) == 0 ? 1 : 0;
+        cc.version = init_v1() == 0 ? 1 : 0;
     else
         snprintf(cc.why, sizeof cc.why, "no cgroup cpu controller: %s",
                  off ? off : "no v1 cpu hierarchy mounted");
@@ -108,7 +139,7 @@ int cgroup_cpu_attach(unsigned seq, pid_t pid, double share, char *err, size_t n
 {
     char dir[PATH_MAX], val[48];
     const char *step = "cpu.max";
-    if (!cc.version)
+    if (!cc.version || (cc.version == 1 && make_v1_base() < 0))
         return snprintf(err, n, "the cgroup cpu controller is unavailable: %s", cc.why), -1;
     node_dir(seq, dir, sizeof dir);
     int rc;
@@ -164,7 +195,7 @@ int cgroup_cpu_stat(unsigned seq, unsigned long long *throttled_ns, unsigned lon
 void cgcpu_remove(unsigned seq)
 {
     char dir[PATH_MAX];
-    if (cc.version != 1)
+    if (cc.version != 1 || !cc.made)
         return;     /* v2: the directory is cgroup.c's, removed there */
     node_dir(seq, dir, sizeof dir);
     /* ENOENT for the nodes that had no share: harmless */
@@ -174,7 +205,7 @@ void cgcpu_remove(unsigned seq)
 
 void cgcpu_fini(void)
 {
-    if (cc.version == 1)
+    if (cc.version == 1 && cc.made)
         rmdir(cc.base);
-    cc.version = 0;
+    cc.version = cc.made = 0;
 }

@@ -8,6 +8,9 @@
 /* Writes val into dir/file, retrying EINTR (the reaper's SIGCHLD). 0 or -1
  * with errno. */
 int cg_write_file(const char *dir, const char *file, const char *val);
+/* <root><the manager's own path in hierarchy ctl>/bioxen.<pid> into out,
+ * made by nobody yet. 0, or -1 with why set. */
+int cg_base_path(const char *root, const char *ctl, char *out, size_t n, char *why, size_t wn);
 /* Creates <root><the manager's own path in hierarchy ctl>/bioxen.<pid>
  * (ctl NULL: the v2 tree) into out, after sweeping the directories of dead
  * managers there. 0, or -1 with why set. */
