@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import Raw, wait_gone
+from conftest import Raw, descendants, manager_pid, wait_gone
 from cpucgroup import find_cpu_root
 from pylua_bioxen_vm import VMManager
 from pylua_bioxen_vm.aio import AsyncVMManager
@@ -131,6 +131,27 @@ def test_the_quota_holds_inside_c_code_and_over_restarts(manager):
     assert st["throttled_ms"] > 0 and st["nr_throttled"] > 0, st
     ev = events.get(timeout=20)     # the kill came before or after a poll: one event at least
     assert ev["vm"] == "bomb" and ev["detail"]["throttled_ms"] > 0
+
+
+@needs_cpu
+@pytest.mark.skipif(CPU_VERSION != 1, reason="v1 only: on v2 the node's one cgroup is also its memory one")
+def test_the_cpu_hierarchy_is_used_only_for_a_share():
+    """A manager whose VMs have no share makes nothing in the cpu hierarchy
+    (a harness may have put it in a cpu cgroup of its own); one with a share
+    removes what it made when it stops."""
+    m = VMManager(start_timeout=20.0)
+    mpid = manager_pid(m)
+    base = os.path.join(CPU_ROOT, "bioxen.%d" % mpid)
+    try:
+        assert m.create_vm("plain").execute("return 1") == 1
+        assert not os.path.exists(base)
+        vm = m.create_vm("shared", cpu_share=0.5)
+        assert cpu_dir(vm.pid).startswith(base + "/n")
+    finally:
+        procs = [mpid] + descendants(mpid)
+        m.close()
+        assert not wait_gone(procs)
+    assert not os.path.exists(base)
 
 
 def start_manager(tmp_path, *more):
