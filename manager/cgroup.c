@@ -4,7 +4,9 @@
  * and v2 (one unified tree). Best effort: when the host offers no writable
  * cgroups the manager says why once, and the rlimits remain the backstop.
  *
- * Layout: <the manager's own cgroup>/bioxen.<manager pid>/n<seq>. */
+ * Layout: <the manager's own cgroup>/bioxen.<manager pid>/n<seq>. The cpu
+ * controller, for VMs with a cpu_share only, is cgroupcpu.c's (the same
+ * layout in the v1 cpu hierarchy; the same n<seq> on v2). */
 #include "cgroup.h"
 #include "cgroupint.h"
 
