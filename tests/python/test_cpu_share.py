@@ -10,11 +10,12 @@ import asyncio
 import os
 import queue
 import subprocess
+import sys
 import time
 
 import pytest
 
-from conftest import Raw, descendants, manager_pid, wait_gone
+from conftest import REPO, Raw, descendants, manager_pid, wait_gone
 from cpucgroup import find_cpu_root
 from pylua_bioxen_vm import VMManager
 from pylua_bioxen_vm.aio import AsyncVMManager
@@ -217,3 +218,23 @@ def test_the_async_faces_take_a_share():
     with VMManager(start_timeout=20.0) as m:
         vm = m.create_vm_async("f", cpu_share=0.5).result(30)
         assert quota(vm.pid) == pytest.approx(0.5)
+
+
+def test_bioxen_run_takes_a_share(tmp_path):
+    """``bioxen run --cpu-share CPUS``: the share reaches create_vm, and a
+    bad one is refused with the field named."""
+    env = dict(os.environ, HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path),
+               PYTHONPATH=str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for k in ("BIOXEN_ADDRESS", "BIOXEN_TOKEN"):
+        env.pop(k, None)
+
+    def bx(*args):
+        return subprocess.run([sys.executable, "-m", "pylua_bioxen_vm", "run"] + list(args),
+                              env=env, capture_output=True, text=True, timeout=60)
+    r = bx("--cpu-share", "0", "-e", "return 1")
+    assert r.returncode != 0 and "cpu_share" in r.stderr, r
+    r = bx("--cpu-share", "0.5", "-e", "return 6 * 7")
+    if CPU_VERSION == 0 or os.geteuid() != 0:
+        assert r.returncode != 0 and "cpu controller" in r.stderr, r
+    else:
+        assert r.returncode == 0 and r.stdout.strip() == "42", r
