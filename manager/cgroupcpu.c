@@ -153,8 +153,11 @@ int cgroup_cpu_attach(unsigned seq, pid_t pid, double share, char *err, size_t n
     if (rc == 0)
         return 0;
     int e = errno;
-    snprintf(err, n, "cannot put the VM under a cpu quota of %g CPUs (%s in %.120s): %s",
-             share, step, dir, strerror(e));
+    /* v1 refuses a quota above what the cgroups above allow (a manager run
+     * inside a bounded cpu cgroup): say so, the errno alone does not */
+    snprintf(err, n, "cannot put the VM under a cpu quota of %g CPUs (%s in %.120s): %s%s",
+             share, step, dir, strerror(e),
+             e == EINVAL ? " (more than the manager's own cpu cgroup allows?)" : "");
     cgcpu_remove(seq);
     return -1;
 }

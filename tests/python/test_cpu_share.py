@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import REPO, Raw, descendants, manager_pid, wait_gone
-from cpucgroup import find_cpu_root
+from cpucgroup import CpuCgroups, find_cpu_root
 from pylua_bioxen_vm import VMManager
 from pylua_bioxen_vm.aio import AsyncVMManager
 from pylua_bioxen_vm.embedded import find_manager
@@ -170,6 +170,36 @@ def stop_manager(proc):
     if wait_gone([proc.pid], 10):
         proc.kill()
     proc.wait()
+
+
+@needs_cpu
+def test_a_manager_inside_a_bounded_cpu_cgroup(tmp_path):
+    """As the bench runs managers (cpucgroup.py: each in a cpu cgroup of
+    half a CPU): a share within that bound works; on v1, one above it is
+    refused by the kernel, and the create says so instead of running
+    unthrottled. The harness's cgroup is left empty."""
+    cg = CpuCgroups.make("bxcpu%d" % os.getpid())
+    assert cg is not None
+    cg.add("m")
+    cg.quota("m", 0.5)
+    sock = str(tmp_path / "m.sock")
+    proc = subprocess.Popen(["sh", "-c", 'echo $$ > "$0" && exec "$@"',
+                             cg.procs_file("m"), find_manager(), "--socket", sock,
+                             "--exit-with-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().startswith(b"READY")
+        with VMManager(sock) as m:
+            vm = m.create_vm("within", cpu_share=0.25)
+            assert quota(vm.pid) == pytest.approx(0.25)
+            assert cpu_dir(vm.pid).startswith(cg.dirs["m"] + "/bioxen.")
+            if CPU_VERSION == 1:
+                with pytest.raises(IsolationUnavailable, match="own cpu cgroup"):
+                    m.create_vm("above", cpu_share=1.0)
+            assert vm.execute("return 'still'") == "still"
+    finally:
+        stop_manager(proc)
+        cg.close()
+    assert not cg.leftovers()
 
 
 def test_no_cgroups_refuses_a_share(tmp_path):
