@@ -4,8 +4,11 @@
  * and v2 (one unified tree). Best effort: when the host offers no writable
  * cgroups the manager says why once, and the rlimits remain the backstop.
  *
- * Layout: <the manager's own cgroup>/bioxen.<manager pid>/n<seq>. */
+ * Layout: <the manager's own cgroup>/bioxen.<manager pid>/n<seq>. The cpu
+ * controller, for VMs with a cpu_share only, is cgroupcpu.c's (the same
+ * layout in the v1 cpu hierarchy; the same n<seq> on v2). */
 #include "cgroup.h"
+#include "cgroupint.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,7 +34,7 @@ static struct {
 
 static const char *const v1_ctl[CG_N] = {"memory", "pids"};
 
-static int write_file(const char *dir, const char *file, const char *val)
+int cg_write_file(const char *dir, const char *file, const char *val)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, file);
@@ -50,6 +53,17 @@ static int write_file(const char *dir, const char *file, const char *val)
     return w == (ssize_t)strlen(val) ? 0 : -1;
 }
 
+/* 1 when ctl is one of the comma-separated controllers in list: a v1
+ * hierarchy may carry several ("cpu,cpuacct"). */
+static int has_ctl(const char *list, const char *ctl)
+{
+    size_t k = strlen(ctl);
+    for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, ctl, k) == 0 && (p[k] == 0 || p[k] == ','))
+            return 1;
+    return 0;
+}
+
 /* The manager's own cgroup path in one hierarchy, from /proc/self/cgroup:
  * "N:memory:/path" for v1, "0::/path" for v2 (ctl NULL). */
 static int own_path(const char *ctl, char *out, size_t n)
@@ -63,7 +77,7 @@ static int own_path(const char *ctl, char *out, size_t n)
             continue;
         *b = 0;
         b[strcspn(b + 1, "\n") + 1] = 0;
-        int match = ctl ? strcmp(a + 1, ctl) == 0 : (a[1] == 0 && strncmp(line, "0:", 2) == 0);
+        int match = ctl ? has_ctl(a + 1, ctl) : (a[1] == 0 && strncmp(line, "0:", 2) == 0);
         if (match && strlen(b + 1) < n) {
             snprintf(out, n, "%s", strcmp(b + 1, "/") == 0 ? "" : b + 1);
             found = 0;
@@ -104,19 +118,32 @@ static void sweep_stale(const char *parent)
         closedir(d);
 }
 
-/* Creates <root><own path>/bioxen.<pid> into out. */
+int cg_base_path(const char *root, const char *ctl, char *out, size_t n, char *why, size_t wn)
+{
+    char own[PATH_MAX - 64];
+    if (own_path(ctl, own, sizeof own) < 0)
+        return snprintf(why, wn, "not in a %s cgroup", ctl ? ctl : "v2"), -1;
+    if ((size_t)snprintf(out, n, "%s%s/bioxen.%d", root, own, (int)getpid()) >= n)
+        return snprintf(why, wn, "cgroup path too long"), -1;
+    return 0;
+}
+
+int cg_make_base(const char *root, const char *ctl, char *out, size_t n, char *why, size_t wn)
+{
+    char parent[PATH_MAX];
+    if (cg_base_path(root, ctl, out, n, why, wn) < 0)
+        return -1;
+    snprintf(parent, sizeof parent, "%s", out);
+    *strrchr(parent, '/') = 0;      /* cg_base_path ends it in "/bioxen.<pid>" */
+    sweep_stale(parent);
+    if (mkdir(out, 0755) < 0 && errno != EEXIST)
+        return snprintf(why, wn, "mkdir %.100s: %s", out, strerror(errno)), -1;
+    return 0;
+}
+
 static int make_base(const char *root, const char *ctl, char *out, size_t n)
 {
-    char own[PATH_MAX - 64], parent[PATH_MAX];
-    if (own_path(ctl, own, sizeof own) < 0)
-        return snprintf(cg.why, sizeof cg.why, "not in a %s cgroup", ctl ? ctl : "v2"), -1;
-    snprintf(parent, sizeof parent, "%s%s", root, own);
-    sweep_stale(parent);
-    if ((size_t)snprintf(out, n, "%s/bioxen.%d", parent, (int)getpid()) >= n)
-        return snprintf(cg.why, sizeof cg.why, "cgroup path too long"), -1;
-    if (mkdir(out, 0755) < 0 && errno != EEXIST)
-        return snprintf(cg.why, sizeof cg.why, "mkdir %.100s: %s", out, strerror(errno)), -1;
-    return 0;
+    return cg_make_base(root, ctl, out, n, cg.why, sizeof cg.why);
 }
 
 static int init_v1(void)
@@ -137,11 +164,11 @@ static int init_v2(void)
         return snprintf(cg.why, sizeof cg.why, "not in a v2 cgroup"), -1;
     snprintf(parent, sizeof parent, CG_ROOT "%s", own);
     /* the kernel refuses this unless our own cgroup may delegate them */
-    if (write_file(parent, "cgroup.subtree_control", "+memory +pids") < 0 && errno != EEXIST)
+    if (cg_write_file(parent, "cgroup.subtree_control", "+memory +pids") < 0 && errno != EEXIST)
         return snprintf(cg.why, sizeof cg.why, "cannot delegate memory+pids below %.80s: %s",
                         parent, strerror(errno)), -1;
     if (make_base(CG_ROOT, NULL, cg.base[CG_MEM], sizeof cg.base[CG_MEM]) < 0 ||
-        write_file(cg.base[CG_MEM], "cgroup.subtree_control", "+memory +pids") < 0)
+        cg_write_file(cg.base[CG_MEM], "cgroup.subtree_control", "+memory +pids") < 0)
         return snprintf(cg.why, sizeof cg.why, "cannot enable memory+pids in %.80s: %s",
                         cg.base[CG_MEM], strerror(errno)), -1;
     snprintf(cg.base[CG_PIDS], sizeof cg.base[CG_PIDS], "%s", cg.base[CG_MEM]);
@@ -157,6 +184,8 @@ int cgroup_init(void)
         cg.version = init_v2() == 0 ? 2 : 0;
     else
         snprintf(cg.why, sizeof cg.why, "no memory and pids cgroup controllers mounted");
+    /* the cpu controller is only for VMs with a cpu_share (cgroupcpu.c) */
+    cgcpu_init(cg.version == 2 ? cg.base[CG_MEM] : NULL, cg.version ? NULL : cg.why);
     return cg.version;
 }
 
@@ -198,13 +227,13 @@ int cgroup_prepare(unsigned seq, unsigned long long heap_limit)
         int mem = cg.version == 2 || i == CG_MEM, pids = cg.version == 2 || i == CG_PIDS;
         snprintf(val, sizeof val, "%llu", mem_bound(heap_limit));
         if (mem && heap_limit) {
-            if (write_file(dir, cg.version == 1 ? "memory.limit_in_bytes" : "memory.max", val) < 0)
+            if (cg_write_file(dir, cg.version == 1 ? "memory.limit_in_bytes" : "memory.max", val) < 0)
                 goto fail;
             /* no swapping out of the limit (the file exists only with swap accounting) */
-            write_file(dir, cg.version == 1 ? "memory.memsw.limit_in_bytes" : "memory.swap.max",
+            cg_write_file(dir, cg.version == 1 ? "memory.memsw.limit_in_bytes" : "memory.swap.max",
                        cg.version == 1 ? val : "0");
         }
-        if (pids && write_file(dir, "pids.max", CG_PIDS_MAX) < 0)
+        if (pids && cg_write_file(dir, "pids.max", CG_PIDS_MAX) < 0)
             goto fail;
     }
     return 0;
@@ -220,7 +249,7 @@ int cgroup_attach(unsigned seq, pid_t pid)
     snprintf(val, sizeof val, "%d", (int)pid);
     for (int i = 0; cg.version && i < (cg.version == 1 ? CG_N : 1); i++) {
         node_dir(i, seq, dir, sizeof dir);
-        if (write_file(dir, "cgroup.procs", val) < 0) {
+        if (cg_write_file(dir, "cgroup.procs", val) < 0) {
             fprintf(stderr, "bioxen-manager: cgroup for node %u: %s\n", seq, strerror(errno));
             return -1;
         }
@@ -249,6 +278,7 @@ int cgroup_oom_killed(unsigned seq)
 void cgroup_remove(unsigned seq)
 {
     char dir[PATH_MAX];
+    cgcpu_remove(seq);
     for (int i = 0; cg.version && i < (cg.version == 1 ? CG_N : 1); i++) {
         node_dir(i, seq, dir, sizeof dir);
         for (int tries = 0; rmdir(dir) < 0 && errno == EINTR && tries < 100; tries++)
@@ -258,6 +288,7 @@ void cgroup_remove(unsigned seq)
 
 void cgroup_fini(void)
 {
+    cgcpu_fini();
     for (int i = 0; cg.version && i < (cg.version == 1 ? CG_N : 1); i++)
         rmdir(cg.base[i]);
     cg.version = 0;

@@ -2,6 +2,7 @@
 #ifndef BX_CGROUP_H
 #define BX_CGROUP_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* Finds writable cgroups and makes the manager's directory. Returns the
@@ -20,6 +21,14 @@ int cgroup_attach(unsigned seq, pid_t pid);
 int cgroup_oom_killed(unsigned seq);
 /* Removes node seq's cgroup(s); the node must be dead. */
 void cgroup_remove(unsigned seq);
+/* The cpu controller (cgroupcpu.c), for VMs with a cpu_share; found by
+ * cgroup_init like the others. NULL when usable, else why not. */
+const char *cgroup_cpu_unavailable(void);
+/* Puts node seq (pid, already in its other cgroups, not yet initialised)
+ * under a CFS quota of share CPUs. 0, or -1 with err (nothing left behind). */
+int cgroup_cpu_attach(unsigned seq, pid_t pid, double share, char *err, size_t n);
+/* Node seq's throttled time (ns) and count, from its cpu.stat. 0 or -1. */
+int cgroup_cpu_stat(unsigned seq, unsigned long long *throttled_ns, unsigned long long *nr);
 /* Removes the manager's directory (at exit, after every node is reaped). */
 void cgroup_fini(void);
 

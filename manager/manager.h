@@ -24,6 +24,7 @@ struct vm;
 struct pool;
 struct node;
 struct bx_token;
+struct cputhr;
 
 /* Success acks gathered per node before they go as one mail_acks frame:
  * half the node's send window (vmnode/mailbox.h MAILBOX_WINDOW), so a
@@ -79,6 +80,8 @@ struct vm {
     json_int_t instruction_limit;
     double cpu_limit;
     unsigned long long heap_limit;  /* limits.memory_limit; 0 = none */
+    double cpu_share;       /* create's cpu_share: CPUs of quota (cgroup cpu); 0 = none */
+    struct cputhr *cpu_thr; /* owned by cputhrottle.c while it has a share */
     int persistent, networked;
     int full_isolation;     /* new namespaces, seccomp, uid drop (spawn.c, the node) */
     int restart_on_crash;   /* restart="on-crash" */

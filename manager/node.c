@@ -4,6 +4,7 @@
  * reaped, its channel closed and no VM holds it. */
 #include "manager.h"
 #include "cgroup.h"
+#include "cputhrottle.h"
 #include "reach.h"
 #include "spare.h"
 #include "spawn.h"
@@ -81,6 +82,8 @@ static json_t *isolation_report(struct vm *vm, const char *ns)
     json_t *cg = why ? json_null()
                      : json_pack("{s:o, s:i}", "memory", heap ? json_integer((json_int_t)heap) : json_null(),
                                  "pids_max", 4);
+    if (vm->cpu_share > 0 && json_is_object(cg))
+        json_object_set_new(cg, "cpu_share", json_real(vm->cpu_share));
     /* "empty": the node pivots into an empty read-only root at init, or
      * init (and so the create) fails */
     return json_pack("{s:b, s:s, s:s, s:b, s:b, s:O?, s:O?, s:o, s:s?}", "full", vm->full_isolation,
@@ -96,12 +99,20 @@ static enum bx_err node_start(struct vm *vm, int *fd, pid_t *pid, unsigned *seq,
 {
     const char *ns = "";
     struct spawn_req r = {mgr->vmnode_path, -1, vm->full_isolation, vm->networked, ""};
+    enum bx_err e = cputhrottle_check(vm, err, errlen);    /* before any process */
+    if (e != BX_OK)
+        return e;
     if (vm->full_isolation || spare_take(vm->heap_limit, fd, pid, seq) < 0) {
         *seq = ++mgr->node_seq;
         int rc = spawn_channel(&r, *seq, vm->heap_limit, fd, pid, err, errlen);
         if (rc != SPAWN_OK)
             return rc == SPAWN_E_START && r.isolated ? BX_E_ISOLATION : BX_E_INTERNAL;
         ns = r.out_ns;
+    }
+    /* a spare or a fresh node alike: under its quota before its init frame */
+    if (vm->cpu_share > 0 && cputhrottle_attach(vm, *pid, *seq, err, errlen) < 0) {
+        spawn_discard(*pid, *fd, *seq);
+        return BX_E_ISOLATION;
     }
     json_decref(vm->isolation);
     vm->isolation = isolation_report(vm, ns);
@@ -208,6 +219,7 @@ static void node_died(struct node *n)
     struct vm *vm = n->vm;
     int status = n->status;
     enum bx_err cause = death_cause(vm, n);     /* before the cgroup goes */
+    cputhrottle_read(vm);   /* its throttled time too: the VM's total keeps it */
     n->vm = NULL;
     vm->node = NULL;
     node_release(n);

@@ -223,6 +223,23 @@ static int check_isolation(json_t *in, char *err, size_t n)
     return 0;
 }
 
+/* cpu_share: CPUs of cgroup cpu quota. The kernel's quota is at least 1 ms
+ * per 100 ms period; the host's CPU count is the manager's check
+ * (cputhrottle.c), this one is only what no host has. */
+static int check_cpu_share(json_t *in, char *err, size_t n)
+{
+    json_t *v = json_object_get(in, "cpu_share");
+    if (!v || json_is_null(v)) {
+        json_object_del(in, "cpu_share");
+        return 0;
+    }
+    double s = json_number_value(v);
+    if (!json_is_number(v) || !(s >= REQ_CPU_SHARE_MIN && s <= REQ_CPU_SHARE_MAX))
+        return snprintf(err, n, "'cpu_share' must be a number of CPUs from %g to %g",
+                        REQ_CPU_SHARE_MIN, REQ_CPU_SHARE_MAX), -1;
+    return 0;
+}
+
 enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
 {
     *init = NULL;
@@ -247,7 +264,7 @@ enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n)
     json_t *pers = json_object_get(in, "persistent"), *shared = json_object_get(in, "shared");
     int bad = check_limits(json_object_get(in, "limits"), err, n) < 0 ||
               check_callbacks(json_object_get(in, "callbacks"), err, n) < 0 ||
-              check_isolation(in, err, n) < 0 ||
+              check_isolation(in, err, n) < 0 || check_cpu_share(in, err, n) < 0 ||
               req_create_policy(in, err, n) < 0 ||
               req_check_project(json_object_get(in, "project"), err, n) < 0;
     if (!bad && (!json_is_boolean(json_object_get(in, "networked")) ||

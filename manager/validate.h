@@ -32,6 +32,10 @@ enum bx_err req_check_run_fields(json_t *req, int stream_ok, char *err, size_t n
  * *init, defaults filled in) and its limits, callbacks and flags. *init is
  * NULL unless BX_OK. */
 enum bx_err req_check_create(json_t *req, json_t **init, char *err, size_t n);
+/* create's cpu_share bounds (validate.c): the kernel's smallest quota, and
+ * more CPUs than any host has. */
+#define REQ_CPU_SHARE_MIN 0.01
+#define REQ_CPU_SHARE_MAX 4096.0
 /* Policy bounds: netlib.c keeps at most 64 tcp pairs of < 256 bytes. */
 #define POLICY_TCP_MAX 64
 #define POLICY_TCP_TEXT_MAX 255

@@ -5,6 +5,7 @@
 #include "mailbox.h"
 #include "names.h"
 #include "spare.h"
+#include "cputhrottle.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +63,10 @@ static void vm_settings(struct vm *vm, json_t *init)
             json_object_set_new(init, "gid", json_integer(BX_NOBODY));
     }
     vm->shared = json_is_true(json_object_get(init, "shared"));
+    vm->cpu_share = json_number_value(json_object_get(init, "cpu_share"));  /* 0 if none */
     json_object_del(init, "persistent");    /* the manager's business, not the node's */
     json_object_del(init, "shared");
+    json_object_del(init, "cpu_share");
 }
 
 static void vm_link_owner(struct vm *vm, struct client *owner)
@@ -111,6 +114,7 @@ struct vm *vm_create(const char *name, json_t *init, struct client *owner,
     else
         *code = node_spawn(vm, waiter, orig_id, err, errlen);
     if (*code != BX_OK) {
+        cputhrottle_forget(vm);
         vmreq_free(vm);
         json_decref(vm->init);
         json_decref(vm->isolation);
@@ -159,6 +163,7 @@ void vm_destroy(struct vm *vm, enum bx_err code, const char *why)
     vm_unlink_owner(vm);
     vmreq_free(vm);
     restart_forget(vm);
+    cputhrottle_forget(vm);
     json_decref(vm->init);
     json_decref(vm->isolation);
     free(vm);

@@ -3,6 +3,7 @@
  * and the matching of each reply to that head. Owns the pending entries and
  * vm->head/tail/npending/deadline/next_id. */
 #include "manager.h"
+#include "cputhrottle.h"
 #include "jsonw.h"
 #include "nodewire.h"
 #include "timer.h"
@@ -305,8 +306,10 @@ void vmreq_reply(struct node *n, json_t *msg)
     } else {
         json_object_del(msg, "hdr");
         json_object_set(msg, "id", p->orig_id);
-        if (strcmp(p->op, "stats") == 0 && json_is_object(json_object_get(msg, "result")))
+        if (strcmp(p->op, "stats") == 0 && json_is_object(json_object_get(msg, "result"))) {
             stats_vm_reply(vm, json_object_get(msg, "result"));  /* adds the manager's counters */
+            cputhrottle_stats(vm, json_object_get(msg, "result"));   /* and a share's */
+        }
         client_send(client_find(p->client_id), msg);  /* the reply, then its event */
         reply_accounting(vm, p, msg);
     }

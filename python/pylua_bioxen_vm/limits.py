@@ -48,6 +48,27 @@ def check_limit(name: str, value: Any) -> Any:
     return value
 
 
+# create_vm's cpu_share bounds (manager/validate.h): the kernel's smallest
+# quota (1 ms per 100 ms) and more CPUs than any host has; the manager also
+# refuses more than its host's CPU count.
+CPU_SHARE_MIN, CPU_SHARE_MAX = 0.01, 4096.0
+
+
+def check_cpu_share(value: Any) -> float:
+    """``value`` as create_vm's ``cpu_share`` goes on the wire.
+
+    Raises:
+        InvalidRequest: not a finite number from CPU_SHARE_MIN to CPU_SHARE_MAX.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequest("cpu_share must be a number of CPUs (e.g. 0.5), not %s"
+                             % type(value).__name__)
+    if not (CPU_SHARE_MIN <= value <= CPU_SHARE_MAX):
+        raise InvalidRequest("cpu_share must be from %g to %g CPUs, got %r"
+                             % (CPU_SHARE_MIN, CPU_SHARE_MAX, value))
+    return float(value)
+
+
 def check_limits(limits: dict) -> dict:
     """Validate a dict of limits, dropping the ones that are None."""
     return {k: check_limit(k, v) for k, v in limits.items() if v is not None}

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 from .core import Core
 from .errors import InvalidRequest, VMNotFound
 from .futures import chain, resolved
-from .limits import check_limits
+from .limits import check_cpu_share, check_limits
 from .mailbox import NAME_RE
 from .policy import Policy, check_policy
 from .vm import VM
@@ -66,7 +66,8 @@ class ManagerBase:
                         gid: Optional[int] = None, restart: str = "never",
                         policy: Optional[Policy] = None,
                         project: Optional[dict] = None,
-                        host: Optional[str] = None) -> Future:
+                        host: Optional[str] = None,
+                        cpu_share: Optional[float] = None) -> Future:
         """Start creating a VM; return a Future of its VM handle.
 
         Args: see ``create_vm``.
@@ -106,6 +107,8 @@ class ManagerBase:
             fields["policy"] = check_policy(policy)
             # a TCP grant is for a networked VM: it turns networking on
             fields["networked"] = fields["networked"] or bool(policy.tcp)
+        if cpu_share is not None:  # sent only when asked: older managers know none
+            fields["cpu_share"] = check_cpu_share(cpu_share)
         if project is not None:  # wire form from projects.py (run_project)
             fields["project"] = project
         if host is not None:  # another host of the cluster, or "*"
@@ -156,6 +159,12 @@ class ManagerBase:
                 growing back-off; ``"never"`` (default) removes it.
             policy: a ``Policy`` (memory, TCP, files, imports); its ``mem``
                 replaces ``memory_limit``, a TCP grant makes the VM networked.
+            cpu_share: CPUs the node may use (``0.5``: half a core), a
+                cgroup ``cpu`` quota per 100 ms period: a busy VM is
+                throttled, not killed, and ``CPU_THROTTLE`` events report it
+                (``vm.stats()["throttled_ms"]``). From 0.01 to the host's
+                CPU count; a manager without the cpu controller (or with
+                ``--no-cgroups``) refuses it with ``IsolationUnavailable``.
             host: on a clustered manager, the host to create the VM on
                 (``None``: this manager; ``"*"``: the least loaded live
                 host). The handle works through this manager either way.
@@ -165,8 +174,9 @@ class ManagerBase:
 
         Raises:
             VMExists: the name is taken.
-            IsolationUnavailable: the isolation asked for cannot be had here.
-            InvalidRequest: bad name, negative or mistyped limit.
+            IsolationUnavailable: the isolation asked for (full_isolation,
+                cpu_share) cannot be had here.
+            InvalidRequest: bad name, negative or mistyped limit or cpu_share.
             ManagerError: the manager failed or is gone.
         """
         return self._core.conn.blocking(lambda: self.create_vm_async(name, networked, **kw))

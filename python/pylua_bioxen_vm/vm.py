@@ -264,7 +264,9 @@ class VM(NetVMMixin):
 
         executions, errors and last_error are the manager's and span node
         restarts (a timeout kill counts); cpu_ms and rss_bytes are the
-        current node's."""
+        current node's. A VM created with ``cpu_share`` also has cpu_share,
+        throttled_ms (time its cgroup quota held it back, across restarts)
+        and nr_throttled (periods in which it was)."""
         return self._blocking(self.stats_async)
 
     # -- policy ---------------------------------------------------------

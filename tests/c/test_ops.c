@@ -65,6 +65,16 @@ static void test_req_check(void)
     CHECK(judge("{\"id\":1,\"op\":\"mailbox_open\",\"name\":\"ok\",\"size\":0}") == BX_E_BAD_REQUEST);
     CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"mailbox_size\":0}") == BX_E_BAD_REQUEST);
     CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"mailbox_size\":5}") == BX_OK);
+    /* cpu_share: a number of CPUs from 0.01 (the kernel's 1 ms quota) to 4096 */
+    CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"cpu_share\":0.5}") == BX_OK);
+    CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"cpu_share\":2}") == BX_OK);
+    CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"cpu_share\":null}") == BX_OK);
+    CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"cpu_share\":0}") == BX_E_BAD_REQUEST);
+    CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"cpu_share\":-1}") == BX_E_BAD_REQUEST);
+    CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"cpu_share\":0.001}") == BX_E_BAD_REQUEST);
+    CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"cpu_share\":5000}") == BX_E_BAD_REQUEST);
+    CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"cpu_share\":\"1\"}") == BX_E_BAD_REQUEST);
+    CHECK(judge("{\"id\":1,\"op\":\"create\",\"name\":\"a\",\"cpu_share\":true}") == BX_E_BAD_REQUEST);
     CHECK(judge("{\"id\":1,\"op\":\"history\",\"n\":-1}") == BX_E_BAD_REQUEST);
     CHECK(judge("{\"op\":\"cb_result\"}") == BX_OK);    /* dropped, never answered */
 }

@@ -31,6 +31,9 @@ def add_limit_options(p: argparse.ArgumentParser) -> None:
                    help="VM instructions per chunk, e.g. 1000000 or 10M")
     g.add_argument("--cpu", type=parse_duration, metavar="DUR",
                    help="CPU time of the VM's process, e.g. 5s")
+    g.add_argument("--cpu-share", type=float, metavar="CPUS",
+                   help="CPUs the VM may use, e.g. 0.5: throttled above it, not "
+                        "killed (a cgroup cpu quota)")
     g.add_argument("--max-output", type=parse_size, metavar="SIZE",
                    help="bytes of print output kept per chunk, e.g. 1M")
     g.add_argument("--full-isolation", action="store_true",
@@ -58,6 +61,8 @@ def vm_options(args: argparse.Namespace) -> dict[str, Any]:
             kw[key] = v
     if getattr(args, "full_isolation", False):
         kw["full_isolation"] = True
+    if getattr(args, "cpu_share", None) is not None:
+        kw["cpu_share"] = args.cpu_share
     grants = [(getattr(args, opt, None) or [], meth) for opt, meth in
               (("allow_import", "allow_import"), ("allow_fs", "allow_fs"),
                ("allow_tcp", "allow_tcp"))]
