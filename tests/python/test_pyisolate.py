@@ -85,6 +85,28 @@ def test_exec_exception_goes_to_the_outbox_in_order(shared):
     sb.close()
 
 
+def test_recv_without_timeout_never_misses_a_wakeup(shared):
+    """Many short rounds of exec then recv() with no timeout: a pull answered
+    before recv registered for it (the race of a reply read by the
+    background reader) must still wake recv, or a round hangs for ever."""
+    sb = psi.spawn("rounds")
+    done = []
+
+    def rounds():
+        for i in range(300):
+            sb.exec("post(%d)" % i if i % 3 else "error('e%d')" % i)
+            try:
+                done.append(sb.recv())
+            except LuaError as e:
+                done.append(str(e))
+    t = threading.Thread(target=rounds, daemon=True)
+    t.start()
+    t.join(120)
+    assert not t.is_alive(), "recv() hung after %d rounds" % len(done)
+    assert done[1:3] == [1, 2] and "e0" in done[0] and "e3" in done[3]
+    sb.close()
+
+
 def test_call_dotted_with_kwargs_as_trailing_table(shared):
     """§2: call(func, *args, **kw) calls the dotted func in the guest; it is
     an RPC, so its value returns and its error raises right there."""

@@ -138,10 +138,12 @@ class Outbox:
                                           vm=self._vm)
                     if self._broken is not None:
                         raise self._broken
+                    # Taken before the pull: an answer already in runs
+                    # _keep inline right here and must wake this very wait.
+                    sig = self._signal
                     mine = self._pull is None or self._pull.done()
                     if mine:
                         self._start_pull(left)
-                    sig = self._signal
             if item is not None:
                 if item[0]:
                     raise item[1]

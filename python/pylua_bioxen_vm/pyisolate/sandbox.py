@@ -17,6 +17,7 @@ value or raises the error itself.
 
 from __future__ import annotations
 
+import collections
 import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
@@ -83,7 +84,9 @@ class Sandbox:
         self._conn = manager._core.conn
         self._on_close = on_close
         self._lock = threading.Lock()
-        self._tail: Future = resolved()   # settled when all queued work is
+        self._queue: collections.deque = collections.deque()   # (send, posted, out)
+        self._busy = False               # a _pump owns the queue
+        self._tail: Future = resolved()  # settled when all queued work is (FIFO)
         self._closed = False
         self._outbox = Outbox(self._conn, vm.name, name)
 
@@ -98,7 +101,7 @@ class Sandbox:
     # -- running ------------------------------------------------------------
 
     def _enqueue(self, send: Callable[[], Future], posted: bool) -> Future:
-        """Run ``send`` once the work queued before it is settled.
+        """Queue ``send``: it runs once the work queued before it is settled.
 
         Returns a Future settled when this work is: with its value, or (not
         ``posted``) its exception; a ``posted`` failure goes to the outbox
@@ -109,29 +112,58 @@ class Sandbox:
         with self._lock:
             if self._closed:
                 raise BioxenError("sandbox %r is closed" % self.name, vm=self.vm.name)
-            prev, self._tail = self._tail, out
+            self._queue.append((send, posted, out))
+            self._tail = out
+            start = not self._busy
+            self._busy = True
+        if start:
+            self._pump()
+        return out
 
-        def finish(f: Future) -> None:
-            e = f.exception()
-            if e is None:
-                out.set_result(None if posted else f.result())
-            elif posted:
-                self._outbox.post_error(e, lambda: out.set_result(None))
-            else:
-                out.set_exception(e)
-
-        def start(_: Future) -> None:
-            # On the thread that settled the previous work (often the
-            # reader): send only, never wait here.
+    def _pump(self) -> None:
+        """Send queued work, one at a time.  A loop, not a chain of
+        callbacks: work that settles at once (after close, every queued
+        item fails where it is sent) must not recurse once per item."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._busy = False
+                    return
+                send, posted, out = self._queue.popleft()
             try:
                 fut = send()
             except BaseException as e:  # noqa: BLE001 - settles this work
                 fut = Future()
                 fut.set_running_or_notify_cancel()
                 fut.set_exception(e)
-            fut.add_done_callback(finish)
-        prev.add_done_callback(start)
-        return out
+            settled = self._settle(fut, posted, out)
+            if not settled.done():
+                # On the thread that settles it (often the reader): it only
+                # sends the next request, never waits.
+                settled.add_done_callback(lambda _: self._pump())
+                return
+
+    def _settle(self, fut: Future, posted: bool, out: Future) -> Future:
+        """Settle ``out`` from ``fut``; a Future done when that is (a posted
+        error first drains the outbox, outbox.py)."""
+        settled: Future = Future()
+        settled.set_running_or_notify_cancel()
+
+        def finished(f: Future) -> None:
+            e = f.exception()
+            if e is None:
+                out.set_result(None if posted else f.result())
+            elif not posted:
+                out.set_exception(e)
+            else:
+                def queued() -> None:
+                    out.set_result(None)
+                    settled.set_result(None)
+                self._outbox.post_error(e, queued)
+                return
+            settled.set_result(None)
+        fut.add_done_callback(finished)
+        return settled
 
     def exec(self, src: str) -> None:
         """Run Lua source in the guest, after the sources given before it.
