@@ -310,6 +310,23 @@ def test_close_graceful_then_kill(shared):
     with pytest.raises(psi.SandboxError):
         sb.recv(timeout=0)
     assert sb.close() is True                     # idempotent
+    # work still queued when close cuts off: a waiting call fails, never hangs
+    sb = psi.spawn("queued")
+    sb.exec("while true do end")
+    for _ in range(500):
+        sb.exec("post(1)")
+    caught = []
+
+    def waiter():
+        try:
+            sb.call("tostring", 1)
+        except psi.SandboxError as e:
+            caught.append(e)
+    t = threading.Thread(target=waiter, daemon=True)
+    t.start()
+    assert sb.close(timeout=0.1) is False
+    t.join(T)
+    assert not t.is_alive() and len(caught) == 1, caught
     sb = psi.spawn("spin")                        # the name is free again
     pid = sb.vm.stats()["pid"]
     sb.exec("local t = os.clock() while os.clock() - t < 0.1 do end")
