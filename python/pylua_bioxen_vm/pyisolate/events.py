@@ -16,7 +16,8 @@ that the oldest is dropped and counted in ``dropped``.
 ``event`` is a ``SandboxEvent``: a str equal to the event type
 (``"MEM_KILL"``, ``"CPU_THROTTLE"``, ``"POLICY_HOTLOAD"``, ``"BROKER_ERROR"``,
 and bioxen's others: ``"TIMEOUT"``, ``"VM_CRASH"``, ``"SECURITY_VIOLATION"``
-...) carrying the event's ``detail`` dict.
+...) carrying the event's ``detail`` dict.  ``sandbox_name`` is the VM's
+name, None for a manager-wide event (``BROKER_ERROR``).
 """
 
 from __future__ import annotations
