@@ -295,6 +295,33 @@ def test_events_async_iterator(shared):
     sb.close()
 
 
+def test_arecv_and_call_async_on_an_event_loop(shared):
+    """The asyncio twins (a bioxen extension): arecv awaits the same queue
+    without blocking the loop; call_async's Future wraps into the loop."""
+    sb = psi.spawn("aio")
+
+    async def main():
+        ticks = []
+
+        async def ticker():
+            while True:
+                ticks.append(1)
+                await asyncio.sleep(0.01)
+        t = asyncio.ensure_future(ticker())
+        sb.exec("local t = os.clock() while os.clock() - t < 0.3 do end post('a')")
+        sb.exec("error('aio boom')")
+        assert await sb.arecv(T) == "a"
+        with pytest.raises(LuaError, match="aio boom"):
+            await sb.arecv(T)
+        with pytest.raises(psi.TimeoutError):
+            await sb.arecv(0.05)
+        assert await asyncio.wrap_future(sb.call_async("string.upper", "x")) == "X"
+        t.cancel()
+        return len(ticks)
+    assert asyncio.run(main()) > 3          # the loop kept running meanwhile
+    sb.close()
+
+
 def test_close_graceful_then_kill(shared):
     """§1: close(timeout=0.2) lets running work finish that long, then kills."""
     sb = psi.spawn("spin")

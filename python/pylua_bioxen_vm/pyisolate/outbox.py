@@ -21,12 +21,13 @@ cannot overtake an earlier error.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Generator, Optional
 
 from ..errors import BioxenError, SandboxTimeout
 from ..values import from_wire
@@ -36,6 +37,8 @@ from ..values import from_wire
 _SLACK = 5.0
 # Values per pull: the most outbox_recv gives at once.
 _MAX = 1024
+# What Outbox.steps yields: a Future to wait on, and for how long at most.
+Wait = tuple[Future, Optional[float]]
 
 
 def _new_future() -> Future:
@@ -120,8 +123,11 @@ class Outbox:
 
     # -- taking (the caller's thread) ------------------------------------
 
-    def recv(self, timeout: Optional[float] = None) -> Any:
-        """The next value, or raise the next exec error; see Sandbox.recv.
+    def steps(self, timeout: Optional[float] = None) -> Generator[Wait, None, Any]:
+        """``recv`` as a state machine: it yields ``(future, seconds)`` for
+        its driver to wait on (a wait that times out is fine) and returns
+        the next value, or raises the next exec error.  ``recv`` drives it
+        on the caller's thread, ``arecv`` on an event loop.
 
         Raises:
             SandboxTimeout: nothing within ``timeout`` seconds.
@@ -150,16 +156,41 @@ class Outbox:
                 return item[1]
             # A pull we sent answers by its own deadline; one of an earlier
             # recv may be parked longer, so then our deadline bounds the wait.
-            wait = None if left is None else left + (_SLACK if mine else 0.0)
-            try:
-                self._conn.wait(sig, wait)
-            except FutureTimeout:
-                pass
+            yield sig, None if left is None else left + (_SLACK if mine else 0.0)
             if deadline is not None and time.monotonic() >= deadline:
                 with self._lock:
                     if not self._items:
                         raise SandboxTimeout("nothing from sandbox %r within %ss"
                                              % (self._what, timeout), vm=self._vm)
+
+    def recv(self, timeout: Optional[float] = None) -> Any:
+        """``steps`` driven on this thread (it may read the socket itself)."""
+        gen = self.steps(timeout)
+        try:
+            sig, wait = next(gen)
+            while True:
+                try:
+                    self._conn.wait(sig, wait)
+                except FutureTimeout:
+                    pass
+                sig, wait = gen.send(None)
+        except StopIteration as done:
+            return done.value
+
+    async def arecv(self, timeout: Optional[float] = None) -> Any:
+        """``steps`` driven on the running event loop (the connection's
+        background reader resolves what it waits on)."""
+        gen = self.steps(timeout)
+        try:
+            sig, wait = next(gen)
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(sig)), wait)
+                except asyncio.TimeoutError:
+                    pass
+                sig, wait = gen.send(None)
+        except StopIteration as done:
+            return done.value
 
     def close(self) -> None:
         """Refuse further recv (what is queued is dropped)."""

@@ -220,6 +220,13 @@ class Sandbox:
         """
         return self._outbox.recv(timeout)
 
+    async def arecv(self, timeout: Optional[float] = None) -> Any:
+        """``recv`` for asyncio code: the same queue, awaited on the running
+        loop without blocking it (a bioxen extension; pyisolate's recv is
+        blocking only).  ``call_async`` gives ``call`` as a Future for
+        ``asyncio.wrap_future``."""
+        return await self._outbox.arecv(timeout)
+
     # -- lifecycle ----------------------------------------------------------
 
     def close(self, timeout: float = 0.2) -> bool:
