@@ -318,7 +318,7 @@ def test_arecv_and_call_async_on_an_event_loop(shared):
         assert await asyncio.wrap_future(sb.call_async("string.upper", "x")) == "X"
         t.cancel()
         return len(ticks)
-    assert asyncio.run(main()) > 3          # the loop kept running meanwhile
+    assert asyncio.run(main()) >= 2         # the loop kept running meanwhile
     sb.close()
 
 
