@@ -9,7 +9,8 @@ VMManager (manager.py) talks to bioxen-manager over one connection
 (connection.py); VM (vm.py) is the handle of one VM; errors.py holds the
 exception hierarchy; values.py the Python <-> Lua value mapping.  The
 asyncio faces are in aio/, the ``bioxen`` command in cli/, faces of other
-libraries' APIs (LuaWard) in compat/.
+libraries' APIs in compat/ (LuaWard) and pyisolate/ (pyisolate's, imported
+as ``pylua_bioxen_vm.pyisolate``).
 """
 
 from .aio import AsyncMailbox, AsyncSession, AsyncStream, AsyncVM, AsyncVMManager

@@ -50,6 +50,32 @@ class LuaSyntaxError(LuaError):
     """The code did not compile."""
 
 
+# The kinds of failure by pyisolate's names (pylua_bioxen_vm.pyisolate): each
+# is a base of the bioxen classes of its kind, so ``except MemoryExceeded``
+# also catches MemoryLimitExceeded.  Added as bases, not as a second set of
+# classes, so one raise satisfies both styles of ``except``.
+
+class PolicyError(BioxenError):
+    """A policy problem: an operation the policy refused (PolicyViolation)
+    or a malformed policy (InvalidPolicy).  pyisolate's ``PolicyError``."""
+
+
+class SandboxTimeout(BioxenError, TimeoutError):
+    """Something did not finish, or nothing arrived, in time: base of
+    ExecutionTimeout and InstructionLimitExceeded, and what
+    ``pyisolate.Sandbox.recv`` raises when nothing came.  pyisolate's
+    ``TimeoutError`` (and a builtin ``TimeoutError`` too)."""
+
+
+class MemoryExceeded(BioxenError, MemoryError):
+    """Memory ran out: base of MemoryLimitExceeded.  pyisolate's
+    ``MemoryExceeded`` (and a builtin ``MemoryError`` too)."""
+
+
+class CPUExceeded(BioxenError):
+    """CPU time ran out: base of CPULimitExceeded.  pyisolate's ``CPUExceeded``."""
+
+
 class LimitExceeded(BioxenError):
     """Base of the limit errors.
 
@@ -66,19 +92,19 @@ class LimitExceeded(BioxenError):
         self.output = output
 
 
-class ExecutionTimeout(LimitExceeded, TimeoutError):
+class ExecutionTimeout(LimitExceeded, SandboxTimeout):
     """The call outlived its wall-clock ``timeout`` (also a ``TimeoutError``)."""
 
 
-class MemoryLimitExceeded(LimitExceeded, MemoryError):
+class MemoryLimitExceeded(LimitExceeded, MemoryExceeded):
     """The Lua heap would have grown past ``memory_limit`` (also a ``MemoryError``)."""
 
 
-class CPULimitExceeded(LimitExceeded):
+class CPULimitExceeded(LimitExceeded, CPUExceeded):
     """The node used up its ``cpu_limit`` seconds of CPU (RLIMIT_CPU)."""
 
 
-class InstructionLimitExceeded(LimitExceeded, TimeoutError):
+class InstructionLimitExceeded(LimitExceeded, SandboxTimeout):
     """The call ran more than ``instruction_limit`` VM instructions (also a
     ``TimeoutError``, as LuaWard documents)."""
 
@@ -103,7 +129,7 @@ class VMExists(BioxenError):
     """A VM of that name already exists."""
 
 
-class PolicyViolation(BioxenError):
+class PolicyViolation(PolicyError):
     """The sandbox policy refused the operation."""
 
 
@@ -133,6 +159,11 @@ class ProtocolError(BioxenError):
 
 class InvalidRequest(ProtocolError, ValueError):
     """The request was malformed: bad name, negative limit, unknown op..."""
+
+
+class InvalidPolicy(InvalidRequest, PolicyError):
+    """A policy that cannot be: a bad grant, an unknown field or policy name
+    (raised by ``pylua_bioxen_vm.pyisolate``'s Policy and spawn)."""
 
 
 class LuaTraceback(Exception):
