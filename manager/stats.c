@@ -59,6 +59,8 @@ void stats_run(struct vm *vm, const char *op, const char *code, double ms,
     if (failed && e == BX_OK)   /* "OK" sent as an error code: still an error */
         e = BX_E_INTERNAL;
     history_push(vm, op, e, ms, mem);
+    if (mgr->metrics_listeners)     /* opt-in: off the hot path by default */
+        events_metrics_recorded(vm, op, e, ms, mem);
     stats_totals.executions++;
     vm->st.executions++;
     if (mem > stats_totals.peak_mem)

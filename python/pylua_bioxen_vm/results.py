@@ -22,17 +22,27 @@ class ExecResult(NamedTuple):
         duration_ms: run time inside the VM.
         mem_bytes: Lua heap in use after the call.
         output_truncated: True if output hit ``max_output``.
+        types: the Lua type of each value, as Lua's ``type()`` names it
+            ("nil", "number", "string", "boolean", "table", ...), told by the
+            VM (a ``{}`` is a "table" though it arrives as a dict or list).
     """
     values: tuple
     output: str
     duration_ms: float
     mem_bytes: int
     output_truncated: bool = False
+    types: tuple = ()
 
     @property
     def value(self) -> Any:
         """None for no value, the value for one, a tuple for several."""
         return unpack(self.values)
+
+    @property
+    def type(self) -> str:
+        """The Lua type of ``value`` (IsoBox's ``ExecutionResult.type``): the
+        first value's, "nil" when there is none."""
+        return self.types[0] if self.types else "nil"
 
 
 def unpack(values: tuple) -> Any:
@@ -53,7 +63,7 @@ def to_result(r: Any) -> ExecResult:
         values = tuple(from_wire(vals))
     return ExecResult(values, r.get("output") or "",
                       float(r.get("duration_ms") or 0.0), int(r.get("mem_bytes") or 0),
-                      bool(r.get("output_truncated", False)))
+                      bool(r.get("output_truncated", False)), tuple(r.get("types") or ()))
 
 
 def _value_quiet(r: Any) -> Any:
