@@ -11,8 +11,8 @@ int modmatch_is_family(const char *grant)
 
 int modmatch(const char *grant, const char *name)
 {
-    if (!grant || !name)
-        return 0;
+    if (!grant || !name || strchr(name, '*'))
+        return 0;   /* a '*' is never in a module's name: "a.*" names no module */
     if (!modmatch_is_family(grant))
         return strcmp(grant, name) == 0;
     /* "mylib.*": the prefix with its dot, then at least one more byte */

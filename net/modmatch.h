@@ -7,7 +7,7 @@
 /* 1 when grant covers name: an exact module name ("mylib.a") covers only
  * itself; a family "mylib.*" (as IsoBox grants "@scope/" and all below) covers every name below
  * mylib ("mylib.a", "mylib.a.b") but neither "mylib" itself nor "mylibx".
- * Anything else covers nothing. NULL-safe. */
+ * A name holding '*' is covered by nothing. NULL-safe. */
 int modmatch(const char *grant, const char *name);
 
 /* 1 when grant ends in ".*" (a family), else 0. */
