@@ -45,6 +45,10 @@ class ExecResult(NamedTuple):
         return self.types[0] if self.types else "nil"
 
 
+ExecutionResult = ExecResult
+"""IsoBox's name for it (``from pylua_bioxen_vm.results import ExecutionResult``)."""
+
+
 def unpack(values: tuple) -> Any:
     if not values:
         return None
@@ -86,4 +90,4 @@ TRANSFORMS = {(True, True): _value_echo, (False, True): _value_quiet,
               (True, False): to_result, (False, False): to_result}
 
 
-__all__ = ["ExecResult", "TRANSFORMS", "to_result", "unpack"]
+__all__ = ["ExecResult", "ExecutionResult", "TRANSFORMS", "to_result", "unpack"]

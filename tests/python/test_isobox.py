@@ -164,7 +164,9 @@ def test_result_type(manager):
             continue    # a function does not convert to a value at all
         r = vm.execute_result(code)
         assert r.type == want, (code, r)
+    from pylua_bioxen_vm.results import ExecutionResult
     r = vm.execute_result("return 1, 'x', false")
+    assert isinstance(r, ExecutionResult)
     assert r.types == ("number", "string", "boolean") and r.value == (1, "x", False)
     assert r.duration_ms >= 0 and r.mem_bytes > 0
 
