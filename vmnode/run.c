@@ -80,6 +80,19 @@ json_t *run_error_new(bx_run *r, int status, int loading)
     return reply;
 }
 
+/* The JSON string of a value's Lua type name: one per type, made once and
+ * shared (a reply per run should not allocate it again). */
+static json_t *type_name(lua_State *L, int i)
+{
+    static json_t *names[LUA_NUMTYPES];
+    int t = lua_type(L, i);
+    if (t < 0 || t >= LUA_NUMTYPES)
+        return NULL;    /* LUA_TNONE: not a slot we walk */
+    if (!names[t])
+        names[t] = json_string(lua_typename(L, t));
+    return names[t];
+}
+
 json_t *run_result_new(bx_run *r, int first)
 {
     bx_node *n = r->n;
@@ -100,7 +113,7 @@ json_t *run_result_new(bx_run *r, int first)
         json_array_append_new(values, j);
         /* the Lua type, which the JSON value alone cannot tell (a {} is an
          * empty table, 1.0 a float), for ExecResult.type */
-        json_array_append_new(types, json_string(luaL_typename(L, i)));
+        json_array_append(types, type_name(L, i));
     }
     json_t *res = json_object();
     json_object_set_new(res, "values", values);

@@ -58,20 +58,23 @@ def unpack(values: tuple) -> Any:
 _SCALARS = frozenset((int, float, str, bool, type(None)))
 
 
-def to_result(r: Any) -> ExecResult:
+def _values(r: Any) -> tuple:
     vals = r.get("values") or []
     # Fast path: one plain scalar needs no tag decoding (the common case).
     if type(vals) is list and len(vals) == 1 and type(vals[0]) in _SCALARS:
-        values = (vals[0],)
-    else:
-        values = tuple(from_wire(vals))
+        return (vals[0],)
+    return tuple(from_wire(vals))
+
+
+def to_result(r: Any) -> ExecResult:
+    values = _values(r)
     return ExecResult(values, r.get("output") or "",
                       float(r.get("duration_ms") or 0.0), int(r.get("mem_bytes") or 0),
                       bool(r.get("output_truncated", False)), tuple(r.get("types") or ()))
 
 
 def _value_quiet(r: Any) -> Any:
-    return to_result(r).value
+    return unpack(_values(r))   # the value alone: no ExecResult to build
 
 
 def _value_echo(r: Any) -> Any:
