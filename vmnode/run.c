@@ -76,7 +76,9 @@ json_t *run_error_new(bx_run *r, int status, int loading)
     if (tb)
         json_object_set_new(err, "traceback", tb);
     n->errors++;
-    n->hdr = (bx_hdr){ .on = 1, .code = code };
+    /* a failure's duration too: metrics' total_duration_ms and
+     * METRICS_RECORDED report it (the window and history stay successes') */
+    n->hdr = (bx_hdr){ .on = 1, .code = code, .ms = now_ms() - r->t0 };
     return reply;
 }
 

@@ -112,7 +112,7 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         Totals since the manager started: executions (= executions_total),
         errors (= errors_total), errors_by_code, vms_created_total,
         vms_crashed_total, vms_restarted_total, uptime_s, total_duration_ms
-        (the sum of the known durations: every successful run's); now: vms (=
+        (the sum of every known run duration, failed runs too); now: vms (=
         vms_alive), peak_mem_bytes, min/max_ms; avg/p50/p99_ms (nearest rank)
         over the last ``duration_window`` successful runs (at most
         ``duration_window_max``).

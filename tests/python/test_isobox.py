@@ -182,6 +182,10 @@ def test_metrics_total_duration(manager):
     assert m["total_duration_ms"] > before
     assert m["total_duration_ms"] >= m["max_ms"]
     assert 0.0 <= m["error_rate"] <= 1.0
+    # a failed run's time counts too (IsoBox sums every execution)
+    with pytest.raises(LuaError):
+        vm.execute("local s = 0 for i = 1, 2e6 do s = s + i end error('late')")
+    assert manager.metrics()["total_duration_ms"] > m["total_duration_ms"]
 
 
 def test_metrics_recorded_is_opt_in(manager, make_manager):
@@ -202,7 +206,7 @@ def test_metrics_recorded_is_opt_in(manager, make_manager):
     ok, bad = evs[0].detail, evs[1].detail
     assert ok["ok"] is True and ok["duration_ms"] >= 0 and ok["mem_bytes"] > 0
     assert ok["op"] == "exec" and evs[0].vm == "rec"
-    assert bad["ok"] is False and bad["error"] == "LUA_ERROR"
+    assert bad["ok"] is False and bad["error"] == "LUA_ERROR" and bad["duration_ms"] >= 0
     # pool runs count too, named "run"
     manager.run("return 1")
     ev = next_events(manager, "METRICS_RECORDED")[0]
