@@ -318,6 +318,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 static void client_free(struct client *c)
 {
     c->closing = 1;         /* replies to the VMs torn down below are dropped */
+    events_metrics_listen(c, 0);
     if (c->bev) {
         flush_forget(c->bev, &c->dirty);
         bufferevent_free(c->bev);

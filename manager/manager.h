@@ -118,6 +118,8 @@ struct client {
     size_t owed;            /* requests read whose one reply has not gone out */
     size_t scanned;         /* linebuf position */
     struct client *sub_prev, *sub_next;   /* subscriber list */
+    int metrics_events;     /* asked for METRICS_RECORDED (metrics_events op) */
+    struct client *met_prev, *met_next;   /* list of those that asked */
     struct client *close_next;            /* close-soon list */
     struct pool *pool;      /* owned (pool.c); NULL until the first pool op */
     char identity[BX_IDENT_MAX];    /* "uid:N" or "token:NAME"; "" before auth (identity.c) */
@@ -150,6 +152,7 @@ struct manager {
     uint32_t nslots, *free_slots, nfree;
     uint32_t gen;
     struct client *subscribers, *close_list;
+    struct client *metrics_listeners;   /* METRICS_RECORDED wanted (events.c) */
     size_t nvms, nbuckets;
     struct vm **buckets;    /* registry */
     struct node **pids;     /* pid table, 256 buckets (node.c) */
@@ -286,6 +289,12 @@ void events_emit(struct vm *vm, const char *type, json_t *detail);
 void events_emit_json(struct vm *vm, json_t *ev);
 void events_subscribe(struct client *c);
 void events_unsubscribe(struct client *c);
+/* METRICS_RECORDED: a client opts in or out (on closing: out); a finished
+ * run is reported to the listeners that see its VM. Nothing is built while
+ * mgr->metrics_listeners is NULL, the default. */
+void events_metrics_listen(struct client *c, int on);
+void events_metrics_recorded(struct vm *vm, const char *op, enum bx_err code, double ms,
+                             json_int_t mem);
 
 /* metrics.c: the "metrics" op's report, read from stats.c's counters. */
 json_t *metrics_report(void);

@@ -271,6 +271,15 @@ void mgrop_subscribe(struct op_ctx *x)
     reply(x, json_true());
 }
 
+/* {"op":"metrics_events","on":true}: METRICS_RECORDED for this connection
+ * (on defaults to true; false stops them). */
+void mgrop_metrics_events(struct op_ctx *x)
+{
+    json_t *on = json_object_get(x->req, "on");
+    events_metrics_listen(x->c, !on || json_is_true(on));
+    reply(x, json_true());
+}
+
 void mgrop_shutdown(struct op_ctx *x)
 {
     reply(x, json_true());

@@ -31,6 +31,9 @@ static void event_frame(struct vm *vm, json_t *msg)
 {
     json_object_set_new(msg, "vm", json_string(vm->name));
     json_object_set_new(msg, "ts", json_real(proto_now()));
+    /* "layer" is the manager's to set (seccomp: critical); a node's would
+     * choose its own severity */
+    json_object_del(json_object_get(msg, "detail"), "layer");
     events_emit_json(vm, json_incref(msg));
 }
 

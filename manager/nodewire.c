@@ -11,7 +11,7 @@
 /* The request fields some node op reads. Only these cross: the node reads
  * nothing else, and a fixed key list needs no escaping. */
 static const char *const node_fields[] = {"code", "chunkname", "fn", "args", "globals", "name",
-                                          "expr", "stream"};
+                                          "expr", "stream", "filename", "context"};
 
 static int add_dump(const char *p, size_t len, void *out)
 {

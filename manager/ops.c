@@ -3,6 +3,7 @@
  * referenced here, so the fuzzers link the table the router walks. */
 #include "ops.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const struct op_def op_table[OP_COUNT] = {
@@ -67,6 +68,17 @@ void op_args_clear(struct op_args *a)
     json_decref(a->policy);
     json_decref(a->pool.init);
     a->init = a->policy = a->pool.init = NULL;
+}
+
+enum bx_err opcheck_metrics_events(json_t *req, struct op_args *a, char *err, size_t n)
+{
+    json_t *on = json_object_get(req, "on");
+    (void)a;
+    if (on && !json_is_boolean(on)) {
+        snprintf(err, n, "'on' must be a boolean");
+        return BX_E_BAD_REQUEST;
+    }
+    return BX_OK;
 }
 
 enum bx_err opcheck_none(json_t *req, struct op_args *a, char *err, size_t n)

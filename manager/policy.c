@@ -9,6 +9,7 @@
 #include "policy.h"
 #include "ops.h"
 #include "pathcheck.h"
+#include "modmatch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -224,7 +225,7 @@ static int listed(json_t *list, const char *name)
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v)
-        if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+        if (json_is_string(v) && modmatch(json_string_value(v), name))
             return 1;
     return 0;
 }

@@ -3,6 +3,7 @@
  * their bounds, for create (with the older allow_tcp merged in) and for
  * set_policy. The file-system side of a grant is policy.c's. */
 #include "ops.h"
+#include "modmatch.h"
 #include "pathcheck.h"
 #include "validate.h"
 
@@ -45,9 +46,19 @@ static int fs_glob_ok(json_t *v, const char **why)
     return 1;
 }
 
+/* A module name, or a family of them: a name then ".*" (modmatch.h). */
 static int module_ok(json_t *v)
 {
     const char *s = req_plain_string(v);
+    if (s && modmatch_is_family(s)) {
+        char stem[MODULE_NAME_MAX + 1];
+        size_t n = strlen(s) - 2;
+        if (n >= sizeof stem)
+            return 0;
+        memcpy(stem, s, n);
+        stem[n] = 0;
+        return module_name_valid(stem);
+    }
     return s && module_name_valid(s);
 }
 
@@ -68,7 +79,7 @@ static int check_list(json_t *pol, const char *key, size_t max, char *err, size_
         else if (strcmp(key, "fs") == 0 && !fs_glob_ok(v, &why))
             ;
         else if (strcmp(key, "imports") == 0 && !module_ok(v))
-            why = "must be a module name like a.b_c (letters, digits, _ and dots)";
+            why = "must be a module name like a.b_c (letters, digits, _ and dots), or a family a.b.*";
         if (why) {
             snprintf(err, n, "policy %s entry %.200s: %s", key, s, why);
             return -1;
@@ -156,4 +167,25 @@ enum bx_err opcheck_set_policy(json_t *req, struct op_args *a, char *err, size_t
         return BX_E_BAD_REQUEST;
     a->policy = req_policy_normal(json_object_get(req, "policy"), err, n);
     return a->policy ? BX_OK : BX_E_BAD_REQUEST;
+}
+
+/* The severity table of docs/security.md. Only the manager's own "layer"
+ * (seccomp, set by restart.c) is critical among layers: nodeframe.c drops
+ * any layer a node sends, so a node cannot raise its own events. */
+const char *security_severity(const char *layer, const char *action, const char *reason)
+{
+    const char *r = reason ? reason : "";
+    if (layer && strcmp(layer, "seccomp") == 0)
+        return "critical";          /* the kernel killed the node */
+    if (!action)
+        return "warn";
+    if (strcmp(action, "fs_read") == 0)     /* probing the host's kernel files */
+        return strstr(r, "/proc, /sys") ? "critical" : "error";
+    if (strcmp(action, "require") == 0)     /* a module path escaping its directory */
+        return strstr(r, "outside the module directory") ? "error" : "warn";
+    if (strcmp(action, "listen") == 0)
+        return "info";              /* listen before bind: a mistake, nothing left the VM */
+    if (strcmp(action, "setoption") == 0 || strstr(r, "a name is looked up only"))
+        return "warn";              /* nothing was reached or resolved */
+    return "error";                 /* a connect/send/bind beyond the grants */
 }

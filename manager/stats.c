@@ -58,7 +58,11 @@ void stats_run(struct vm *vm, const char *op, const char *code, double ms,
     enum bx_err e = failed ? bx_err_from_code(code) : BX_OK;
     if (failed && e == BX_OK)   /* "OK" sent as an error code: still an error */
         e = BX_E_INTERNAL;
-    history_push(vm, op, e, ms, mem);
+    history_push(vm, op, e, failed ? -1 : ms, mem);
+    if (mgr->metrics_listeners)     /* opt-in: off the hot path by default */
+        events_metrics_recorded(vm, op, e, ms, mem);
+    if (ms >= 0)
+        stats_totals.total_ms += ms;
     stats_totals.executions++;
     vm->st.executions++;
     if (mem > stats_totals.peak_mem)

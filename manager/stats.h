@@ -36,6 +36,7 @@ struct stats_totals {
     uint64_t duration_count;
     double min_ms, max_ms;      /* over those runs; 0 before the first */
     json_int_t peak_mem;        /* largest heap a run (of any outcome) ended with */
+    double total_ms;            /* every run with a known duration, failed ones too */
 };
 extern struct stats_totals stats_totals;
 
@@ -46,7 +47,7 @@ extern struct qring stats_window;
 struct vm;
 
 /* One finished exec/call on vm: code "" (or NULL) for success, ms < 0 when
- * not known, msg the error's message (NULL: none). Counts it everywhere:
+ * not known (a failure's ms counts in total_ms and METRICS_RECORDED only), msg the error's message (NULL: none). Counts it everywhere:
  * totals, the duration window, the history ring and vm's counters. */
 void stats_run(struct vm *vm, const char *op, const char *code, double ms,
                json_int_t mem, const char *msg);

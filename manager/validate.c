@@ -124,6 +124,41 @@ static enum bx_err vm_field(json_t *req, const char *key, json_type type, char *
     return BX_OK;
 }
 
+int req_filename_ok(const char *s, size_t len, const char **why)
+{
+    if (len == 0 || len > BX_FILENAME_MAX) {
+        *why = "must be 1 to 255 bytes";   /* BX_FILENAME_MAX */
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+            *why = "must not hold control characters (it is printed in error messages)";
+            return 0;
+        }
+    return 1;
+}
+
+/* filename (IsoBox's ExecutionOptions.filename), chunkname and context:
+ * what names the chunk and what the one run sees. */
+enum bx_err req_check_run_names(json_t *req, char *err, size_t n)
+{
+    json_t *f = json_object_get(req, "filename"), *ctx = json_object_get(req, "context");
+    const char *why = "must be a string";
+    if (f && (!json_is_string(f) || !req_filename_ok(json_string_value(f), json_string_length(f), &why))) {
+        snprintf(err, n, "'filename' %s", why);
+        return BX_E_BAD_REQUEST;
+    }
+    if (f && json_object_get(req, "chunkname")) {
+        snprintf(err, n, "give 'filename' or 'chunkname', not both");
+        return BX_E_BAD_REQUEST;
+    }
+    if (ctx && !json_is_object(ctx)) {
+        snprintf(err, n, "'context' must be an object of globals for this run");
+        return BX_E_BAD_REQUEST;
+    }
+    return BX_OK;
+}
+
 enum bx_err req_check_run_fields(json_t *req, int stream_ok, char *err, size_t n)
 {
     json_t *t = json_object_get(req, "timeout"), *il = json_object_get(req, "instruction_limit");
@@ -139,6 +174,8 @@ enum bx_err req_check_run_fields(json_t *req, int stream_ok, char *err, size_t n
         snprintf(err, n, "'expr' must be a boolean");
         return BX_E_BAD_REQUEST;
     }
+    if (req_check_run_names(req, err, n) != BX_OK)
+        return BX_E_BAD_REQUEST;
     json_t *stream = json_object_get(req, "stream");
     if (stream && (!stream_ok || !json_is_boolean(stream))) {
         snprintf(err, n, "'stream' must be a boolean, on exec only");

@@ -28,6 +28,15 @@ enum bx_err req_need_vm(json_t *req, char *err, size_t n);
 /* exec/call/run overrides: timeout, instruction_limit, args, expr and (only
  * where stream_ok) stream. BX_OK or BAD_REQUEST. */
 enum bx_err req_check_run_fields(json_t *req, int stream_ok, char *err, size_t n);
+/* "filename" (1..BX_FILENAME_MAX bytes, no control characters; not with
+ * "chunkname") and "context" (an object). BX_OK or BAD_REQUEST. */
+enum bx_err req_check_run_names(json_t *req, char *err, size_t n);
+/* SECURITY_VIOLATION's "severity" (info, warn, error, critical) from what
+ * was attempted: the event's layer, action and reason (each may be NULL).
+ * Never NULL. policycheck.c. */
+const char *security_severity(const char *layer, const char *action, const char *reason);
+/* The filename rule alone: 1, or 0 with why set. */
+int req_filename_ok(const char *s, size_t len, const char **why);
 /* create: the name, then the init frame built from req (a new reference in
  * *init, defaults filled in) and its limits, callbacks and flags. *init is
  * NULL unless BX_OK. */

@@ -326,7 +326,7 @@ static void passed_run(struct vm *vm, struct pending *p, const struct nodewire_h
         char err[64];
         msg = proto_parse(line, len, err, sizeof err);
     }
-    stats_run(vm, p->op, h->code, h->code[0] ? -1 : h->us / 1e3, (json_int_t)h->mem,
+    stats_run(vm, p->op, h->code, h->us / 1e3, (json_int_t)h->mem,
               json_string_value(json_object_get(json_object_get(msg, "error"), "message")));
     json_decref(msg);
 }

@@ -10,6 +10,8 @@
 
 #define BX_PROTO_VERSION 1
 #define BX_NAME_MAX 64
+/* longest exec/run "filename" (the chunk name of error messages) */
+#define BX_FILENAME_MAX 255
 #define BX_VALUE_DEPTH_MAX 100
 
 enum bx_err {

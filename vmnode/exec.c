@@ -4,6 +4,7 @@
 #include "nodeops.h"
 
 #include <lauxlib.h>
+#include <stdio.h>
 
 #include "convert.h"
 #include "luaerr.h"
@@ -11,15 +12,44 @@
 #include "run.h"
 #include "stream.h"
 
+/* The chunk name of an exec: "=" + filename (so messages read
+ * "calc.lua:3: boom", IsoBox's ExecutionOptions.filename), else the raw
+ * chunkname, else "=exec". The manager bounded filename (validate.c). */
+static const char *exec_chunkname(json_t *req, char *buf, size_t n)
+{
+    json_t *jfile = json_object_get(req, "filename"), *jname = json_object_get(req, "chunkname");
+    if (json_is_string(jfile)) {
+        snprintf(buf, n, "=%s", json_string_value(jfile));
+        return buf;
+    }
+    return jname ? json_string_value(jname) : "=exec";
+}
+
+static int exec_args_ok(json_t *req)
+{
+    json_t *jcode = json_object_get(req, "code"), *jname = json_object_get(req, "chunkname");
+    json_t *jexpr = json_object_get(req, "expr"), *jfile = json_object_get(req, "filename");
+    json_t *ctx = json_object_get(req, "context");
+    return json_is_string(jcode) && (!jname || json_is_string(jname)) &&
+           (!jexpr || json_is_boolean(jexpr)) && (!jfile || json_is_string(jfile)) &&
+           (!ctx || json_is_object(ctx));
+}
+
 json_t *exec_op_exec(bx_node *n, json_t *req, json_t *id)
 {
-    json_t *jcode = json_object_get(req, "code"), *jname = json_object_get(req, "chunkname"), *reply;
-    json_t *jexpr = json_object_get(req, "expr");
-    if (!json_is_string(jcode) || (jname && !json_is_string(jname)) || (jexpr && !json_is_boolean(jexpr)))
-        return proto_error_new(id, BX_E_BAD_REQUEST, "exec needs a string \"code\" (and an optional string \"chunkname\" and boolean \"expr\")");
+    json_t *jcode = json_object_get(req, "code"), *ctx = json_object_get(req, "context"), *reply;
+    if (!exec_args_ok(req))
+        return proto_error_new(id, BX_E_BAD_REQUEST, "exec needs a string \"code\" (and optional strings \"chunkname\", \"filename\", an object \"context\" and a boolean \"expr\")");
     bx_run r;
     if (run_begin(&r, n, id, req, &reply) < 0)
         return reply;
+    char cname[BX_FILENAME_MAX + 2], err[256];
+    enum bx_err e = ctx ? run_context(&r, ctx, err, sizeof err) : BX_OK;
+    if (e != BX_OK) {
+        n->errors++;
+        run_end(&r);
+        return proto_error_new(id, e, "%s", err);
+    }
     int streamed = stream_requested(req);
     if (streamed)
         stream_begin(n, id);
@@ -27,7 +57,7 @@ json_t *exec_op_exec(bx_node *n, json_t *req, json_t *id)
     n->executions++;
     lua_pushcfunction(L, luaerr_msgh);
     int st = project_load_chunk(L, json_string_value(jcode), json_string_length(jcode),
-                                jname ? json_string_value(jname) : "=exec", json_is_true(jexpr));
+                                exec_chunkname(req, cname, sizeof cname), json_is_true(json_object_get(req, "expr")));
     if (st != LUA_OK)
         reply = run_error_new(&r, st, 1);
     else if ((st = streamed ? stream_pcall(L) : lua_pcall(L, 0, LUA_MULTRET, r.base + 1)) != LUA_OK ||

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "coded.h"
+#include "modmatch.h"
 #include "convert.h"
 #include "textcodec.h"
 #include "mailbox.h"
@@ -186,7 +187,7 @@ static int import_listed(const char *name)
     size_t i;
     json_t *v;
     json_array_foreach(pol.imports, i, v)
-        if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+        if (json_is_string(v) && modmatch(json_string_value(v), name))
             return 1;
     return 0;
 }

@@ -12,6 +12,7 @@ typedef struct bx_run {
     json_t *id;         /* the request's id, borrowed */
     int base;           /* stack top before the request */
     double t0;          /* monotonic ms at the start */
+    int ctx_ref;        /* registry ref of the saved context names (context.c) */
 } bx_run;
 
 /* Starts the request: the timeout and instruction_limit of req (NULL: the
@@ -28,5 +29,10 @@ json_t *run_result_new(bx_run *r, int first);
  * the error object on top (luaerr.c decides what it means), with the
  * output; counted as an error. */
 json_t *run_error_new(bx_run *r, int status, int loading);
+/* context.c: sets the object ctx's fields as globals for this run only
+ * (run_end puts back what those names held). BX_OK, or
+ * BX_E_CONVERSION_ERROR / BX_E_MEMORY_LIMIT with a reason in err. */
+enum bx_err run_context(bx_run *r, json_t *ctx, char *err, size_t errlen);
+void run_context_restore(bx_run *r);
 
 #endif

@@ -22,7 +22,7 @@ from .errors import InvalidRequest, ManagerError
 from .limits import check_limits
 from .mailbox import Mailbox, open_mailbox, send_mail
 from .clusterargs import cluster_args
-from .metrics import history_n, metrics_args
+from .metrics import history_n, metrics_args, metrics_opt_in
 from .net_modes import NetManagerMixin
 from .pool import PoolManagerMixin
 from .projects import ProjectMixin
@@ -104,14 +104,15 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
 
     def metrics_async(self) -> Future:
         """Future of ``metrics``."""
-        return self._core.conn.request("metrics", {}, transform=dict)
+        return self._core.conn.request("metrics", {}, transform=dict)  # total_duration_ms too
 
     def metrics(self) -> dict:
         """The manager's figures (docs/protocol.md, "Metrics and history").
 
         Totals since the manager started: executions (= executions_total),
         errors (= errors_total), errors_by_code, vms_created_total,
-        vms_crashed_total, vms_restarted_total, uptime_s; now: vms (=
+        vms_crashed_total, vms_restarted_total, uptime_s, total_duration_ms
+        (the sum of every known run duration, failed runs too); now: vms (=
         vms_alive), peak_mem_bytes, min/max_ms; avg/p50/p99_ms (nearest rank)
         over the last ``duration_window`` successful runs (at most
         ``duration_window_max``).
@@ -222,6 +223,21 @@ class VMManager(NetManagerMixin, SessionMixin, ProjectMixin, PoolManagerMixin):
         key = "*" if event_type == "*" else event_type.upper()
         with self._core.lock:
             self._core.handlers.setdefault(key, []).append(fn)
+        if key == "METRICS_RECORDED":
+            metrics_opt_in(self)
+
+    def metrics_events_async(self, on: bool = True) -> Future:
+        """Future of ``metrics_events``."""
+        return self._core.conn.request("metrics_events", {"on": bool(on)},
+                                       transform=lambda r: None)
+
+    def metrics_events(self, on: bool = True) -> None:
+        """Ask for (or stop) a ``METRICS_RECORDED`` event per finished run on
+        the VMs this connection sees: ``{op, ok, error, duration_ms,
+        mem_bytes}`` (IsoBox's ``metrics:recorded``).  Off by default;
+        ``on("METRICS_RECORDED", fn)`` turns it on by itself (a ``"*"``
+        handler does not)."""
+        self._core.conn.blocking(lambda: self.metrics_events_async(on))
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
         """Iterate over pushed events as ``Event(ts, vm, type, detail)``.

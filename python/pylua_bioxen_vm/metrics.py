@@ -4,7 +4,7 @@ metrics feature is one file to read."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from .errors import InvalidRequest
 
@@ -48,3 +48,15 @@ def history_n(n: int) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise InvalidRequest("n must be a non-negative integer, not %r" % (n,))
     return n
+
+
+def metrics_opt_in(manager: Any) -> None:
+    """Send ``metrics_events`` once per manager handle: the first
+    ``METRICS_RECORDED`` handler turns the manager's per-run event on for
+    this connection (it is never built for a connection that did not ask).
+    Sent without waiting, so ``on`` never blocks, not even on a loop."""
+    with manager._core.lock:
+        if manager.__dict__.get("_metrics_on"):
+            return
+        manager.__dict__["_metrics_on"] = True
+    manager.metrics_events_async(True)

@@ -81,9 +81,13 @@ def _check_fs(glob: Any) -> str:
 
 
 def _check_import(name: Any) -> str:
-    if not isinstance(name, str) or len(name) > 255 or not _MODULE_RE.match(name):
+    # "pkg.*" grants the family below pkg (IsoBox's "@scope/*"): pkg.a,
+    # pkg.a.b, but not pkg itself nor pkgx (net/modmatch.c decides).
+    stem = name[:-2] if isinstance(name, str) and name.endswith(".*") else name
+    if not isinstance(name, str) or len(name) > 255 or not _MODULE_RE.match(stem):
         raise InvalidRequest("allow_import %r: a module name is identifiers joined by "
-                             "dots, e.g. 'mymod' or 'pkg.util'" % (name,))
+                             "dots, e.g. 'mymod' or 'pkg.util', or a family 'pkg.*'"
+                             % (name,))
     return name
 
 

@@ -19,6 +19,7 @@ from .errors import InvalidRequest
 from .futures import chain
 from .limits import check_limit
 from .manager_base import ManagerBase
+from .runopts import add_run_options
 from .values import from_wire, to_wire
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -100,19 +101,25 @@ class PoolManagerMixin(ManagerBase):
 
     def run_async(self, code: str, *, timeout: Optional[float] = None,
                   globals: Optional[dict] = None, chunkname: Optional[str] = None,
-                  expr: bool = False) -> Future:
+                  expr: bool = False, filename: Optional[str] = None,
+                  context: Optional[dict] = None) -> Future:
         """Run a Lua chunk on an idle pool VM; a Future of its value.
 
         The VM is reset after the run: nothing it set survives.  ``globals``
-        are set before the chunk runs; ``expr=True`` is expression mode
-        (``run("1 + 2", expr=True)`` -> 3; see ``VM.execute_async``).  Fails
-        like ``VM.execute_async`` (LuaError, ExecutionTimeout, VMCrashed, ...).
+        are set before the chunk runs; ``context`` too (IsoBox's name; on a
+        pool VM the two differ only in that ``context`` is set by the exec
+        itself and restored after it, which the reset makes moot);
+        ``filename`` names the chunk in error messages (``"calc.lua:3:
+        boom"``); ``expr=True`` is expression mode (``run("1 + 2",
+        expr=True)`` -> 3; see ``VM.execute_async``).  Fails like
+        ``VM.execute_async`` (LuaError, ExecutionTimeout, VMCrashed, ...).
         """
-        return self._run_raw(code, timeout, globals, chunkname, _value, expr)
+        return self._run_raw(code, timeout, globals, chunkname, _value, expr, filename, context)
 
     def _run_raw(self, code: str, timeout: Optional[float], globals: Optional[dict],
                  chunkname: Optional[str] = None, transform: Any = None,
-                 expr: bool = False) -> Future:
+                 expr: bool = False, filename: Optional[str] = None,
+                 context: Optional[dict] = None) -> Future:
         if not isinstance(code, str):
             raise InvalidRequest("code must be a str, not %s" % type(code).__name__)
         fields: dict[str, Any] = {"code": code}
@@ -120,6 +127,7 @@ class PoolManagerMixin(ManagerBase):
             fields["timeout"] = check_limit("timeout", timeout)
         if chunkname is not None:
             fields["chunkname"] = chunkname
+        add_run_options(fields, filename, context, chunkname)
         if expr:
             fields["expr"] = True
         if globals:
@@ -131,10 +139,12 @@ class PoolManagerMixin(ManagerBase):
 
     def run(self, code: str, *, timeout: Optional[float] = None,
             globals: Optional[dict] = None, chunkname: Optional[str] = None,
-            expr: bool = False) -> Any:
+            expr: bool = False, filename: Optional[str] = None,
+            context: Optional[dict] = None) -> Any:
         """Run a Lua chunk on a fresh pool VM and return its value (see run_async)."""
         return self._core.conn.blocking(lambda: self.run_async(
-            code, timeout=timeout, globals=globals, chunkname=chunkname, expr=expr))
+            code, timeout=timeout, globals=globals, chunkname=chunkname, expr=expr,
+            filename=filename, context=context))
 
     def map_async(self, func_name_or_code: str, items: Iterable, *,
                   chunksize: Optional[int] = None,

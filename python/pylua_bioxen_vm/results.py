@@ -22,17 +22,31 @@ class ExecResult(NamedTuple):
         duration_ms: run time inside the VM.
         mem_bytes: Lua heap in use after the call.
         output_truncated: True if output hit ``max_output``.
+        types: the Lua type of each value, as Lua's ``type()`` names it
+            ("nil", "number", "string", "boolean", "table", ...), told by the
+            VM (a ``{}`` is a "table" though it arrives as a dict or list).
     """
     values: tuple
     output: str
     duration_ms: float
     mem_bytes: int
     output_truncated: bool = False
+    types: tuple = ()
 
     @property
     def value(self) -> Any:
         """None for no value, the value for one, a tuple for several."""
         return unpack(self.values)
+
+    @property
+    def type(self) -> str:
+        """The Lua type of ``value`` (IsoBox's ``ExecutionResult.type``): the
+        first value's, "nil" when there is none."""
+        return self.types[0] if self.types else "nil"
+
+
+ExecutionResult = ExecResult
+"""IsoBox's name for it (``from pylua_bioxen_vm.results import ExecutionResult``)."""
 
 
 def unpack(values: tuple) -> Any:
@@ -44,20 +58,23 @@ def unpack(values: tuple) -> Any:
 _SCALARS = frozenset((int, float, str, bool, type(None)))
 
 
-def to_result(r: Any) -> ExecResult:
+def _values(r: Any) -> tuple:
     vals = r.get("values") or []
     # Fast path: one plain scalar needs no tag decoding (the common case).
     if type(vals) is list and len(vals) == 1 and type(vals[0]) in _SCALARS:
-        values = (vals[0],)
-    else:
-        values = tuple(from_wire(vals))
+        return (vals[0],)
+    return tuple(from_wire(vals))
+
+
+def to_result(r: Any) -> ExecResult:
+    values = _values(r)
     return ExecResult(values, r.get("output") or "",
                       float(r.get("duration_ms") or 0.0), int(r.get("mem_bytes") or 0),
-                      bool(r.get("output_truncated", False)))
+                      bool(r.get("output_truncated", False)), tuple(r.get("types") or ()))
 
 
 def _value_quiet(r: Any) -> Any:
-    return to_result(r).value
+    return unpack(_values(r))   # the value alone: no ExecResult to build
 
 
 def _value_echo(r: Any) -> Any:
@@ -76,4 +93,4 @@ TRANSFORMS = {(True, True): _value_echo, (False, True): _value_quiet,
               (True, False): to_result, (False, False): to_result}
 
 
-__all__ = ["ExecResult", "TRANSFORMS", "to_result", "unpack"]
+__all__ = ["ExecResult", "ExecutionResult", "TRANSFORMS", "to_result", "unpack"]

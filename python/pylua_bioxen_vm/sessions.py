@@ -51,23 +51,33 @@ class Session:
     def __repr__(self) -> str:
         return "<Session %r vm=%r>" % (self.id, self.vm.name)
 
-    def run_async(self, code: str, timeout: Optional[float] = None) -> Future:
+    def run_async(self, code: str, timeout: Optional[float] = None, *,
+                  filename: Optional[str] = None, context: Optional[dict] = None) -> Future:
         """Start ``run``; a Future of its value."""
-        return self.vm.execute_async(code, timeout=timeout, expr=True)
+        return self.vm.execute_async(code, timeout=timeout, expr=True, filename=filename,
+                                     context=context)
 
-    def run(self, code: str, timeout: Optional[float] = None) -> Any:
+    def run(self, code: str, timeout: Optional[float] = None, *,
+            filename: Optional[str] = None, context: Optional[dict] = None) -> Any:
         """Run ``code`` in expression mode and return its value.
 
         An expression returns its value (``"x + 5"``); a statement or block
         runs as written (``"x = 10"`` returns None, ``"return 1, 2"`` a
         tuple). Globals it sets stay for the next run.
 
+        Args:
+            filename: the chunk's name in error messages (``"calc.lua:3:
+                boom"``), as IsoBox's ``filename``.
+            context: globals for this run only (IsoBox's ``context``): the
+                next run sees what those names held before (``VM.execute``).
+
         Raises:
             LuaSyntaxError: ``code`` is neither an expression nor a chunk
                 (the message is about ``code`` itself).
             LuaError, ExecutionTimeout, ...: as ``VM.execute``.
         """
-        return self.vm._blocking(lambda: self.run_async(code, timeout))
+        return self.vm._blocking(lambda: self.run_async(code, timeout, filename=filename,
+                                                        context=context))
 
     def set_state_async(self, state: dict) -> Future:
         """Start ``set_state``; a Future of None."""

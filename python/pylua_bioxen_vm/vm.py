@@ -21,6 +21,7 @@ from .mailbox import Puller, drive
 from .net import NetVMMixin
 from .policy import Policy, check_policy
 from .results import TRANSFORMS, ExecResult
+from .runopts import add_run_options
 from .stream import Stream
 from .values import from_wire, to_wire
 
@@ -74,7 +75,8 @@ class VM(NetVMMixin):
 
     def _exec(self, code: str, want_value: bool, timeout: Optional[float],
               instruction_limit: Optional[int], chunkname: Optional[str],
-              expr: bool = False) -> Future:
+              expr: bool = False, filename: Optional[str] = None,
+              context: Optional[dict] = None) -> Future:
         """Send an exec; its Future."""
         if not isinstance(code, str):
             raise InvalidRequest("code must be a str, not %s" % type(code).__name__,
@@ -82,13 +84,15 @@ class VM(NetVMMixin):
         self._check_open()
         transform = TRANSFORMS[self.echo, want_value]
         conn = self._core.conn
-        if chunkname is None and timeout is None and instruction_limit is None and not expr:
+        if (chunkname is None and timeout is None and instruction_limit is None and not expr
+                and filename is None and context is None):
             # Hot path: the same bytes _encode would write, without a dict.
             body = self._exec_head + encode_str(code) + "}"
             return conn.request_body(body, self.name, transform)
         fields: dict[str, Any] = {"code": code}
         if chunkname is not None:
             fields["chunkname"] = chunkname
+        add_run_options(fields, filename, context, chunkname)
         if expr:
             fields["expr"] = True
         _per_call(fields, timeout, instruction_limit)
@@ -112,45 +116,63 @@ class VM(NetVMMixin):
 
     def execute_async(self, code: str, *, timeout: Optional[float] = None,
                       instruction_limit: Optional[int] = None,
-                      chunkname: Optional[str] = None, expr: bool = False) -> Future:
+                      chunkname: Optional[str] = None, expr: bool = False,
+                      filename: Optional[str] = None,
+                      context: Optional[dict] = None) -> Future:
         """Run a Lua chunk; return a Future of its return value.
 
         Args:
             code: Lua source text (binary chunks are refused by the VM).
             timeout: wall-clock seconds for this call, overriding the VM's.
             instruction_limit: instruction budget for this call.
-            chunkname: Lua chunk name used in error messages.
+            chunkname: raw Lua chunk name used in error messages ("=name"
+                or "@file", as ``lua_load`` takes it).
             expr: expression mode, like the ``lua`` REPL: ``code`` is first
                 compiled as ``"return " .. code`` (so ``"x + 5"`` returns its
                 value), and as itself when that is not valid Lua (so
                 statements still run; a syntax error reports on ``code``).
+            filename: the name error messages and tracebacks give the chunk
+                (``"calc.lua:3: boom"``), IsoBox's ``filename``; 1-255 bytes,
+                no control characters; not together with ``chunkname``.
+            context: globals for this run only (IsoBox's ``context``): set
+                before the chunk runs, and afterwards each of those names
+                holds again what it held before (absent stays absent), even
+                when the run fails or times out.  Other globals the chunk
+                assigns persist as usual.
 
         Returns:
             Future of None (no value), the value (one), or a tuple (several).
             It fails with LuaError, LuaSyntaxError, a LimitExceeded subclass,
             VMCrashed, VMNotFound or ManagerError.
         """
-        return self._exec(code, True, timeout, instruction_limit, chunkname, expr)
+        return self._exec(code, True, timeout, instruction_limit, chunkname, expr,
+                          filename, context)
 
     def execute(self, code: str, *, timeout: Optional[float] = None,
                 instruction_limit: Optional[int] = None,
-                chunkname: Optional[str] = None, expr: bool = False) -> Any:
+                chunkname: Optional[str] = None, expr: bool = False,
+                filename: Optional[str] = None, context: Optional[dict] = None) -> Any:
         """Run a Lua chunk and return its value; see ``execute_async``."""
         return self._blocking(lambda: self._exec(code, True, timeout, instruction_limit,
-                                            chunkname, expr))
+                                                 chunkname, expr, filename, context))
 
     def execute_result_async(self, code: str, *, timeout: Optional[float] = None,
                              instruction_limit: Optional[int] = None,
-                             chunkname: Optional[str] = None) -> Future:
+                             chunkname: Optional[str] = None,
+                             filename: Optional[str] = None,
+                             context: Optional[dict] = None) -> Future:
         """Like ``execute_async`` but the Future holds an ExecResult; never echoes."""
-        return self._exec(code, False, timeout, instruction_limit, chunkname)
+        return self._exec(code, False, timeout, instruction_limit, chunkname, False,
+                          filename, context)
 
     def execute_result(self, code: str, *, timeout: Optional[float] = None,
                        instruction_limit: Optional[int] = None,
-                       chunkname: Optional[str] = None) -> ExecResult:
-        """Run a Lua chunk; return values, output, duration and memory."""
+                       chunkname: Optional[str] = None, filename: Optional[str] = None,
+                       context: Optional[dict] = None) -> ExecResult:
+        """Run a Lua chunk; return values, their Lua types, output, duration
+        and memory (an ExecResult)."""
         return self._blocking(lambda: self._exec(code, False, timeout, instruction_limit,
-                                            chunkname))
+                                                 chunkname, False, filename, context))
 
     def execute_file(self, path: str, *, timeout: Optional[float] = None,
                      instruction_limit: Optional[int] = None) -> Any:

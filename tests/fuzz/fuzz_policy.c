@@ -9,6 +9,7 @@
  * that passes is absolute, normalised (no "//", ".", ".."), outside /proc,
  * /sys and /dev, matches a granted glob, and normalises to itself; a valid
  * module name maps to a relative "a/b.lua" path without "..". */
+#include "modmatch.h"
 #include "pathcheck.h"
 #include "validate.h"
 
@@ -92,6 +93,37 @@ static void check_module(const char *name)
     CHECK(rel[0] != '/' && !strstr(rel, "..") && l > 4 && strcmp(rel + l - 4, ".lua") == 0);
 }
 
+/* Import grants (modmatch.c): every granted name is one a policy may
+ * name; a family never covers its own stem nor a name that merely starts
+ * like it; an exact grant covers itself only. */
+static void check_grants(json_t *norm, const char *name)
+{
+    size_t i, nl = strlen(name);
+    json_t *g;
+    json_array_foreach(json_object_get(norm, "imports"), i, g) {
+        const char *gs = json_string_value(g);
+        CHECK(gs);
+        if (!modmatch(gs, name))
+            continue;
+        if (!modmatch_is_family(gs)) {
+            CHECK(strcmp(gs, name) == 0);
+            continue;
+        }
+        size_t stem = strlen(gs) - 2;
+        CHECK(nl > stem + 1 && strncmp(gs, name, stem) == 0 && name[stem] == '.');
+    }
+    CHECK(modmatch(name, name) == !strchr(name, '*'));
+}
+
+/* Severity is one of the four, whatever the event says. */
+static void check_severity(const char *s)
+{
+    const char *v = security_severity(s, s, s);
+    CHECK(v && (!strcmp(v, "info") || !strcmp(v, "warn") || !strcmp(v, "error") ||
+                !strcmp(v, "critical")));
+    CHECK(security_severity(NULL, NULL, NULL) != NULL);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *nl = memchr(data, '\n', size);
@@ -110,6 +142,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check_path(globs, path);
     check_module(path);
+    if (norm)
+        check_grants(norm, path);
+    check_severity(path);
     free(path);
     json_decref(own);
     json_decref(norm);

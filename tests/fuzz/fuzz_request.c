@@ -63,6 +63,22 @@ static void check_fields_declared(const struct op_def *d, json_t *req)
     }
 }
 
+/* A run that passed names its chunk by a filename the node can print: 1
+ * to BX_FILENAME_MAX bytes, no control characters, never with chunkname;
+ * its context is an object. */
+static void check_run_names(json_t *req)
+{
+    json_t *f = json_object_get(req, "filename"), *ctx = json_object_get(req, "context");
+    if (f) {
+        const char *s = json_string_value(f);
+        size_t n = json_string_length(f);
+        CHECK(s && n >= 1 && n <= BX_FILENAME_MAX && !json_object_get(req, "chunkname"));
+        for (size_t i = 0; i < n; i++)
+            CHECK((unsigned char)s[i] >= 0x20 && s[i] != 0x7f);
+    }
+    CHECK(!ctx || json_is_object(ctx));
+}
+
 /* What the router does after req_check's gates: the op's check, with the
  * arguments it parses for the handler. Must agree with req_check. */
 static void check_op(json_t *req, enum bx_err code)
@@ -85,6 +101,8 @@ static void check_op(json_t *req, enum bx_err code)
     }
     if (e == BX_OK && (d->flags & OPF_VM) && (d->flags & OPF_RUNS))
         CHECK(req_vm_name(req));
+    if (e == BX_OK && (d->flags & OPF_RUNS))
+        check_run_names(req);
     if (e == BX_OK && strcmp(d->name, "set_policy") == 0)
         CHECK(json_object_size(a.policy) == 4);
     if (e == BX_OK && strcmp(d->name, "pool_config") == 0) {

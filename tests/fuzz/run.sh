@@ -19,32 +19,32 @@ LIBS=($(pkg-config --libs jansson lua5.4 libevent libseccomp) -lm)
 # target name → its sources (besides tests/fuzz/fuzz_<name>.c)
 declare -A SRCS=(
     [frame]="net/frame.c"
-    [proto]="net/frame.c net/proto.c"
+    [proto]="net/frame.c net/proto.c net/modmatch.c"
 )
 # the node's modules without its main(): the real conversion, sandbox, limits
 NODE_SRCS="$(ls vmnode/*.c | grep -v -e '/main\.c$' -e '/testhooks\.c$' | tr '\n' ' ')"
-SRCS[convert]="net/frame.c net/proto.c $NODE_SRCS"
+SRCS[convert]="net/frame.c net/proto.c net/modmatch.c $NODE_SRCS"
 # the manager's pure checks and op table: the one list manager/CMakeLists.txt
 # builds into bxcheck (linked by the manager), so a fuzzer runs what it runs
 CHECK_SRCS="$(sed -n 's/^set(BX_CHECK_SRCS \(.*\))$/\1/p' manager/CMakeLists.txt | tr ' ' '\n' | sed 's|^|manager/|' | tr '\n' ' ')"
 [ -n "$CHECK_SRCS" ] || { echo "run.sh: no BX_CHECK_SRCS line in manager/CMakeLists.txt"; exit 2; }
 # the manager's framing and every op's check, plus the node's init-limits parser
-SRCS[request]="net/frame.c net/proto.c manager/linebuf.c $CHECK_SRCS $NODE_SRCS"
+SRCS[request]="net/frame.c net/proto.c net/modmatch.c manager/linebuf.c $CHECK_SRCS $NODE_SRCS"
 # the manager's policy validator and path checker (pure: no file system)
-SRCS[policy]="net/frame.c net/proto.c $CHECK_SRCS"
+SRCS[policy]="net/frame.c net/proto.c net/modmatch.c $CHECK_SRCS"
 
 # the envelopes of forwarding over NATS (fwdcheck.c), and the request inside
-SRCS[cluster]="net/frame.c net/proto.c $CHECK_SRCS"
+SRCS[cluster]="net/frame.c net/proto.c net/modmatch.c $CHECK_SRCS"
 # what another host's manager sends to the mail subjects (mailremote.c)
-SRCS[mail]="net/frame.c net/proto.c $CHECK_SRCS"
+SRCS[mail]="net/frame.c net/proto.c net/modmatch.c $CHECK_SRCS"
 
 # what hosts.c and names.c believe of a heartbeat, a names message, a
 # record and a bucket key (manager/namescheck.c, in the pure checks)
-SRCS[names]="net/frame.c net/proto.c $CHECK_SRCS"
+SRCS[names]="net/frame.c net/proto.c net/modmatch.c $CHECK_SRCS"
 
 # what the manager believes of a node's listening address, and the node's
 # own address normal form and grants (vmnode/reachaddr.c)
-SRCS[reach]="net/frame.c net/proto.c manager/reachcheck.c vmnode/reachaddr.c"
+SRCS[reach]="net/frame.c net/proto.c net/modmatch.c manager/reachcheck.c vmnode/reachaddr.c"
 
 # netlib.c includes net_lua.h, lua/net.lua as bytes (as vmnode/CMakeLists.txt makes it)
 { echo "static const unsigned char net_lua[] = {"

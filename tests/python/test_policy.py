@@ -155,7 +155,7 @@ def test_import_refused_and_missing(pm):
     assert "not in the policy's imports" in str(ei.value)
     ev = violations(pm, 1)[0]
     assert ev.detail == {"action": "require", "target": "mymod",
-                         "reason": "not in the policy's imports"}
+                         "reason": "not in the policy's imports", "severity": "warn"}
     with pytest.raises(LuaError) as ei:
         vm.execute("return require('ghost')")
     assert not isinstance(ei.value, PolicyViolation)

@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Callable, Optional
 from ..core import Event
 from ..errors import ManagerError
 from ..manager import VMManager
+from ..metrics import metrics_opt_in
 from .hub import Hub, thread_callback
 from .mailbox import AsyncMailbox
 from .session import AsyncSession
@@ -272,6 +273,14 @@ class AsyncVMManager:
         """
         key = "*" if event_type == "*" else event_type.upper()
         self._handlers.setdefault(key, []).append(fn)
+        if key == "METRICS_RECORDED":   # opt-in, as VMManager.on
+            m, _ = self._parts()
+            metrics_opt_in(m)
+
+    async def metrics_events(self, on: bool = True) -> None:
+        """As ``VMManager.metrics_events``: METRICS_RECORDED on or off."""
+        m, hub = self._parts()
+        await hub.wrap(m.metrics_events_async(on))
 
     async def events(self, timeout: Optional[float] = None) -> AsyncIterator[Event]:
         """``async for ev in m.events()``: pushed events as ``Event(ts, vm,

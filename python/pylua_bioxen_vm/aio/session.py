@@ -28,9 +28,12 @@ class AsyncSession(AsyncHandle):
     def __repr__(self) -> str:
         return "<AsyncSession %r vm=%r>" % (self.id, self.vm.name)
 
-    async def run(self, code: str, timeout: Optional[float] = None) -> Any:
-        """Run ``code`` in expression mode; its value (see ``Session.run``)."""
-        return await self._hub.wrap(self.sync.run_async(code, timeout))
+    async def run(self, code: str, timeout: Optional[float] = None, *,
+                  filename: Optional[str] = None, context: Optional[dict] = None) -> Any:
+        """Run ``code`` in expression mode; its value (see ``Session.run``:
+        ``filename``, ``context``)."""
+        return await self._hub.wrap(self.sync.run_async(code, timeout, filename=filename,
+                                                        context=context))
 
     async def set_state(self, state: dict) -> None:
         """Set globals from a dict (see ``Session.set_state``)."""

@@ -49,7 +49,8 @@ class AsyncVM(AsyncHandle):
 
     async def execute(self, code: str, *, timeout: Optional[float] = None,
                       instruction_limit: Optional[int] = None,
-                      chunkname: Optional[str] = None, expr: bool = False) -> Any:
+                      chunkname: Optional[str] = None, expr: bool = False,
+                      filename: Optional[str] = None, context: Optional[dict] = None) -> Any:
         """Run a Lua chunk and return its value (see ``VM.execute_async``;
         ``expr=True`` is the REPL's expression mode).
 
@@ -59,7 +60,7 @@ class AsyncVM(AsyncHandle):
         """
         return await self._hub.wrap(self.sync.execute_async(
             code, timeout=timeout, instruction_limit=instruction_limit, chunkname=chunkname,
-            expr=expr))
+            expr=expr, filename=filename, context=context))
 
     def stream(self, code: str, *, timeout: Optional[float] = None,
                instruction_limit: Optional[int] = None) -> AsyncStream:
@@ -71,10 +72,12 @@ class AsyncVM(AsyncHandle):
 
     async def execute_result(self, code: str, *, timeout: Optional[float] = None,
                              instruction_limit: Optional[int] = None,
-                             chunkname: Optional[str] = None) -> ExecResult:
-        """Run a Lua chunk; its ExecResult (values, output, timing). Never echoes."""
+                             chunkname: Optional[str] = None, filename: Optional[str] = None,
+                             context: Optional[dict] = None) -> ExecResult:
+        """Run a Lua chunk; its ExecResult (values, types, output, timing). Never echoes."""
         return await self._hub.wrap(self.sync.execute_result_async(
-            code, timeout=timeout, instruction_limit=instruction_limit, chunkname=chunkname))
+            code, timeout=timeout, instruction_limit=instruction_limit, chunkname=chunkname,
+            filename=filename, context=context))
 
     async def execute_file(self, path: str, *, timeout: Optional[float] = None,
                            instruction_limit: Optional[int] = None) -> Any:
