@@ -9,6 +9,7 @@
 #include "spare.h"
 #include "spawn.h"
 #include "timer.h"
+#include "zygote.h"
 
 #include <unistd.h>
 
@@ -75,6 +76,7 @@ static void refill_cb(evutil_socket_t fd, short ev, void *arg)
 
 void spare_init(unsigned target)
 {
+    zygote_init();  /* first: the spares are forked from it too */
     sp.target = target > SPARE_MAX ? SPARE_MAX : target;
     if (sp.target)
         sp.refill = evtimer_new(mgr->base, refill_cb, NULL);
@@ -122,6 +124,8 @@ void spare_kick(void)
 
 int spare_reaped(pid_t pid)
 {
+    if (zygote_reaped(pid))
+        return 1;
     for (unsigned i = 0; i < sp.n; i++) {
         if (sp.s[i].pid != pid)
             continue;
@@ -140,6 +144,7 @@ int spare_reaped(pid_t pid)
 void spare_stop(void)
 {
     sp.stopped = 1;
+    zygote_stop();
     for (unsigned i = 0; i < sp.n; i++)
         spawn_discard(sp.s[i].pid, sp.s[i].fd, sp.s[i].seq);
     sp.n = 0;

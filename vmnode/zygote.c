@@ -1,0 +1,180 @@
+/* zygote.c - the zygote mode of bioxen-vmnode (`--zygote --fd 3 --parent
+ * PID`): exec'd once by the manager, it holds nothing but the loaded
+ * program and its libraries, and forks one child per request on its
+ * control socket (net/zygote_wire.h). clone(CLONE_PARENT) makes each child
+ * the manager's, so the manager reaps it as it reaps an exec'd node; with
+ * full isolation the same clone makes its namespaces.
+ *
+ * What a child inherits is only what the zygote has before any VM exists:
+ * the zygote never builds a Lua state, never seeds Jansson, opens no file,
+ * and keeps no request data after a fork. The child then proceeds exactly
+ * as an exec'd node does from main(): signals, Jansson's seed, /proc/self
+ * statm, its own Lua state, then init (limits, rlimits, uid drop, seccomp).
+ * The cost of sharing one address-space layout is in docs/security.md. */
+#include "zygote.h"
+#include "zygote_wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* One request: 1 with *chan (close-on-exec), 0 at EOF, -1 on a read error,
+ * -2 for a malformed request (its fds closed). */
+static int recv_fork(int ctl, struct zy_fork *f, int *chan)
+{
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * 4)]; } u;
+    struct iovec iov = {f, sizeof *f};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                       .msg_controllen = sizeof u.buf};
+    ssize_t r;
+    while ((r = recvmsg(ctl, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    if (r <= 0)
+        return r == 0 ? 0 : -1;
+    int nfd = 0, fds[4];
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < k && nfd < 4; i++)
+            memcpy(&fds[nfd++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    int ok = r == (ssize_t)sizeof *f && !(m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && nfd == 1 &&
+             f->magic == ZY_MAGIC && (f->flags & ~(uint32_t)ZY_NS_ALLOWED) == 0;
+    if (ok) {
+        *chan = fds[0];
+        return 1;
+    }
+    for (int i = 0; i < nfd; i++)
+        close(fds[i]);
+    return -2;
+}
+
+static int write_map(const char *file, const char *text)
+{
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* In a new user namespace: the zygote's uid and gid map to the same
+ * numbers inside, so files and /proc read the same as outside. */
+static int map_ids(void)
+{
+    char line[64];
+    snprintf(line, sizeof line, "%u %u 1\n", (unsigned)getuid(), (unsigned)getuid());
+    if (write_map("/proc/self/uid_map", line) < 0 || write_map("/proc/self/setgroups", "deny") < 0)
+        return -1;
+    snprintf(line, sizeof line, "%u %u 1\n", (unsigned)getgid(), (unsigned)getgid());
+    return write_map("/proc/self/gid_map", line);
+}
+
+static void report(int fd, int err, const char *step)
+{
+    struct zy_reply r = {0, err, ""};
+    snprintf(r.step, sizeof r.step, "%s", step);
+    if (write(fd, &r, sizeof r) < 0) {
+        /* the zygote then sees EOF: the manager learns of it at init */
+    }
+}
+
+/* The child, right after clone: tie it to the manager, finish its user
+ * namespace, and keep no fd of the zygote's but 0-2 and its channel. */
+static void child_setup(pid_t manager, int chan, uint32_t flags, int status)
+{
+    /* clone cleared the parent-death signal; the manager may also have
+     * died since the request (then our parent is not it any more) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (!(flags & CLONE_NEWPID) && getppid() != manager)
+        _exit(1);
+    if ((flags & CLONE_NEWUSER) && map_ids() < 0) {
+        report(status, errno, "map user namespace ids");
+        _exit(127);
+    }
+    if (status >= 0)
+        close(status);  /* EOF: set up */
+    /* fd 3 is the zygote's control socket: this closes it too */
+    if (dup2(chan, 3) < 0 || close_range(4, ~0U, 0) < 0)
+        _exit(127);
+    /* Every child of one zygote has the same address-space layout, and
+     * Lua's string-hash and math.random seeds mix in the address of the
+     * state: a random gap in the heap makes them differ (math.random is
+     * also reseeded from getrandom, sandbox.c). */
+    unsigned r = 0;
+    if (getrandom(&r, sizeof r, 0) == (ssize_t)sizeof r && malloc(16 + (r % 4096) * 16)) {
+        /* kept: the gap stays */
+    }
+}
+
+/* The reply once the child is forked (and, with a user namespace, mapped). */
+static void fork_one(int ctl, pid_t manager, int chan, uint32_t flags, int *in_child)
+{
+    struct zy_reply rep = {0, 0, ""};
+    int st[2] = {-1, -1};
+    if ((flags & CLONE_NEWUSER) && pipe2(st, O_CLOEXEC) < 0) {
+        rep.err = errno;
+        snprintf(rep.step, sizeof rep.step, "pipe");
+    } else {
+        /* like fork, without CLONE_VM: the child runs on a copy of this stack */
+        long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | flags | SIGCHLD), NULL, NULL, NULL, NULL);
+        if (pid == 0) {
+            child_setup(manager, chan, flags, st[1]);
+            *in_child = 1;
+            return;
+        }
+        rep.pid = pid > 0 ? (int32_t)pid : 0;
+        rep.err = pid > 0 ? 0 : errno;
+        snprintf(rep.step, sizeof rep.step, "%s", pid > 0 ? "" : "clone");
+    }
+    close(chan);
+    if (st[1] >= 0) {
+        close(st[1]);
+        struct zy_reply c;
+        ssize_t n;
+        while ((n = read(st[0], &c, sizeof c)) < 0 && errno == EINTR)
+            ;
+        if (n == (ssize_t)sizeof c)     /* the child failed and exits */
+            rep.pid = 0, rep.err = c.err, memcpy(rep.step, c.step, sizeof rep.step);
+        close(st[0]);
+    }
+    rep.step[sizeof rep.step - 1] = 0;
+    if (send(ctl, &rep, sizeof rep, MSG_NOSIGNAL) < 0) {
+        /* the manager is gone: the next recv sees EOF */
+    }
+}
+
+int zygote_serve(int ctl, int *code)
+{
+    pid_t manager = getppid();
+    *code = 0;
+    for (;;) {
+        struct zy_fork f;
+        int chan = -1, in_child = 0;
+        int r = recv_fork(ctl, &f, &chan);
+        if (r == 0 || r == -1) {
+            *code = r == 0 ? 0 : 1;
+            return 0;
+        }
+        if (r == -2) {
+            struct zy_reply rep = {0, EINVAL, "read a well-formed fork request"};
+            if (send(ctl, &rep, sizeof rep, MSG_NOSIGNAL) < 0) {
+                /* as above */
+            }
+            continue;
+        }
+        fork_one(ctl, manager, chan, f.flags, &in_child);
+        if (in_child)
+            return 1;
+    }
+}
