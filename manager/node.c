@@ -95,7 +95,8 @@ static enum bx_err node_start(struct vm *vm, int *fd, pid_t *pid, unsigned *seq,
                               char *err, size_t errlen)
 {
     const char *ns = "";
-    struct spawn_req r = {mgr->vmnode_path, -1, vm->full_isolation, vm->networked, ""};
+    struct spawn_req r = {.path = mgr->vmnode_path, .fd = -1, .isolated = vm->full_isolation,
+                          .networked = vm->networked};
     if (vm->full_isolation || spare_take(vm->heap_limit, fd, pid, seq) < 0) {
         *seq = ++mgr->node_seq;
         int rc = spawn_channel(&r, *seq, vm->heap_limit, fd, pid, err, errlen);

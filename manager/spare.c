@@ -52,7 +52,7 @@ static double backoff(void)
 static int spare_spawn(struct spare *s)
 {
     char err[256];
-    struct spawn_req r = {mgr->vmnode_path, -1, 0, 0, ""};
+    struct spawn_req r = {.path = mgr->vmnode_path, .fd = -1};
     s->seq = ++mgr->node_seq;
     s->heap = sp.last_heap;
     return spawn_channel(&r, s->seq, s->heap, &s->fd, &s->pid, err, sizeof err) == SPAWN_OK ? 0 : -1;

@@ -212,7 +212,7 @@ static int spawn_isolated(struct spawn_req *r, char **argv, pid_t *pid, char *er
 static int spawn_forked(struct spawn_req *r, pid_t *pid, char *err, size_t n)
 {
     int flags = ns_flags(r);
-    int rc = zygote_fork(r->fd, flags, pid, err, n);
+    int rc = zygote_fork(r->fd, r->procs, r->nprocs, flags, pid, err, n);
     if (rc == ZYGOTE_DOWN)
         return 1;
     if (rc == ZYGOTE_LOST)
@@ -226,12 +226,14 @@ static int spawn_forked(struct spawn_req *r, pid_t *pid, char *err, size_t n)
         return -1;
     }
     ns_names(flags, r->out_ns, sizeof r->out_ns);
+    r->out_joined = 1;
     return 0;
 }
 
 int spawn_node(struct spawn_req *r, pid_t *pid, char *err, size_t n)
 {
     r->out_ns[0] = 0;
+    r->out_joined = 0;
     int rc = spawn_forked(r, pid, err, n);
     if (rc <= 0)
         return rc;
@@ -261,12 +263,23 @@ static int spawn_in_cgroup(struct spawn_req *r, unsigned seq, unsigned long long
         snprintf(err, n, "cannot make the VM's cgroup");
         return SPAWN_E_SETUP;
     }
+    /* a forked node moves itself in (vmnode/zygote.c): the move is slow in
+     * cgroup v1 and would stall the loop; an exec'd one is moved here */
+    r->nprocs = cgroup_open_procs(seq, r->procs, (int)(sizeof r->procs / sizeof r->procs[0]));
+    if (r->nprocs < 0) {
+        cgroup_remove(seq);
+        snprintf(err, n, "cannot open the VM's cgroup");
+        return SPAWN_E_SETUP;
+    }
     int rc = spawn_node(r, pid, err, n);
+    for (int i = 0; i < r->nprocs; i++)
+        close(r->procs[i]);
+    r->nprocs = 0;
     if (rc < 0) {
         cgroup_remove(seq);
         return rc == -2 ? SPAWN_E_LOST : SPAWN_E_START;
     }
-    if (cgroup_attach(seq, *pid) < 0) {
+    if (!r->out_joined && cgroup_attach(seq, *pid) < 0) {
         spawn_discard(*pid, -1, seq);
         snprintf(err, n, "cannot move the node into its cgroup");
         return SPAWN_E_SETUP;

@@ -11,6 +11,9 @@ struct spawn_req {
     int isolated;           /* full isolation: new namespaces */
     int networked;          /* keep the host's network namespace */
     char out_ns[64];        /* filled: the namespaces made, "pid,mount,..." */
+    int procs[4];           /* the cgroup's cgroup.procs files (spawn_channel's) */
+    int nprocs;
+    int out_joined;         /* filled: the node moves itself into its cgroup */
 };
 
 /* Forked by the zygote, or exec'd while there is none: 0 with *pid, -1

@@ -97,19 +97,23 @@ static void zy_lost(const char *why)
     zy.ctl = -1;
 }
 
-static int zy_send(int chan, int flags)
+static int zy_send(int chan, const int *procs, int nprocs, int flags)
 {
-    struct zy_fork f = {ZY_MAGIC, (uint32_t)flags};
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    struct zy_fork f = {ZY_MAGIC, (uint32_t)flags, (uint32_t)nprocs};
+    int fds[1 + ZY_PROCS_MAX] = {chan};
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof fds)]; } u;
+    if (nprocs < 0 || nprocs > ZY_PROCS_MAX)
+        return -1;
+    memcpy(fds + 1, procs, sizeof(int) * (size_t)nprocs);
     struct iovec iov = {&f, sizeof f};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                       .msg_controllen = sizeof u.buf};
+                       .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)(1 + nprocs))};
     memset(u.buf, 0, sizeof u.buf);
     struct cmsghdr *c = CMSG_FIRSTHDR(&m);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &chan, sizeof chan);
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)(1 + nprocs));
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)(1 + nprocs));
     ssize_t r;
     while ((r = sendmsg(zy.ctl, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
         ;
@@ -131,7 +135,7 @@ static int zy_recv(struct zy_reply *rep)
     return r == (ssize_t)sizeof *rep ? 0 : -1;
 }
 
-int zygote_fork(int chan, int flags, pid_t *pid, char *err, size_t n)
+int zygote_fork(int chan, const int *procs, int nprocs, int flags, pid_t *pid, char *err, size_t n)
 {
     if (!zy.enabled)
         return ZYGOTE_DOWN;
@@ -141,7 +145,7 @@ int zygote_fork(int chan, int flags, pid_t *pid, char *err, size_t n)
         zy.down_logged = 1;
         return ZYGOTE_DOWN;
     }
-    if (zy_send(chan, flags) < 0) {
+    if (zy_send(chan, procs, nprocs, flags) < 0) {
         zy_lost("does not take requests");  /* never delivered: nothing was forked */
         return ZYGOTE_DOWN;
     }

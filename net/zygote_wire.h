@@ -13,9 +13,14 @@
 #define ZY_NS_ALLOWED (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | \
                        CLONE_NEWNET | CLONE_NEWUSER)
 
+#define ZY_PROCS_MAX 4      /* cgroup.procs fds: one per cgroup hierarchy */
+
+/* SCM_RIGHTS: the channel, then nprocs cgroup.procs files the child
+ * writes "0" to (moving itself into its cgroup) before it reads a byte */
 struct zy_fork {
     uint32_t magic;
     uint32_t flags;         /* 0 (a plain node) or namespaces from ZY_NS_ALLOWED */
+    uint32_t nprocs;        /* at most ZY_PROCS_MAX */
 };
 
 struct zy_reply {

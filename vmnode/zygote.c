@@ -26,11 +26,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* One request: 1 with *chan (close-on-exec), 0 at EOF, -1 on a read error,
- * -2 for a malformed request (its fds closed). */
-static int recv_fork(int ctl, struct zy_fork *f, int *chan)
+#define FDS_MAX (1 + ZY_PROCS_MAX)
+
+/* One request: 1 with fds[0] the channel and fds[1..nprocs] its cgroup.procs
+ * files (all close-on-exec), 0 at EOF, -1 on a read error, -2 for a
+ * malformed request (its fds closed). */
+static int recv_fork(int ctl, struct zy_fork *f, int *fds)
 {
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * 4)]; } u;
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * (FDS_MAX + 1))]; } u;
     struct iovec iov = {f, sizeof *f};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
                        .msg_controllen = sizeof u.buf};
@@ -39,20 +42,25 @@ static int recv_fork(int ctl, struct zy_fork *f, int *chan)
         ;
     if (r <= 0)
         return r == 0 ? 0 : -1;
-    int nfd = 0, fds[4];
+    int nfd = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
         int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < k && nfd < 4; i++)
-            memcpy(&fds[nfd++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        for (int i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (nfd < FDS_MAX)
+                fds[nfd++] = fd;
+            else
+                close(fd);  /* never more than a request carries */
+        }
     }
-    int ok = r == (ssize_t)sizeof *f && !(m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && nfd == 1 &&
-             f->magic == ZY_MAGIC && (f->flags & ~(uint32_t)ZY_NS_ALLOWED) == 0;
-    if (ok) {
-        *chan = fds[0];
+    int ok = r == (ssize_t)sizeof *f && !(m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+             f->magic == ZY_MAGIC && (f->flags & ~(uint32_t)ZY_NS_ALLOWED) == 0 &&
+             f->nprocs <= ZY_PROCS_MAX && nfd == 1 + (int)f->nprocs;
+    if (ok)
         return 1;
-    }
     for (int i = 0; i < nfd; i++)
         close(fds[i]);
     return -2;
@@ -89,10 +97,31 @@ static void report(int fd, int err, const char *step)
     }
 }
 
-/* The child, right after clone: tie it to the manager, finish its user
- * namespace, and keep no fd of the zygote's but 0-2 and its channel. */
-static void child_setup(pid_t manager, int chan, uint32_t flags, int status)
+/* Into the VM's cgroup, before the child reads its first frame: no script
+ * runs outside it. The manager opened the files; the move is ours, so its
+ * cost (an RCU grace period in cgroup v1) is not on the manager's loop. */
+static void join_cgroup(const int *procs, uint32_t n)
 {
+    for (uint32_t i = 0; i < n; i++) {
+        ssize_t w;
+        while ((w = write(procs[i], "0", 1)) < 0 && errno == EINTR)
+            ;
+        if (w != 1) {
+            fprintf(stderr, "bioxen-vmnode[%d]: cannot join the VM's cgroup: %s\n", (int)getpid(),
+                    strerror(errno));
+            _exit(126);
+        }
+        close(procs[i]);
+    }
+}
+
+/* The child, right after clone: tie it to the manager, finish its user
+ * namespace, join its cgroup, and keep no fd of the zygote's but 0-2 and
+ * its channel. */
+static void child_setup(pid_t manager, const int *fds, const struct zy_fork *f, int status)
+{
+    int chan = fds[0];
+    uint32_t flags = f->flags;
     /* clone cleared the parent-death signal; the manager may also have
      * died since the request (then our parent is not it any more) */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -104,6 +133,7 @@ static void child_setup(pid_t manager, int chan, uint32_t flags, int status)
     }
     if (status >= 0)
         close(status);  /* EOF: set up */
+    join_cgroup(fds + 1, f->nprocs);
     /* fd 3 is the zygote's control socket: this closes it too */
     if (dup2(chan, 3) < 0 || close_range(4, ~0U, 0) < 0)
         _exit(127);
@@ -118,8 +148,9 @@ static void child_setup(pid_t manager, int chan, uint32_t flags, int status)
 }
 
 /* The reply once the child is forked (and, with a user namespace, mapped). */
-static void fork_one(int ctl, pid_t manager, int chan, uint32_t flags, int *in_child)
+static void fork_one(int ctl, pid_t manager, const int *fds, const struct zy_fork *f, int *in_child)
 {
+    uint32_t flags = f->flags;
     struct zy_reply rep = {0, 0, ""};
     int st[2] = {-1, -1};
     if ((flags & CLONE_NEWUSER) && pipe2(st, O_CLOEXEC) < 0) {
@@ -129,7 +160,7 @@ static void fork_one(int ctl, pid_t manager, int chan, uint32_t flags, int *in_c
         /* like fork, without CLONE_VM: the child runs on a copy of this stack */
         long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | flags | SIGCHLD), NULL, NULL, NULL, NULL);
         if (pid == 0) {
-            child_setup(manager, chan, flags, st[1]);
+            child_setup(manager, fds, f, st[1]);
             *in_child = 1;
             return;
         }
@@ -137,7 +168,8 @@ static void fork_one(int ctl, pid_t manager, int chan, uint32_t flags, int *in_c
         rep.err = pid > 0 ? 0 : errno;
         snprintf(rep.step, sizeof rep.step, "%s", pid > 0 ? "" : "clone");
     }
-    close(chan);
+    for (uint32_t i = 0; i <= f->nprocs; i++)
+        close(fds[i]);
     if (st[1] >= 0) {
         close(st[1]);
         struct zy_reply c;
@@ -160,8 +192,8 @@ int zygote_serve(int ctl, int *code)
     *code = 0;
     for (;;) {
         struct zy_fork f;
-        int chan = -1, in_child = 0;
-        int r = recv_fork(ctl, &f, &chan);
+        int fds[FDS_MAX], in_child = 0;
+        int r = recv_fork(ctl, &f, fds);
         if (r == 0 || r == -1) {
             *code = r == 0 ? 0 : 1;
             return 0;
@@ -173,7 +205,7 @@ int zygote_serve(int ctl, int *code)
             }
             continue;
         }
-        fork_one(ctl, manager, chan, f.flags, &in_child);
+        fork_one(ctl, manager, fds, &f, &in_child);
         if (in_child)
             return 1;
     }

@@ -99,6 +99,22 @@ def test_a_forked_node_is_locked_like_an_exec_d_one(manager):
     assert set(iso.isolation["namespaces"].split(",")) >= {"pid", "mount", "ipc", "uts", "net"}
 
 
+def test_a_forked_node_moves_itself_into_its_own_cgroup(manager):
+    vm = manager.create_vm("cg", memory_limit=8 << 20)
+    assert vm.execute("return 1") == 1
+    if vm.isolation.get("cgroup") is None:
+        return      # no writable cgroups here: nothing to join
+    mine = "/bioxen.%d/n" % manager_pid(manager)
+    with open("/proc/%d/cgroup" % vm.pid) as f:
+        lines = f.read().splitlines()
+    joined = [ln for ln in lines if mine in ln]
+    assert joined, lines
+    other = manager.create_vm("cg2")
+    other.execute("return 1")
+    with open("/proc/%d/cgroup" % other.pid) as f:
+        assert not set(joined) & set(f.read().splitlines())    # a cgroup each
+
+
 def test_a_killed_zygote_is_restarted_and_creates_keep_working(manager):
     old = zygote(manager)
     before = manager.create_vm("before")
