@@ -1,4 +1,5 @@
-/* spare.c - a few bioxen-vmnode processes spawned ahead of need, each in its
+/* spare.c - a few bioxen-vmnode processes started ahead of need (forked by
+ * the zygote, or exec'd without one; zygote.c owns that), each in its
  * own prepared cgroup, blocked reading its init frame, for a VM that is
  * spawned plainly (not full_isolation: that needs namespaces made at fork
  * time); uid/gid/networked/limits come with init, so a spare fits any such
@@ -18,6 +19,12 @@
 #define BACKOFF_MAX 30.0
 #define SPARE_REFILL_FALLBACK 0.005
 #define SPARE_REFILL_DELAY 0.003
+/* From the zygote a refill costs the loop a socketpair, the cgroup's mkdir
+ * and writes and one request (~0.1-0.2 ms; the node joins its cgroup
+ * itself): soon enough that a create/use/close loop finds a spare every
+ * time (bench/create.py measured 0.49-0.64 ms p50 against 0.66-0.71 ms
+ * with the exec path's delay, which a loop faster than it never outlives). */
+#define SPARE_REFILL_DELAY_ZYGOTE 0.0
 
 struct spare {
     pid_t pid;
@@ -115,11 +122,11 @@ void spare_kick(void)
 {
     if (sp.stopped || !sp.refill || sp.n >= sp.target || sp.failures)
         return;     /* backing off after failures: the timer stands */
-    /* Not at once: a client's first request to its new VM follows the
-     * create reply within a fraction of a millisecond, and a fork/exec now
-     * would stall the loop under it. Each create pushes the refill back, so
-     * a burst of creates refills after the burst. */
-    timer_arm(sp.refill, SPARE_REFILL_DELAY);
+    /* Without the zygote not at once: a client's first request to its new
+     * VM follows the create reply within a fraction of a millisecond, and a
+     * fork/exec now would stall the loop under it. Each create pushes the
+     * refill back, so a burst of creates refills after the burst. */
+    timer_arm(sp.refill, zygote_pid() ? SPARE_REFILL_DELAY_ZYGOTE : SPARE_REFILL_DELAY);
 }
 
 int spare_reaped(pid_t pid)
