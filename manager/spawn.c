@@ -208,10 +208,17 @@ static int spawn_isolated(struct spawn_req *r, char **argv, pid_t *pid, char *er
     return 0;
 }
 
-/* From the zygote: 0, -1 (refused), 1 (none: exec), -2 (lost, see spawn.h). */
+/* From the zygote: 0, -1 (refused), 1 (exec instead), -2 (lost, see spawn.h). */
 static int spawn_forked(struct spawn_req *r, pid_t *pid, char *err, size_t n)
 {
     int flags = ns_flags(r);
+    /* A user namespace (unprivileged manager) only for exec'd nodes: a forked
+     * child's memory stays owned by the zygote's user namespace (the kernel
+     * sets that at exec), so with PR_SET_DUMPABLE 0 the manager's own user
+     * could no longer read its /proc/<pid>/root, ns, ...; and its id maps
+     * would be written from inside, where its uid is not known yet. */
+    if (flags & CLONE_NEWUSER)
+        return 1;
     int rc = zygote_fork(r->fd, r->procs, r->nprocs, flags, pid, err, n);
     if (rc == ZYGOTE_DOWN)
         return 1;

@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 #define ZY_MAGIC 0x7a79676fu
-/* the only clone flags a request may carry: full isolation's namespaces */
-#define ZY_NS_ALLOWED (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | \
-                       CLONE_NEWNET | CLONE_NEWUSER)
+/* the only clone flags a request may carry: full isolation's namespaces
+ * (never a user namespace: manager/spawn.c exec's those nodes) */
+#define ZY_NS_ALLOWED (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET)
 
 #define ZY_PROCS_MAX 4      /* cgroup.procs fds: one per cgroup hierarchy */
 

@@ -15,7 +15,6 @@
 #include "zygote_wire.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,37 +65,6 @@ static int recv_fork(int ctl, struct zy_fork *f, int *fds)
     return -2;
 }
 
-static int write_map(const char *file, const char *text)
-{
-    int fd = open(file, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = write(fd, text, strlen(text));
-    close(fd);
-    return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-/* In a new user namespace: the zygote's uid and gid map to the same
- * numbers inside, so files and /proc read the same as outside. */
-static int map_ids(void)
-{
-    char line[64];
-    snprintf(line, sizeof line, "%u %u 1\n", (unsigned)getuid(), (unsigned)getuid());
-    if (write_map("/proc/self/uid_map", line) < 0 || write_map("/proc/self/setgroups", "deny") < 0)
-        return -1;
-    snprintf(line, sizeof line, "%u %u 1\n", (unsigned)getgid(), (unsigned)getgid());
-    return write_map("/proc/self/gid_map", line);
-}
-
-static void report(int fd, int err, const char *step)
-{
-    struct zy_reply r = {0, err, ""};
-    snprintf(r.step, sizeof r.step, "%s", step);
-    if (write(fd, &r, sizeof r) < 0) {
-        /* the zygote then sees EOF: the manager learns of it at init */
-    }
-}
-
 /* Into the VM's cgroup, before the child reads its first frame: no script
  * runs outside it. The manager opened the files; the move is ours, so its
  * cost (an RCU grace period in cgroup v1) is not on the manager's loop. */
@@ -117,10 +85,9 @@ static void join_cgroup(const int *procs, uint32_t n)
 
 static void *heap_gap;  /* kept for the node's life (and reachable: no leak report) */
 
-/* The child, right after clone: tie it to the manager, finish its user
- * namespace, join its cgroup, and keep no fd of the zygote's but 0-2 and
- * its channel. */
-static void child_setup(pid_t manager, const int *fds, const struct zy_fork *f, int status)
+/* The child, right after clone: tie it to the manager, join its cgroup,
+ * and keep no fd of the zygote's but 0-2 and its channel. */
+static void child_setup(pid_t manager, const int *fds, const struct zy_fork *f)
 {
     int chan = fds[0];
     uint32_t flags = f->flags;
@@ -129,12 +96,6 @@ static void child_setup(pid_t manager, const int *fds, const struct zy_fork *f, 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (!(flags & CLONE_NEWPID) && getppid() != manager)
         _exit(1);
-    if ((flags & CLONE_NEWUSER) && map_ids() < 0) {
-        report(status, errno, "map user namespace ids");
-        _exit(127);
-    }
-    if (status >= 0)
-        close(status);  /* EOF: set up */
     join_cgroup(fds + 1, f->nprocs);
     /* fd 3 is the zygote's control socket: this closes it too */
     if (dup2(chan, 3) < 0 || close_range(4, ~0U, 0) < 0)
@@ -148,40 +109,23 @@ static void child_setup(pid_t manager, const int *fds, const struct zy_fork *f, 
         heap_gap = malloc(16 + (r % 4096) * 16);
 }
 
-/* The reply once the child is forked (and, with a user namespace, mapped). */
+/* Forks the child and replies with its pid (or the clone's errno). */
 static void fork_one(int ctl, pid_t manager, const int *fds, const struct zy_fork *f, int *in_child)
 {
-    uint32_t flags = f->flags;
     struct zy_reply rep = {0, 0, ""};
-    int st[2] = {-1, -1};
-    if ((flags & CLONE_NEWUSER) && pipe2(st, O_CLOEXEC) < 0) {
-        rep.err = errno;
-        snprintf(rep.step, sizeof rep.step, "pipe");
-    } else {
-        /* like fork, without CLONE_VM: the child runs on a copy of this stack */
-        long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | flags | SIGCHLD), NULL, NULL, NULL, NULL);
-        if (pid == 0) {
-            child_setup(manager, fds, f, st[1]);
-            *in_child = 1;
-            return;
-        }
-        rep.pid = pid > 0 ? (int32_t)pid : 0;
-        rep.err = pid > 0 ? 0 : errno;
-        snprintf(rep.step, sizeof rep.step, "%s", pid > 0 ? "" : "clone");
+    /* like fork, without CLONE_VM: the child runs on a copy of this stack */
+    long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | f->flags | SIGCHLD),
+                       NULL, NULL, NULL, NULL);
+    if (pid == 0) {
+        child_setup(manager, fds, f);
+        *in_child = 1;
+        return;
     }
+    rep.pid = pid > 0 ? (int32_t)pid : 0;
+    rep.err = pid > 0 ? 0 : errno;
+    snprintf(rep.step, sizeof rep.step, "%s", pid > 0 ? "" : "clone");
     for (uint32_t i = 0; i <= f->nprocs; i++)
         close(fds[i]);
-    if (st[1] >= 0) {
-        close(st[1]);
-        struct zy_reply c;
-        ssize_t n;
-        while ((n = read(st[0], &c, sizeof c)) < 0 && errno == EINTR)
-            ;
-        if (n == (ssize_t)sizeof c)     /* the child failed and exits */
-            rep.pid = 0, rep.err = c.err, memcpy(rep.step, c.step, sizeof rep.step);
-        close(st[0]);
-    }
-    rep.step[sizeof rep.step - 1] = 0;
     if (send(ctl, &rep, sizeof rep, MSG_NOSIGNAL) < 0) {
         /* the manager is gone: the next recv sees EOF */
     }
