@@ -125,10 +125,10 @@ fail:
 
 static int spawn_plain(struct spawn_req *r, char **argv, pid_t *pid, char *err, size_t n)
 {
-    return spawn_exec(r->path, argv, r->fd, pid, err, n);
+    return spawn_exec(r->path, argv, NULL, r->fd, pid, err, n);
 }
 
-int spawn_exec(const char *path, char **argv, int fd, pid_t *pid, char *err, size_t n)
+int spawn_exec(const char *path, char **argv, char **envp, int fd, pid_t *pid, char *err, size_t n)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -144,7 +144,7 @@ int spawn_exec(const char *path, char **argv, int fd, pid_t *pid, char *err, siz
     posix_spawnattr_setsigdefault(&at, &def);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    int rc = posix_spawn(pid, path, &fa, &at, argv, environ);
+    int rc = posix_spawn(pid, path, &fa, &at, argv, envp ? envp : environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     if (rc != 0)

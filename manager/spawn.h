@@ -20,8 +20,9 @@ struct spawn_req {
  * with err (the node was not started), or -2: the zygote died with the
  * request, and a child of it may hold r->fd (start over on a new channel). */
 int spawn_node(struct spawn_req *r, pid_t *pid, char *err, size_t n);
-/* posix_spawn of path with fd as its fd 3 and /dev/null as 0 and 1. */
-int spawn_exec(const char *path, char **argv, int fd, pid_t *pid, char *err, size_t n);
+/* posix_spawn of path with fd as its fd 3 and /dev/null as 0 and 1, and
+ * envp (NULL: ours). */
+int spawn_exec(const char *path, char **argv, char **envp, int fd, pid_t *pid, char *err, size_t n);
 
 enum { SPAWN_OK = 0, SPAWN_E_SETUP = -1, SPAWN_E_START = -2, SPAWN_E_LOST = -3 };
 /* The one way a node is started, fresh or as a spare: a socketpair (the
