@@ -135,6 +135,13 @@ int zygote_serve(int ctl, int *code)
 {
     pid_t manager = getppid();
     *code = 0;
+    /* nothing of the manager's but the control socket (and 0-2), should
+     * it have leaked an fd without close-on-exec */
+    if ((ctl > 3 && close_range(3, (unsigned)ctl - 1, 0) < 0) ||
+        close_range((unsigned)ctl + 1, ~0U, 0) < 0) {
+        *code = 1;
+        return 0;
+    }
     for (;;) {
         struct zy_fork f;
         int fds[FDS_MAX], in_child = 0;
