@@ -166,3 +166,13 @@ def test_no_zygote_execs_every_node(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_forked_nodes_die_with_a_killed_manager(make_manager):
+    m = make_manager()
+    plain = m.create_vm("p")
+    iso = m.create_vm("i", full_isolation=True)
+    pids = [plain.pid, iso.pid, zygote(m)]
+    assert plain.execute("return 1") == 1 and iso.execute("return 1") == 1
+    os.kill(manager_pid(m), signal.SIGKILL)     # PR_SET_PDEATHSIG, set again after each clone
+    assert not wait_gone(pids)
