@@ -10,6 +10,7 @@ that dies is replaced while creates keep working.
 import os
 import signal
 import subprocess
+import time
 
 from conftest import manager_pid, wait_gone, wait_until
 
@@ -174,5 +175,10 @@ def test_forked_nodes_die_with_a_killed_manager(make_manager):
     iso = m.create_vm("i", full_isolation=True)
     pids = [plain.pid, iso.pid, zygote(m)]
     assert plain.execute("return 1") == 1 and iso.execute("return 1") == 1
-    os.kill(manager_pid(m), signal.SIGKILL)     # PR_SET_PDEATHSIG, set again after each clone
+    # busy, so neither reads its channel's EOF: only the parent-death
+    # signal (set again after each clone) can end them
+    plain.execute_async("while true do end")
+    iso.execute_async("while true do end")
+    time.sleep(0.2)
+    os.kill(manager_pid(m), signal.SIGKILL)
     assert not wait_gone(pids)
