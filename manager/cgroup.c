@@ -257,6 +257,24 @@ int cgroup_attach(unsigned seq, pid_t pid)
     return 0;
 }
 
+int cgroup_open_procs(unsigned seq, int *fds, int max)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    int k = 0;
+    for (int i = 0; cg.version && i < (cg.version == 1 ? CG_N : 1); i++) {
+        node_dir(i, seq, dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+        int fd = k < max ? open(path, O_WRONLY | O_CLOEXEC) : -1;
+        if (fd < 0) {
+            while (k > 0)
+                close(fds[--k]);
+            return -1;
+        }
+        fds[k++] = fd;
+    }
+    return k;
+}
+
 int cgroup_oom_killed(unsigned seq)
 {
     if (!cg.version)

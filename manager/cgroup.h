@@ -17,6 +17,10 @@ int cgroup_prepare(unsigned seq, unsigned long long heap_limit);
  * for its init frame, which is sent after this: no script ever runs outside
  * its cgroup. 0 (also without cgroups) or -1. */
 int cgroup_attach(unsigned seq, pid_t pid);
+/* Opens node seq's cgroup.procs files (one per hierarchy, at most max) for
+ * a node to move itself in with write("0"): the count (0 without cgroups),
+ * or -1. The caller closes them. */
+int cgroup_open_procs(unsigned seq, int *fds, int max);
 /* 1 when the kernel's OOM killer fired in node seq's cgroup. */
 int cgroup_oom_killed(unsigned seq);
 /* Removes node seq's cgroup(s); the node must be dead. */

@@ -51,6 +51,7 @@ static const char flags_help[] =
     "  --module-dir DIR     where modules granted by a policy are read from\n"
     "  --no-cgroups         no cgroup per node (rlimits and the Lua allocator remain)\n"
     "  --spares N           nodes kept started ahead of creates (default 2; 0: none)\n"
+    "  --no-zygote          exec every node instead of forking it from a zygote\n"
     "  --metrics-port PORT  serve Prometheus GET /metrics (0: any free port)\n"
     "  --metrics-host HOST  the address for --metrics-port (default 127.0.0.1)\n"
     "  --admin IDENTITY     also an admin (uid:N or token:NAME; repeatable)\n"
@@ -73,7 +74,7 @@ static void usage_exit(int status)
     FILE *out = status ? stderr : stdout;
     fprintf(out, "usage: bioxen-manager --socket PATH [--tcp HOST:PORT --token-file FILE]\n"
                  "       [--vmnode PATH] [--exit-with-stdin] [--max-frame BYTES] [--grace SECONDS]\n"
-                 "       [--module-dir DIR] [--no-cgroups] [--spares N]\n"
+                 "       [--module-dir DIR] [--no-cgroups] [--spares N] [--no-zygote]\n"
                  "       [--metrics-port PORT [--metrics-host HOST]]\n"
                  "       [--admin IDENTITY]... [--socket-mode OCTAL] [--socket-group GROUP]\n"
                  "       [--cluster URLS [--host-name NAME] [--cluster-name PREFIX] [--cluster-...]]\n"
@@ -147,6 +148,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"module-dir", 1, 0, 'm'},
         {"no-cgroups", 0, 0, 'c'}, {"metrics-port", 1, 0, 'P'},
         {"metrics-host", 1, 0, 'H'}, {"spares", 1, 0, 'p'}, {"help", 0, 0, 'h'},
+        {"no-zygote", 0, 0, 'Z'},
         {"admin", 1, 0, 'A'}, {"socket-mode", 1, 0, 'M'}, {"socket-group", 1, 0, 'G'},
         {"cluster", 1, 0, 'C'}, {"host-name", 1, 0, 'N'}, {"cluster-name", 1, 0, 'X'},
         {"cluster-creds", 1, 0, 'R'}, {"cluster-token-file", 1, 0, 'T'},
@@ -169,6 +171,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'P': metrics_port = parse_port(optarg); break;
         case 'H': metrics_host = optarg; break;
         case 'p': m->spares = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'Z': m->no_zygote = 1; break;
         case 'h': usage_exit(0); break;
         case 'A': if (identity_add_admin(m, optarg, err, sizeof err) < 0) bad_arg(err); break;
         case 'M': m->socket_mode = parse_mode(optarg); break;

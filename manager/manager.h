@@ -144,6 +144,7 @@ struct manager {
     int exit_with_stdin;
     int no_cgroups;         /* --no-cgroups: rlimits only */
     unsigned spares;        /* --spares: nodes kept ready (spare.c) */
+    int no_zygote;          /* --no-zygote: exec every node (zygote.c) */
     /* runtime */
     struct evconnlistener *unix_l, *tcp_l;
     struct event *sig_term, *sig_int, *sig_chld, *stdin_ev, *reaper, *stop_tick;

@@ -11,6 +11,7 @@
 #include "promhttp.h"
 #include "remote.h"
 #include "spare.h"
+#include "zygote.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,8 @@ void mgrop_hello(struct op_ctx *x)
                           "version", BX_PROTO_VERSION, "pid", (int)getpid(),
                           "frame_max", (json_int_t)mgr->max_frame, "spares", spares,
                           "identity", x->c->identity, "admin", x->c->admin);
+    if (r && zygote_pid() > 0)      /* forks the nodes (zygote.c): not a leak */
+        json_object_set_new(r, "zygote", json_integer(zygote_pid()));
     if (r && promhttp_port() > 0)   /* --metrics-port 0 picks one: say which */
         json_object_set_new(r, "metrics_port", json_integer(promhttp_port()));
     if (r && server_tcp_bound())    /* so does --tcp HOST:0 */

@@ -98,7 +98,8 @@ static enum bx_err node_start(struct vm *vm, int *fd, pid_t *pid, unsigned *seq,
                               char *err, size_t errlen)
 {
     const char *ns = "";
-    struct spawn_req r = {mgr->vmnode_path, -1, vm->full_isolation, vm->networked, ""};
+    struct spawn_req r = {.path = mgr->vmnode_path, .fd = -1, .isolated = vm->full_isolation,
+                          .networked = vm->networked};
     enum bx_err e = cputhrottle_check(vm, err, errlen);    /* before any process */
     if (e != BX_OK)
         return e;

@@ -1,4 +1,5 @@
-/* spare.c - a few bioxen-vmnode processes spawned ahead of need, each in its
+/* spare.c - a few bioxen-vmnode processes started ahead of need (forked by
+ * the zygote, or exec'd without one; zygote.c owns that), each in its
  * own prepared cgroup, blocked reading its init frame, for a VM that is
  * spawned plainly (not full_isolation: that needs namespaces made at fork
  * time); uid/gid/networked/limits come with init, so a spare fits any such
@@ -9,6 +10,7 @@
 #include "spare.h"
 #include "spawn.h"
 #include "timer.h"
+#include "zygote.h"
 
 #include <unistd.h>
 
@@ -17,6 +19,12 @@
 #define BACKOFF_MAX 30.0
 #define SPARE_REFILL_FALLBACK 0.005
 #define SPARE_REFILL_DELAY 0.003
+/* From the zygote a refill costs the loop a socketpair, the cgroup's mkdir
+ * and writes and one request (~0.1-0.2 ms; the node joins its cgroup
+ * itself): soon enough that a create/use/close loop finds a spare every
+ * time (bench/create.py measured 0.49-0.64 ms p50 against 0.66-0.71 ms
+ * with the exec path's delay, which a loop faster than it never outlives). */
+#define SPARE_REFILL_DELAY_ZYGOTE 0.0
 
 struct spare {
     pid_t pid;
@@ -51,7 +59,7 @@ static double backoff(void)
 static int spare_spawn(struct spare *s)
 {
     char err[256];
-    struct spawn_req r = {mgr->vmnode_path, -1, 0, 0, ""};
+    struct spawn_req r = {.path = mgr->vmnode_path, .fd = -1};
     s->seq = ++mgr->node_seq;
     s->heap = sp.last_heap;
     return spawn_channel(&r, s->seq, s->heap, &s->fd, &s->pid, err, sizeof err) == SPAWN_OK ? 0 : -1;
@@ -75,6 +83,7 @@ static void refill_cb(evutil_socket_t fd, short ev, void *arg)
 
 void spare_init(unsigned target)
 {
+    zygote_init();  /* first: the spares are forked from it too */
     sp.target = target > SPARE_MAX ? SPARE_MAX : target;
     if (sp.target)
         sp.refill = evtimer_new(mgr->base, refill_cb, NULL);
@@ -113,15 +122,17 @@ void spare_kick(void)
 {
     if (sp.stopped || !sp.refill || sp.n >= sp.target || sp.failures)
         return;     /* backing off after failures: the timer stands */
-    /* Not at once: a client's first request to its new VM follows the
-     * create reply within a fraction of a millisecond, and a fork/exec now
-     * would stall the loop under it. Each create pushes the refill back, so
-     * a burst of creates refills after the burst. */
-    timer_arm(sp.refill, SPARE_REFILL_DELAY);
+    /* Without the zygote not at once: a client's first request to its new
+     * VM follows the create reply within a fraction of a millisecond, and a
+     * fork/exec now would stall the loop under it. Each create pushes the
+     * refill back, so a burst of creates refills after the burst. */
+    timer_arm(sp.refill, zygote_pid() ? SPARE_REFILL_DELAY_ZYGOTE : SPARE_REFILL_DELAY);
 }
 
 int spare_reaped(pid_t pid)
 {
+    if (zygote_reaped(pid))
+        return 1;
     for (unsigned i = 0; i < sp.n; i++) {
         if (sp.s[i].pid != pid)
             continue;
@@ -140,6 +151,7 @@ int spare_reaped(pid_t pid)
 void spare_stop(void)
 {
     sp.stopped = 1;
+    zygote_stop();
     for (unsigned i = 0; i < sp.n; i++)
         spawn_discard(sp.s[i].pid, sp.s[i].fd, sp.s[i].seq);
     sp.n = 0;

@@ -8,9 +8,12 @@
  * it create the others, mapping its own uid and gid one to one, and lends
  * the node CAP_SYS_ADMIN there for the move into its empty root.
  * If the kernel refuses, the VM is not created: never a silent downgrade.
- * spawn_channel wraps either start in the socketpair and the cgroup. */
+ * Both are the fallback: a node is normally forked by the zygote
+ * (zygote.c), with the same namespaces; exec is used while there is none.
+ * spawn_channel wraps any start in the socketpair and the cgroup. */
 #include "spawn.h"
 #include "cgroup.h"
+#include "zygote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -122,13 +125,18 @@ fail:
 
 static int spawn_plain(struct spawn_req *r, char **argv, pid_t *pid, char *err, size_t n)
 {
+    return spawn_exec(r->path, argv, NULL, r->fd, pid, err, n);
+}
+
+int spawn_exec(const char *path, char **argv, char **envp, int fd, pid_t *pid, char *err, size_t n)
+{
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     sigset_t def, none;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, r->fd, 3);
+    posix_spawn_file_actions_adddup2(&fa, fd, 3);
     posix_spawnattr_init(&at);
     sigemptyset(&none);
     sigemptyset(&def);
@@ -136,11 +144,11 @@ static int spawn_plain(struct spawn_req *r, char **argv, pid_t *pid, char *err, 
     posix_spawnattr_setsigdefault(&at, &def);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    int rc = posix_spawn(pid, r->path, &fa, &at, argv, environ);
+    int rc = posix_spawn(pid, path, &fa, &at, argv, envp ? envp : environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     if (rc != 0)
-        snprintf(err, n, "spawn %s: %s", r->path, strerror(rc));
+        snprintf(err, n, "spawn %s: %s", path, strerror(rc));
     return rc ? -1 : 0;
 }
 
@@ -157,14 +165,23 @@ static void ns_names(int flags, char *out, size_t n)
             len += (size_t)snprintf(out + len, n - len, "%s%s", len ? "," : "", ns[i].name);
 }
 
-static int spawn_isolated(struct spawn_req *r, char **argv, pid_t *pid, char *err, size_t n)
+/* The namespaces a node of r gets: none for a plain one. */
+static int ns_flags(const struct spawn_req *r)
 {
-    struct child c = {r->path, argv, r->fd, 0, getuid(), getgid(), 0, ""};
+    if (!r->isolated)
+        return 0;
     int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
     if (!r->networked)
         flags |= CLONE_NEWNET;
     if (geteuid() != 0)
-        flags |= CLONE_NEWUSER, c.userns = 1;
+        flags |= CLONE_NEWUSER;
+    return flags;
+}
+
+static int spawn_isolated(struct spawn_req *r, char **argv, pid_t *pid, char *err, size_t n)
+{
+    int flags = ns_flags(r);
+    struct child c = {r->path, argv, r->fd, !!(flags & CLONE_NEWUSER), getuid(), getgid(), 0, ""};
     char *stack = malloc(CHILD_STACK);
     if (!stack)
         return snprintf(err, n, "out of memory"), -1;
@@ -191,13 +208,46 @@ static int spawn_isolated(struct spawn_req *r, char **argv, pid_t *pid, char *er
     return 0;
 }
 
+/* From the zygote: 0, -1 (refused), 1 (exec instead), -2 (lost, see spawn.h). */
+static int spawn_forked(struct spawn_req *r, pid_t *pid, char *err, size_t n)
+{
+    int flags = ns_flags(r);
+    /* A user namespace (unprivileged manager) only for exec'd nodes: a forked
+     * child's memory stays owned by the zygote's user namespace (the kernel
+     * sets that at exec), so with PR_SET_DUMPABLE 0 the manager's own user
+     * could no longer read its /proc/<pid>/root, ns, ...; and its id maps
+     * would be written from inside, where its uid is not known yet. */
+    if (flags & CLONE_NEWUSER)
+        return 1;
+    int rc = zygote_fork(r->fd, r->procs, r->nprocs, flags, pid, err, n);
+    if (rc == ZYGOTE_DOWN)
+        return 1;
+    if (rc == ZYGOTE_LOST)
+        return -2;
+    if (rc == ZYGOTE_REFUSED) {
+        char names[64], why[200];
+        ns_names(flags, names, sizeof names);
+        snprintf(why, sizeof why, "%s", err);
+        if (flags)
+            snprintf(err, n, "the kernel refused new %s namespaces: %s", names, why);
+        return -1;
+    }
+    ns_names(flags, r->out_ns, sizeof r->out_ns);
+    r->out_joined = 1;
+    return 0;
+}
+
 int spawn_node(struct spawn_req *r, pid_t *pid, char *err, size_t n)
 {
+    r->out_ns[0] = 0;
+    r->out_joined = 0;
+    int rc = spawn_forked(r, pid, err, n);
+    if (rc <= 0)
+        return rc;
     char parent[32];
     /* inside a PID namespace the node's parent is invisible (getppid is 0) */
     snprintf(parent, sizeof parent, "%d", r->isolated ? 0 : (int)getpid());
     char *argv[] = {(char *)r->path, "--fd", "3", "--parent", parent, NULL};
-    r->out_ns[0] = 0;
     return r->isolated ? spawn_isolated(r, argv, pid, err, n) : spawn_plain(r, argv, pid, err, n);
 }
 
@@ -220,11 +270,23 @@ static int spawn_in_cgroup(struct spawn_req *r, unsigned seq, unsigned long long
         snprintf(err, n, "cannot make the VM's cgroup");
         return SPAWN_E_SETUP;
     }
-    if (spawn_node(r, pid, err, n) < 0) {
+    /* a forked node moves itself in (vmnode/zygote.c): the move is slow in
+     * cgroup v1 and would stall the loop; an exec'd one is moved here */
+    r->nprocs = cgroup_open_procs(seq, r->procs, (int)(sizeof r->procs / sizeof r->procs[0]));
+    if (r->nprocs < 0) {
         cgroup_remove(seq);
-        return SPAWN_E_START;
+        snprintf(err, n, "cannot open the VM's cgroup");
+        return SPAWN_E_SETUP;
     }
-    if (cgroup_attach(seq, *pid) < 0) {
+    int rc = spawn_node(r, pid, err, n);
+    for (int i = 0; i < r->nprocs; i++)
+        close(r->procs[i]);
+    r->nprocs = 0;
+    if (rc < 0) {
+        cgroup_remove(seq);
+        return rc == -2 ? SPAWN_E_LOST : SPAWN_E_START;
+    }
+    if (!r->out_joined && cgroup_attach(seq, *pid) < 0) {
         spawn_discard(*pid, -1, seq);
         snprintf(err, n, "cannot move the node into its cgroup");
         return SPAWN_E_SETUP;
@@ -232,8 +294,8 @@ static int spawn_in_cgroup(struct spawn_req *r, unsigned seq, unsigned long long
     return SPAWN_OK;
 }
 
-int spawn_channel(struct spawn_req *r, unsigned seq, unsigned long long heap,
-                  int *fd, pid_t *pid, char *err, size_t n)
+static int spawn_channel_once(struct spawn_req *r, unsigned seq, unsigned long long heap,
+                              int *fd, pid_t *pid, char *err, size_t n)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -258,4 +320,16 @@ int spawn_channel(struct spawn_req *r, unsigned seq, unsigned long long heap,
     else
         *fd = sv[0];
     return rc;
+}
+
+int spawn_channel(struct spawn_req *r, unsigned seq, unsigned long long heap,
+                  int *fd, pid_t *pid, char *err, size_t n)
+{
+    int rc = spawn_channel_once(r, seq, heap, fd, pid, err, n);
+    /* The zygote died holding the request: a child of it may have the
+     * node's end of that channel (it reads EOF now and exits). A new
+     * channel, and exec, since the zygote is down until restarted. */
+    if (rc == SPAWN_E_LOST)
+        rc = spawn_channel_once(r, seq, heap, fd, pid, err, n);
+    return rc == SPAWN_E_LOST ? SPAWN_E_SETUP : rc;
 }

@@ -1,6 +1,7 @@
 /* main.c - bioxen-vmnode: one sandboxed Lua VM per process, spawned by the
- * manager as `bioxen-vmnode --fd 3 --parent PID`. Owns the node record and
- * the request loop: read a frame, run its op (ops.c) or take it as a late
+ * manager as `bioxen-vmnode --fd 3 --parent PID`, or forked by the zygote
+ * (`--zygote`, zygote.c), which then carries on here as an exec'd node.
+ * Owns the node record and the request loop: read a frame, run its op (ops.c) or take it as a late
  * answer to a wait that ended, reply; exit 0 on EOF. */
 #include "node.h"
 #include "mailbox.h"
@@ -9,6 +10,7 @@
 #include "policy.h"
 #include "procstat.h"
 #include "stream.h"
+#include "zygote.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -90,10 +92,12 @@ static void node_free(bx_node *n)
     fb_free(&n->fb);
 }
 
-static int parse_args(int argc, char **argv, int *fd, long *parent)
+static int parse_args(int argc, char **argv, int *fd, long *parent, int *zygote)
 {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "--zygote") == 0)
+            *zygote = 1;
+        else if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc)
             *fd = atoi(argv[++i]);
         else if (strcmp(argv[i], "--parent") == 0 && i + 1 < argc)
             *parent = atol(argv[++i]);
@@ -107,14 +111,19 @@ int main(int argc, char **argv)
 {
     /* die with the manager; then close the race where it died before this */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int fd = 3;
+    int fd = 3, zygote = 0, code;
     long parent = 0;
-    if (parse_args(argc, argv, &fd, &parent) < 0) {
-        fprintf(stderr, "usage: bioxen-vmnode --fd N --parent PID\n");
+    if (parse_args(argc, argv, &fd, &parent, &zygote) < 0) {
+        fprintf(stderr, "usage: bioxen-vmnode [--zygote] --fd N --parent PID\n");
         return 2;
     }
     if (parent > 0 && getppid() != (pid_t)parent)
         return 1;
+    /* the zygote returns here only in a forked child: a node on fd 3 */
+    if (zygote && !zygote_serve(fd, &code))
+        return code;
+    if (zygote)
+        fd = 3;
     static bx_node node;
     char err[256] = "";
     node.fd = fd;

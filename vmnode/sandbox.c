@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* The whole whitelist: what each library keeps ("*" = everything). Names
  * not listed are removed from the library's own table, so no metatable
@@ -289,6 +290,20 @@ static int sb_coclose(lua_State *L)
     return lua_gettop(L);
 }
 
+/* math.random's seed comes from the kernel, not from the clock and the
+ * state's address: nodes forked from one zygote share their layout, and two
+ * created in the same second would otherwise draw the same numbers. */
+static void sb_reseed(lua_State *L)
+{
+    lua_Integer seed[2];
+    if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        return;     /* Lua's own seed (time and address) stands */
+    lua_getfield(L, -1, "randomseed");
+    lua_pushinteger(L, seed[0]);
+    lua_pushinteger(L, seed[1]);
+    lua_call(L, 2, 0);
+}
+
 /* Deletes every field of the table on top whose name is not in keep. */
 static void sb_strip(lua_State *L, const char *keep)
 {
@@ -332,6 +347,8 @@ static int sb_build_base(lua_State *L)
 {
     for (const struct sb_lib *lib = sb_libs; lib->name; lib++) {
         luaL_requiref(L, lib->name, lib->open, 1);
+        if (lib->open == luaopen_math)
+            sb_reseed(L);
         sb_strip(L, lib->keep);
         lua_pop(L, 1);
     }
