@@ -61,7 +61,10 @@ int cluster_publish(const char *subject, const char *reply, json_t *msg, char *e
  * object (borrowed; NULL when it was not one: the handler answers or drops
  * it as the socket path would); reply is the message's reply subject or
  * NULL. queue: a NATS queue group name (one member gets each message) or
- * NULL. Call after cluster_start. Subscriptions live until cluster_stop
+ * NULL. An exact subject is delivered straight from nats.c's read on the
+ * loop; a wildcard one (meant for reply inboxes) through nats.c's delivery
+ * thread and the inbox, a little later (cluster.c's head says why).
+ * Call after cluster_start. Subscriptions live until cluster_stop
  * and survive reconnects; one made while down is sent at the next up
  * (before the state listeners hear of it). 0 or -1. */
 typedef void (*cluster_handler)(const char *subject, const char *reply, json_t *msg, void *arg);
@@ -72,6 +75,9 @@ int cluster_subscribe(const char *subject, const char *queue, cluster_handler h,
  * servers asynchronously, so a request right after a remote subscribe can
  * get one: retry briefly before failing (CLUSTER-NOTES.md). */
 int cluster_msg_no_responders(void);
+/* fn runs on the loop after each batch of handlers (the manager's
+ * flush_all: the frames they queued go out in one write per socket). */
+void cluster_on_drained(void (*fn)(void));
 
 /* Blocking nats.c calls (JetStream, key-value) never run on the loop: work
  * runs on the cluster's one worker thread, in submission order; done runs

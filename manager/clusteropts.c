@@ -1,5 +1,6 @@
 /* clusteropts.c - the command line's cluster flags checked and turned into
- * natsOptions (servers, credentials, TLS), on the loop thread at start. */
+ * natsOptions (servers, credentials, TLS, reconnects, the loop, the
+ * connection callbacks), on the loop thread at start. */
 #include "clusterint.h"
 
 #include <ctype.h>
@@ -10,6 +11,58 @@
 #include <unistd.h>
 
 #include "proto.h"
+
+#define RECONNECT_WAIT_MS 250           /* a restarted nats-server is back quickly */
+#define CONNECT_TIMEOUT_MS 1000         /* per attempt; a LAN answers in far less */
+#define PING_MS 2000                    /* with 2 pings out: a dead link seen in ~4-6 s, */
+#define PINGS_OUT 2                     /* not nats.c's default of 4 minutes */
+
+static void on_reconnected(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(1, "reconnected"); }
+static void on_disconnected(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(0, "disconnected from NATS"); }
+static void on_closed(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(0, "NATS connection closed"); }
+
+/* Asynchronous errors (a slow consumer, a permission violation) do not end
+ * the connection: a log line, not a state change. */
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *c)
+{
+    (void)nc; (void)sub; (void)c;
+    cluster__post_state(-1, natsStatus_GetText(err));   /* a BROKER_ERROR, on the loop */
+}
+
+/* Reconnect for ever, quickly; no flusher thread (SendAsap: a publish is
+ * written at once, from the loop). An asynchronous subscription keeps its
+ * own delivery thread: 3.4.1's shared pool (UseGlobalMessageDelivery)
+ * leaks its close message when the library's garbage collector stops
+ * first (seen under LeakSanitizer), and they are few. */
+int cluster__options(natsOptions **out, struct event_base *base, const struct cluster_opts *o,
+                     char *err, size_t n)
+{
+    char name[CLUSTER_HOST_MAX + 16];
+    snprintf(name, sizeof name, "bioxen-%s", o->host);
+    if (natsOptions_Create(out) != NATS_OK) {
+        snprintf(err, n, "cluster: %s", nats_GetLastError(NULL));
+        return -1;
+    }
+    if (cluster__servers(*out, o->urls, err, n) < 0 || cluster__auth(*out, o, err, n) < 0)
+        return -1;
+    natsStatus s = natsOptions_SetName(*out, name);
+    if (s == NATS_OK) s = cluster__set_loop(*out, base);
+    if (s == NATS_OK) s = natsOptions_SetSendAsap(*out, true);
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(*out, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(*out, RECONNECT_WAIT_MS);
+    if (s == NATS_OK) s = natsOptions_SetTimeout(*out, CONNECT_TIMEOUT_MS);
+    if (s == NATS_OK) s = natsOptions_SetPingInterval(*out, PING_MS);
+    if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(*out, PINGS_OUT);
+    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(*out, on_disconnected, NULL);
+    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(*out, on_reconnected, NULL);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(*out, on_closed, NULL);
+    if (s == NATS_OK) s = natsOptions_SetErrorHandler(*out, on_error, NULL);
+    if (s != NATS_OK) {
+        snprintf(err, n, "cluster: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    return 0;
+}
 
 /* "nats://[user[:pass]@]host[:port]" or tls://: checked here, because
  * nats.c only parses them on the worker, where a typo would become an

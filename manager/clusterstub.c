@@ -41,3 +41,4 @@ int cluster_defer(cluster_fn work, cluster_fn done, void *arg) { (void)work; (vo
 struct __kvStore *cluster_kv(void) { return NULL; }
 int cluster_on_state(cluster_state_fn fn, void *arg) { (void)fn; (void)arg; return 0; }
 void cluster_on_error(cluster_state_fn fn, void *arg) { (void)fn; (void)arg; }
+void cluster_on_drained(void (*fn)(void)) { (void)fn; }

@@ -194,6 +194,7 @@ int remote_start(void)
     char s1[160], s3[160];
     if (!cluster_enabled())
         return 0;
+    cluster_on_drained(flush_all);     /* replies out before nats.c's cleanup */
     if (cluster_subject(s1, sizeof s1, "h.%s.req", cluster_self()) < 0 ||
         cluster_subject(s3, sizeof s3, "h.%s.ping", cluster_self()) < 0 ||
         cluster_subscribe(s1, NULL, on_req, NULL) < 0 ||
