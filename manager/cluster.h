@@ -22,6 +22,7 @@ struct cluster_opts {
     const char *prefix;      /* --cluster-name, default "bioxen" */
     const char *creds;       /* --cluster-creds FILE (.creds: JWT + nkey) or NULL */
     const char *token_file;  /* --cluster-token-file FILE or NULL */
+    const char *nkey_file;   /* --cluster-nkey FILE (seed and public key) or NULL */
     const char *ca_file;     /* --cluster-ca FILE: TLS with this CA, or NULL */
     const char *cert_file, *key_file;   /* --cluster-cert/--cluster-key (mutual TLS) */
 };

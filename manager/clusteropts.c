@@ -144,10 +144,62 @@ static int read_secret(const char *file, char *buf, size_t n)
     return k ? 0 : -1;
 }
 
+/* The public key line ("U" + 55 base32 characters) of an nkey file:
+ * nats.c signs the server's nonce with the file's seed ("SU...") but must
+ * be told the public key, and `nk -gen user -pubout` writes both. */
+static int nkey_public(const char *file, char *pub, size_t n)
+{
+    char line[256];
+    int found = 0;
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return -1;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *p = line, *e;
+        while (isspace((unsigned char)*p))
+            p++;
+        for (e = p; isalnum((unsigned char)*e); e++)
+            ;
+        if (p[0] == 'U' && e - p == 56 && (size_t)(e - p) < n) {
+            memcpy(pub, p, 56);
+            pub[56] = 0;
+            found = 1;
+        }
+    }
+    explicit_bzero(line, sizeof line);      /* a seed line may have been read */
+    fclose(f);
+    return found ? 0 : -1;
+}
+
+static int auth_nkey(natsOptions *opts, const struct cluster_opts *o, char *err, size_t n)
+{
+    char pub[64];
+    if (o->creds) {
+        snprintf(err, n, "--cluster-nkey and --cluster-creds: one or the other");
+        return -1;
+    }
+    if (access(o->nkey_file, R_OK) < 0) {
+        snprintf(err, n, "--cluster-nkey %s: %s", o->nkey_file, strerror(errno));
+        return -1;
+    }
+    if (nkey_public(o->nkey_file, pub, sizeof pub) < 0) {
+        snprintf(err, n, "--cluster-nkey %s: no public key in it (a line of 56 characters "
+                 "starting with U, as `nk -gen user -pubout` writes after the seed)", o->nkey_file);
+        return -1;
+    }
+    if (natsOptions_SetNKeyFromSeed(opts, pub, o->nkey_file) != NATS_OK) {
+        snprintf(err, n, "--cluster-nkey %s: %s", o->nkey_file, nats_GetLastError(NULL));
+        return -1;
+    }
+    return 0;
+}
+
 /* Credentials and TLS, each only when its flag was given. */
 int cluster__auth(natsOptions *opts, const struct cluster_opts *o, char *err, size_t n)
 {
     char tok[4096];
+    if (o->nkey_file && auth_nkey(opts, o, err, n) < 0)
+        return -1;
     if (o->token_file && (read_secret(o->token_file, tok, sizeof tok) < 0 ||
                           natsOptions_SetToken(opts, tok) != NATS_OK)) {
         snprintf(err, n, "--cluster-token-file: cannot read a token from %s", o->token_file);
