@@ -137,15 +137,17 @@ static int connect_once(natsStatus *st)
 static void say_why(natsStatus st, char *said, size_t n)
 {
     char why[512];
-    const char *t = nats_GetLastError(NULL);
-    snprintf(why, sizeof why, "%s%s%s%s", natsStatus_GetText(st), t && *t ? ": " : "", t ? t : "",
+    const char *t = nats_GetLastError(NULL), *loc = t && *t == '(' ? strstr(t, "): ") : NULL;
+    if (loc)
+        t = loc + 3;    /* nats.c's "(conn.c:1905): " says where, not why */
+    snprintf(why, sizeof why, "%s)%s%s%s", natsStatus_GetText(st), t && *t ? ": " : "", t ? t : "",
              st == NATS_PROTOCOL_ERROR && t && strstr(t, "PONG")
              ? "; the server closed the connection in the handshake: a TLS server that verifies "
                "clients does that to one without a certificate (--cluster-cert, --cluster-key)" : "");
     if (strcmp(why, said) == 0)
         return;
     snprintf(said, n, "%s", why);
-    fprintf(stderr, "bioxen-manager: cluster: cannot connect to NATS yet (%s); retrying every 250 ms\n",
+    fprintf(stderr, "bioxen-manager: cluster: cannot connect to NATS yet (%s; retrying every 250 ms\n",
             why);
 }
 

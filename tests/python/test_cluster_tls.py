@@ -124,6 +124,10 @@ def forwarded_exec_works(a, b):
     a.wait_connected()
     b.wait_connected()
     m = a.client()
+    end = time.monotonic() + JOIN_S     # a's heartbeat table hears b
+    while not any(h["name"] == b.name and h["alive"] for h in m.hosts()):
+        assert time.monotonic() < end, "%s never heard %s" % (a.name, b.name)
+        time.sleep(0.1)
     vm = m.create_vm("over-" + b.name, host=b.name)
     assert vm.execute("return 6 * 7") == 42
     where = {v["name"]: v.get("host") for v in m.list_vms(cluster=True)}
