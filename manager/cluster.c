@@ -346,31 +346,40 @@ int cluster_on_state(cluster_state_fn fn, void *arg)
     return 0;
 }
 
+int cluster_publish_raw(const char *subject, const char *reply, const char *data, size_t len,
+                        char *err, size_t n)
+{
+    if (!cluster_up()) {
+        snprintf(err, n, "cluster unavailable");
+        return -1;
+    }
+    if (cq_payload_fits(len, cluster_max_payload(), err, n) < 0)
+        return -1;
+    natsStatus s = reply ? natsConnection_PublishRequest(C.nc, subject, reply, data, (int)len)
+                         : natsConnection_Publish(C.nc, subject, data, (int)len);
+    if (s != NATS_OK) {
+        snprintf(err, n, "cluster publish failed: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    return 0;
+}
+
 int cluster_publish(const char *subject, const char *reply, json_t *msg, char *err, size_t n)
 {
     if (!cluster_up()) {
         snprintf(err, n, "cluster unavailable");
         return -1;
     }
-    size_t len, max = cluster_max_payload();
+    size_t len;
     char *buf = proto_dump(msg, &len);
     if (!buf) {
         snprintf(err, n, "cannot encode the message");
         return -1;
     }
-    len--;      /* proto_dump's newline frames the socket protocol, not NATS */
-    if (cq_payload_fits(len, max, err, n) < 0) {
-        free(buf);
-        return -1;
-    }
-    natsStatus s = reply ? natsConnection_PublishRequest(C.nc, subject, reply, buf, (int)len)
-                         : natsConnection_Publish(C.nc, subject, buf, (int)len);
+    /* len - 1: proto_dump's newline frames the socket protocol, not NATS */
+    int r = cluster_publish_raw(subject, reply, buf, len - 1, err, n);
     free(buf);
-    if (s != NATS_OK) {
-        snprintf(err, n, "cluster publish failed: %s", natsStatus_GetText(s));
-        return -1;
-    }
-    return 0;
+    return r;
 }
 
 int cluster_defer(cluster_fn work, cluster_fn done, void *arg)

@@ -57,6 +57,9 @@ int cluster_subject(char *buf, size_t n, const char *fmt, ...)
  * is down ("cluster unavailable"), or the payload is over max payload
  * ("... larger than the cluster's max payload of N bytes"): never truncated. */
 int cluster_publish(const char *subject, const char *reply, json_t *msg, char *err, size_t n);
+/* The same for a payload already encoded (len bytes of one JSON object). */
+int cluster_publish_raw(const char *subject, const char *reply, const char *data, size_t len,
+                        char *err, size_t n);
 
 /* A handler runs on the loop thread. msg is the payload parsed as a JSON
  * object (borrowed; NULL when it was not one: the handler answers or drops

@@ -31,6 +31,14 @@ int cluster_publish(const char *subject, const char *reply, json_t *msg, char *e
     return -1;
 }
 
+int cluster_publish_raw(const char *subject, const char *reply, const char *data, size_t len,
+                        char *err, size_t n)
+{
+    (void)subject; (void)reply; (void)data; (void)len;
+    snprintf(err, n, "cluster unavailable");
+    return -1;
+}
+
 int cluster_subscribe(const char *subject, const char *queue, cluster_handler h, void *arg)
 {
     (void)subject; (void)queue; (void)h; (void)arg;
