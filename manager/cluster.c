@@ -162,7 +162,6 @@ void cluster__post_done(cluster_fn done, void *arg)
     cq_push(&C.inbox, it);
 }
 
-
 /* ---- on the loop ---- */
 
 static int sub_now(struct csub *s);
