@@ -16,6 +16,9 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 # `ip netns` puts each manager of the cluster tests in its own network
 # namespace (tests/python/clusterenv.py); without it they run unisolated
 DEBS+=(iproute2)
+# the cluster's TLS, nkey and .creds tests make their certificates and keys
+# with it (tests/python/natsauth.py)
+DEBS+=(openssl)
 
 install_deps() {
     local missing=()

@@ -255,8 +255,8 @@ def map_scaling(chunks, points):
                 (ok + " " if ok else "") + "(" + held + ")")
 
 
-def one_cluster(calls, msgs):
-    """Parts 1-3, on one 3-manager cluster."""
+def one_cluster(calls, msgs, exec_only=False):
+    """Parts 1-3, on one 3-manager cluster (exec_only: parts 1-2)."""
     with Cluster(n=3) as c:
         print("bench/cluster.py: nats-server %s, 3 managers, %s; cores: %d" % (
             c.url, "each in its own network namespace" if c.isolated
@@ -268,7 +268,8 @@ def one_cluster(calls, msgs):
         row("figure", "measured", "aim", "")
         two_hops = nats_hops(c, calls)
         exec_rtt(c, calls, two_hops)
-        mailboxes(c, msgs)
+        if not exec_only:
+            mailboxes(c, msgs)
 
 
 def main():
@@ -279,16 +280,19 @@ def main():
     ap.add_argument("--chunks", type=int, help="map chunks (24; quick 12)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ap.add_argument("--map-only", action="store_true", help="only the map scaling figures")
+    ap.add_argument("--exec-only", action="store_true",
+                    help="only the NATS hops and exec round trips (parts 1-2, ~5 s)")
     a = ap.parse_args()
     calls = a.calls or (300 if a.quick else 2000)
     msgs = a.msgs or (10000 if a.quick else 100000)
     chunks = a.chunks or (12 if a.quick else 24)
     points = 200_000 if a.quick else 1_000_000
     if not a.map_only:
-        one_cluster(calls, msgs)
+        one_cluster(calls, msgs, a.exec_only)
     else:
         row("figure", "measured", "aim", "")
-    map_scaling(chunks, points)
+    if not a.exec_only:
+        map_scaling(chunks, points)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(RESULTS, f, indent=2)

@@ -1,11 +1,17 @@
 /* cluster.c - the manager's NATS link, loop side (cluster.h).
  *
  * nats.c reads and writes the socket on our event_base (its libevent
- * adapter), but runs every callback on threads of its own. Those callbacks
- * do one thing: copy what arrived into the inbox (clusterq.c) and wake the
- * loop with a user event; wake_cb drains the inbox in batches and calls the
- * handlers and state listeners here, on the loop thread. Blocking calls go
- * to the worker (clusterwork.c).
+ * adapter, clusterev.c). A subscription to an exact subject (the hot ones:
+ * forwarded requests and frames, mail) is synchronous: clusterev.c calls
+ * cluster__drain() right after nats.c parsed a read, which hands each
+ * message to its handler here, never leaving the loop thread. A wildcard
+ * subscription (reply inboxes: pongs, no-responders, list parts) is
+ * asynchronous, because a synchronous one loses a "no responders" status's
+ * subject (natsSubscription_NextMsg returns NATS_NO_RESPONDERS and destroys
+ * it): nats.c's delivery thread copies the message into the inbox
+ * (clusterq.c) and wakes the loop. Connection callbacks (disconnected,
+ * reconnected, errors) and the worker's done callbacks come the same way;
+ * wake_cb delivers them. Blocking calls go to the worker (clusterwork.c).
  *
  * Why the loop keeps its own idea of "up" (C.up, from the state events)
  * instead of asking natsConnection_Status: nats.c 3.4.1's reconnect thread
@@ -17,11 +23,9 @@
  * subscriptions wait for the next up. What remains is the short window
  * between a disconnect and its event reaching the loop (with one server,
  * nats.c first sleeps the reconnect wait, lock released; with several it
- * tries the next at once): CONNECT_TIMEOUT_MS bounds it. */
+ * tries the next at once): clusteropts.c's CONNECT_TIMEOUT_MS bounds it. */
 #include "clusterint.h"
 #include "clusterq.h"
-
-#include <nats/adapters/libevent.h>     /* defines functions: this file only */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,20 +34,18 @@
 
 #include "proto.h"
 
-#define INBOX_MAX_MSGS 65536            /* about a second of heavy traffic */
-#define INBOX_MAX_BYTES (64u << 20)     /* as nats.c's own per-subscription bound */
-#define DRAIN_BATCH 256                 /* then let other events run */
-#define RECONNECT_WAIT_MS 250           /* a restarted nats-server is back quickly */
+#define INBOX_MAX_MSGS 65536            /* wildcard messages; state and done are never dropped */
+#define INBOX_MAX_BYTES (64u << 20)
 #define PREFIX_MAX 32
-#define CONNECT_TIMEOUT_MS 1000         /* per attempt; a LAN answers in far less */
-#define PING_MS 2000                    /* with 2 pings out: a dead link seen in ~4-6 s, */
-#define PINGS_OUT 2                     /* not nats.c's default of 4 minutes */
+#define DRAIN_BATCH 256                 /* messages per drain, then let other events run */
+#define DRAIN_PER_SUB 64                /* per subscription per drain: no one starves the rest */
 
 struct csub {
     char *subject, *queue;
     cluster_handler h;
     void *arg;
     natsSubscription *sub;      /* NULL until the connection exists */
+    int sync;                   /* an exact subject: drained on the loop */
 };
 
 struct listener {
@@ -69,17 +71,28 @@ static struct {
     void *on_error_arg;
     int early_up;               /* a state event that came before nc: -1 none */
     size_t max_payload;         /* the server's, read when it came up */
+    size_t next_sub;            /* where the next drain starts (round robin) */
+    int draining;
+    void (*flush)(void);        /* cluster_on_drained */
 } C;
 
-void cluster_init_threads(void)
-{
-    natsLibevent_Init();
-}
+void cluster_on_drained(void (*fn)(void)) { C.flush = fn; }
 
 int cluster_enabled(void) { return C.enabled; }
 int cluster_msg_no_responders(void) { return C.no_responders; }
 const char *cluster_self(void) { return C.enabled ? C.host : ""; }
-unsigned long long cluster_dropped(void) { return C.inbox_ready ? cq_dropped(&C.inbox) : 0; }
+
+/* nats.c drops past a subscription's pending bound (65,536 messages or
+ * 64 MB, a slow-consumer error): what the loop could not keep up with. */
+unsigned long long cluster_dropped(void)
+{
+    unsigned long long d = C.inbox_ready ? cq_dropped(&C.inbox) : 0;
+    int64_t n;
+    for (size_t i = 0; i < C.nsubs && !C.stopped; i++)
+        if (C.subs[i]->sub && natsSubscription_GetDropped(C.subs[i]->sub, &n) == NATS_OK)
+            d += (unsigned long long)n;
+    return d;
+}
 
 int cluster_up(void)
 {
@@ -111,6 +124,7 @@ static void wake(void *unused)
     event_active(C.wake_ev, EV_READ, 0);   /* thread-safe: natsLibevent_Init */
 }
 
+/* A wildcard subscription's message, on its delivery thread. */
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
 {
     (void)nc; (void)sub;
@@ -146,18 +160,6 @@ void cluster__post_done(cluster_fn done, void *arg)
     it->target = (void *)done;
     it->arg = arg;
     cq_push(&C.inbox, it);
-}
-
-static void on_reconnected(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(1, "reconnected"); }
-static void on_disconnected(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(0, "disconnected from NATS"); }
-static void on_closed(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(0, "NATS connection closed"); }
-
-/* Asynchronous errors (a slow consumer, a permission violation) do not end
- * the connection: a log line, not a state change. */
-static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *c)
-{
-    (void)nc; (void)sub; (void)c;
-    cluster__post_state(-1, natsStatus_GetText(err));   /* a BROKER_ERROR, on the loop */
 }
 
 /* ---- on the loop ---- */
@@ -198,15 +200,70 @@ static void deliver_state(int up, const char *why)
         C.ls[i].fn(up, why, C.ls[i].arg);
 }
 
-static void deliver_msg(struct cq_item *it)
+/* The handler, for a message (m: a synchronous subscription's, the
+ * caller's to bury) or an inbox item (it). */
+static void deliver_msg(struct csub *s, natsMsg *m, struct cq_item *it)
 {
-    struct csub *s = it->target;
     char err[256];
-    json_t *msg = it->up ? NULL : proto_parse(it->data, it->len, err, sizeof err);
-    C.no_responders = it->up;
-    s->h(it->subject, it->reply, msg, s->arg);
+    int nr = m ? natsMsg_IsNoResponders(m) : it->up;
+    json_t *msg = nr ? NULL : m ? proto_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                                              err, sizeof err)
+                                : proto_parse(it->data, it->len, err, sizeof err);
+    C.no_responders = nr;
+    s->h(m ? natsMsg_GetSubject(m) : it->subject, m ? natsMsg_GetReply(m) : it->reply, msg, s->arg);
     C.no_responders = 0;
     json_decref(msg);
+}
+
+/* A synchronous subscription's "no responders" (NextMsg destroyed it):
+ * its subject is the subscription's, exact by construction. */
+static void deliver_no_responders(struct csub *s)
+{
+    C.no_responders = 1;
+    s->h(s->subject, NULL, NULL, s->arg);
+    C.no_responders = 0;
+}
+
+/* Up to DRAIN_PER_SUB of each subscription's pending messages, at most
+ * DRAIN_BATCH in all, starting where the last drain stopped; what is left
+ * gets a wake of its own, so other events run in between. A handler may
+ * subscribe (C.subs grows): indices, not pointers, across calls. */
+void cluster__drain(void)
+{
+    size_t budget = DRAIN_BATCH, n = C.nsubs;
+    int more = 0;
+    if (C.stopped || C.draining || !n)
+        return;
+    C.draining = 1;
+    for (size_t k = 0; k < n && !C.stopped; k++) {
+        size_t i = (C.next_sub + k) % n;
+        int pending = 0;
+        if (!C.subs[i]->sub || !C.subs[i]->sync ||
+            natsSubscription_GetPending(C.subs[i]->sub, &pending, NULL) != NATS_OK)
+            continue;
+        for (int j = 0; j < pending && j < DRAIN_PER_SUB && budget && !C.stopped; j++) {
+            natsMsg *m = NULL;
+            natsStatus st = natsSubscription_NextMsg(&m, C.subs[i]->sub, 0);
+            if (st == NATS_SLOW_CONSUMER)       /* said once after drops; on_error logged them */
+                st = natsSubscription_NextMsg(&m, C.subs[i]->sub, 0);
+            if (st == NATS_NO_RESPONDERS)
+                deliver_no_responders(C.subs[i]);
+            else if (st != NATS_OK)
+                break;
+            else {
+                deliver_msg(C.subs[i], m, NULL);
+                cluster__bury(m);
+            }
+            budget--;
+        }
+        more |= pending > DRAIN_PER_SUB || !budget;
+    }
+    C.next_sub = (C.next_sub + 1) % n;
+    if (budget < DRAIN_BATCH && C.flush)
+        C.flush();
+    C.draining = 0;
+    if (more && !C.stopped)
+        event_active(C.wake_ev, EV_READ, 0);
 }
 
 static void wake_cb(evutil_socket_t fd, short ev, void *arg)
@@ -217,7 +274,7 @@ static void wake_cb(evutil_socket_t fd, short ev, void *arg)
     for (; list; list = next) {
         next = list->next;
         if (list->kind == CQ_MSG && !C.stopped)
-            deliver_msg(list);
+            deliver_msg(list->target, NULL, list);
         else if (list->kind == CQ_STATE && !C.stopped)
             deliver_state(list->up, list->subject);
         else if (list->kind == CQ_DONE && list->target)
@@ -226,21 +283,27 @@ static void wake_cb(evutil_socket_t fd, short ev, void *arg)
     }
     if (more)
         event_active(C.wake_ev, EV_READ, 0);
+    cluster__drain();   /* what is left over from the last drain */
 }
 
 static int sub_now(struct csub *s)
 {
-    natsStatus st = s->queue
-        ? natsConnection_QueueSubscribe(&s->sub, C.nc, s->subject, s->queue, on_msg, s)
-        : natsConnection_Subscribe(&s->sub, C.nc, s->subject, on_msg, s);
+    natsStatus st = !s->sync ? (s->queue
+            ? natsConnection_QueueSubscribe(&s->sub, C.nc, s->subject, s->queue, on_msg, s)
+            : natsConnection_Subscribe(&s->sub, C.nc, s->subject, on_msg, s))
+        : s->queue ? natsConnection_QueueSubscribeSync(&s->sub, C.nc, s->subject, s->queue)
+                   : natsConnection_SubscribeSync(&s->sub, C.nc, s->subject);
     if (st != NATS_OK) {
         fprintf(stderr, "bioxen-manager: cluster: cannot subscribe to %s: %s\n",
                 s->subject, natsStatus_GetText(st));
         s->sub = NULL;
         return -1;
     }
-    /* nats.c's own pending bound (65,536 messages) stays: on_msg empties
-     * it at once, so the bound that bites is the inbox's, which counts. */
+    /* nats.c's own pending bound (65,536 messages or 64 MB) stays. For a
+     * synchronous subscription it is the inbox: past it nats.c drops,
+     * counts (cluster_dropped) and reports a slow consumer (on_error); its
+     * reader never waits for the loop. An asynchronous one's on_msg empties
+     * it at once, so there the bound that bites is the inbox's. */
     return 0;
 }
 
@@ -260,6 +323,7 @@ int cluster_subscribe(const char *subject, const char *queue, cluster_handler h,
     }
     s->h = h;
     s->arg = arg;
+    s->sync = !strpbrk(subject, "*>");     /* see the head of this file */
     C.subs[C.nsubs++] = s;
     return cluster_up() ? sub_now(s) : 0;     /* else at the next up */
 }
@@ -281,31 +345,40 @@ int cluster_on_state(cluster_state_fn fn, void *arg)
     return 0;
 }
 
+int cluster_publish_raw(const char *subject, const char *reply, const char *data, size_t len,
+                        char *err, size_t n)
+{
+    if (!cluster_up()) {
+        snprintf(err, n, "cluster unavailable");
+        return -1;
+    }
+    if (cq_payload_fits(len, cluster_max_payload(), err, n) < 0)
+        return -1;
+    natsStatus s = reply ? natsConnection_PublishRequest(C.nc, subject, reply, data, (int)len)
+                         : natsConnection_Publish(C.nc, subject, data, (int)len);
+    if (s != NATS_OK) {
+        snprintf(err, n, "cluster publish failed: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    return 0;
+}
+
 int cluster_publish(const char *subject, const char *reply, json_t *msg, char *err, size_t n)
 {
     if (!cluster_up()) {
         snprintf(err, n, "cluster unavailable");
         return -1;
     }
-    size_t len, max = cluster_max_payload();
+    size_t len;
     char *buf = proto_dump(msg, &len);
     if (!buf) {
         snprintf(err, n, "cannot encode the message");
         return -1;
     }
-    len--;      /* proto_dump's newline frames the socket protocol, not NATS */
-    if (cq_payload_fits(len, max, err, n) < 0) {
-        free(buf);
-        return -1;
-    }
-    natsStatus s = reply ? natsConnection_PublishRequest(C.nc, subject, reply, buf, (int)len)
-                         : natsConnection_Publish(C.nc, subject, buf, (int)len);
+    /* len - 1: proto_dump's newline frames the socket protocol, not NATS */
+    int r = cluster_publish_raw(subject, reply, buf, len - 1, err, n);
     free(buf);
-    if (s != NATS_OK) {
-        snprintf(err, n, "cluster publish failed: %s", natsStatus_GetText(s));
-        return -1;
-    }
-    return 0;
+    return r;
 }
 
 int cluster_defer(cluster_fn work, cluster_fn done, void *arg)
@@ -323,41 +396,6 @@ static void connected(natsConnection *nc, int up)
         deliver_state(1, "connected");
 }
 
-/* Reconnect for ever, quickly; no flusher thread (SendAsap: a publish is
- * written at once, from the loop). Each subscription keeps its own
- * delivery thread: 3.4.1's shared pool (UseGlobalMessageDelivery) leaks its
- * close message when the library's garbage collector stops first, seen
- * under LeakSanitizer at every few shutdowns; the manager has a handful of
- * subscriptions, so a thread each is cheap. */
-static int set_options(struct event_base *base, const struct cluster_opts *o, char *err, size_t n)
-{
-    char name[CLUSTER_HOST_MAX + 16];
-    snprintf(name, sizeof name, "bioxen-%s", C.host);
-    if (natsOptions_Create(&C.opts) != NATS_OK) {
-        snprintf(err, n, "cluster: %s", nats_GetLastError(NULL));
-        return -1;
-    }
-    if (cluster__servers(C.opts, o->urls, err, n) < 0 || cluster__auth(C.opts, o, err, n) < 0)
-        return -1;
-    natsStatus s = natsOptions_SetName(C.opts, name);
-    if (s == NATS_OK) s = natsOptions_SetEventLoop(C.opts, base, natsLibevent_Attach,
-                                                   natsLibevent_Read, natsLibevent_Write, natsLibevent_Detach);
-    if (s == NATS_OK) s = natsOptions_SetSendAsap(C.opts, true);
-    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(C.opts, -1);
-    if (s == NATS_OK) s = natsOptions_SetReconnectWait(C.opts, RECONNECT_WAIT_MS);
-    if (s == NATS_OK) s = natsOptions_SetTimeout(C.opts, CONNECT_TIMEOUT_MS);
-    if (s == NATS_OK) s = natsOptions_SetPingInterval(C.opts, PING_MS);
-    if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(C.opts, PINGS_OUT);
-    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(C.opts, on_disconnected, NULL);
-    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(C.opts, on_reconnected, NULL);
-    if (s == NATS_OK) s = natsOptions_SetClosedCB(C.opts, on_closed, NULL);
-    if (s == NATS_OK) s = natsOptions_SetErrorHandler(C.opts, on_error, NULL);
-    if (s != NATS_OK) {
-        snprintf(err, n, "cluster: %s", natsStatus_GetText(s));
-        return -1;
-    }
-    return 0;
-}
 
 int cluster_start(struct event_base *base, const struct cluster_opts *o, char *err, size_t n)
 {
@@ -377,9 +415,10 @@ int cluster_start(struct event_base *base, const struct cluster_opts *o, char *e
     C.base = base;
     C.up = 0;
     C.early_up = -1;
-    if (set_options(base, o, err, n) < 0)
+    if (cluster__options(&C.opts, base, o, err, n) < 0)
         return -1;
     if (!(C.wake_ev = event_new(base, -1, EV_PERSIST, wake_cb, NULL)) ||
+        cluster__grave_init(base) < 0 ||
         cq_init(&C.inbox, INBOX_MAX_MSGS, INBOX_MAX_BYTES, wake, NULL) < 0) {
         snprintf(err, n, "cluster: out of memory");
         return -1;
@@ -415,6 +454,7 @@ void cluster_stop(void)
         return;
     C.stopped = 1;
     cw_join();
+    cluster__grave_empty();
     for (size_t i = 0; i < C.nsubs; i++) {
         if (C.subs[i]->sub)
             natsSubscription_Destroy(C.subs[i]->sub);
@@ -432,5 +472,6 @@ void cluster_stop(void)
     nats_CloseAndWait(1000);            /* its threads are gone: none pushes now */
     wake_cb(-1, 0, NULL);               /* done callbacks still owed */
     event_free(C.wake_ev);
+    cluster__grave_fini();
     cq_fini(&C.inbox);
 }

@@ -22,6 +22,7 @@ struct cluster_opts {
     const char *prefix;      /* --cluster-name, default "bioxen" */
     const char *creds;       /* --cluster-creds FILE (.creds: JWT + nkey) or NULL */
     const char *token_file;  /* --cluster-token-file FILE or NULL */
+    const char *nkey_file;   /* --cluster-nkey FILE (seed and public key) or NULL */
     const char *ca_file;     /* --cluster-ca FILE: TLS with this CA, or NULL */
     const char *cert_file, *key_file;   /* --cluster-cert/--cluster-key (mutual TLS) */
 };
@@ -56,12 +57,18 @@ int cluster_subject(char *buf, size_t n, const char *fmt, ...)
  * is down ("cluster unavailable"), or the payload is over max payload
  * ("... larger than the cluster's max payload of N bytes"): never truncated. */
 int cluster_publish(const char *subject, const char *reply, json_t *msg, char *err, size_t n);
+/* The same for a payload already encoded (len bytes of one JSON object). */
+int cluster_publish_raw(const char *subject, const char *reply, const char *data, size_t len,
+                        char *err, size_t n);
 
 /* A handler runs on the loop thread. msg is the payload parsed as a JSON
  * object (borrowed; NULL when it was not one: the handler answers or drops
  * it as the socket path would); reply is the message's reply subject or
  * NULL. queue: a NATS queue group name (one member gets each message) or
- * NULL. Call after cluster_start. Subscriptions live until cluster_stop
+ * NULL. An exact subject is delivered straight from nats.c's read on the
+ * loop; a wildcard one (meant for reply inboxes) through nats.c's delivery
+ * thread and the inbox, a little later (cluster.c's head says why).
+ * Call after cluster_start. Subscriptions live until cluster_stop
  * and survive reconnects; one made while down is sent at the next up
  * (before the state listeners hear of it). 0 or -1. */
 typedef void (*cluster_handler)(const char *subject, const char *reply, json_t *msg, void *arg);
@@ -72,6 +79,9 @@ int cluster_subscribe(const char *subject, const char *queue, cluster_handler h,
  * servers asynchronously, so a request right after a remote subscribe can
  * get one: retry briefly before failing (CLUSTER-NOTES.md). */
 int cluster_msg_no_responders(void);
+/* fn runs on the loop after each batch of handlers (the manager's
+ * flush_all: the frames they queued go out in one write per socket). */
+void cluster_on_drained(void (*fn)(void));
 
 /* Blocking nats.c calls (JetStream, key-value) never run on the loop: work
  * runs on the cluster's one worker thread, in submission order; done runs

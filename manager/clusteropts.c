@@ -1,5 +1,6 @@
 /* clusteropts.c - the command line's cluster flags checked and turned into
- * natsOptions (servers, credentials, TLS), on the loop thread at start. */
+ * natsOptions (servers, credentials, TLS, reconnects, the loop, the
+ * connection callbacks), on the loop thread at start. */
 #include "clusterint.h"
 
 #include <ctype.h>
@@ -10,6 +11,58 @@
 #include <unistd.h>
 
 #include "proto.h"
+
+#define RECONNECT_WAIT_MS 250           /* a restarted nats-server is back quickly */
+#define CONNECT_TIMEOUT_MS 1000         /* per attempt; a LAN answers in far less */
+#define PING_MS 2000                    /* with 2 pings out: a dead link seen in ~4-6 s, */
+#define PINGS_OUT 2                     /* not nats.c's default of 4 minutes */
+
+static void on_reconnected(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(1, "reconnected"); }
+static void on_disconnected(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(0, "disconnected from NATS"); }
+static void on_closed(natsConnection *nc, void *c) { (void)nc; (void)c; cluster__post_state(0, "NATS connection closed"); }
+
+/* Asynchronous errors (a slow consumer, a permission violation) do not end
+ * the connection: a log line, not a state change. */
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *c)
+{
+    (void)nc; (void)sub; (void)c;
+    cluster__post_state(-1, natsStatus_GetText(err));   /* a BROKER_ERROR, on the loop */
+}
+
+/* Reconnect for ever, quickly; no flusher thread (SendAsap: a publish is
+ * written at once, from the loop). An asynchronous subscription keeps its
+ * own delivery thread: 3.4.1's shared pool (UseGlobalMessageDelivery)
+ * leaks its close message when the library's garbage collector stops
+ * first (seen under LeakSanitizer), and they are few. */
+int cluster__options(natsOptions **out, struct event_base *base, const struct cluster_opts *o,
+                     char *err, size_t n)
+{
+    char name[CLUSTER_HOST_MAX + 16];
+    snprintf(name, sizeof name, "bioxen-%s", o->host);
+    if (natsOptions_Create(out) != NATS_OK) {
+        snprintf(err, n, "cluster: %s", nats_GetLastError(NULL));
+        return -1;
+    }
+    if (cluster__servers(*out, o->urls, err, n) < 0 || cluster__auth(*out, o, err, n) < 0)
+        return -1;
+    natsStatus s = natsOptions_SetName(*out, name);
+    if (s == NATS_OK) s = cluster__set_loop(*out, base);
+    if (s == NATS_OK) s = natsOptions_SetSendAsap(*out, true);
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(*out, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(*out, RECONNECT_WAIT_MS);
+    if (s == NATS_OK) s = natsOptions_SetTimeout(*out, CONNECT_TIMEOUT_MS);
+    if (s == NATS_OK) s = natsOptions_SetPingInterval(*out, PING_MS);
+    if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(*out, PINGS_OUT);
+    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(*out, on_disconnected, NULL);
+    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(*out, on_reconnected, NULL);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(*out, on_closed, NULL);
+    if (s == NATS_OK) s = natsOptions_SetErrorHandler(*out, on_error, NULL);
+    if (s != NATS_OK) {
+        snprintf(err, n, "cluster: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    return 0;
+}
 
 /* "nats://[user[:pass]@]host[:port]" or tls://: checked here, because
  * nats.c only parses them on the worker, where a typo would become an
@@ -91,10 +144,62 @@ static int read_secret(const char *file, char *buf, size_t n)
     return k ? 0 : -1;
 }
 
+/* The public key line ("U" + 55 base32 characters) of an nkey file:
+ * nats.c signs the server's nonce with the file's seed ("SU...") but must
+ * be told the public key, and `nk -gen user -pubout` writes both. */
+static int nkey_public(const char *file, char *pub, size_t n)
+{
+    char line[256];
+    int found = 0;
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return -1;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *p = line, *e;
+        while (isspace((unsigned char)*p))
+            p++;
+        for (e = p; isalnum((unsigned char)*e); e++)
+            ;
+        if (p[0] == 'U' && e - p == 56 && (size_t)(e - p) < n) {
+            memcpy(pub, p, 56);
+            pub[56] = 0;
+            found = 1;
+        }
+    }
+    explicit_bzero(line, sizeof line);      /* a seed line may have been read */
+    fclose(f);
+    return found ? 0 : -1;
+}
+
+static int auth_nkey(natsOptions *opts, const struct cluster_opts *o, char *err, size_t n)
+{
+    char pub[64];
+    if (o->creds) {
+        snprintf(err, n, "--cluster-nkey and --cluster-creds: one or the other");
+        return -1;
+    }
+    if (access(o->nkey_file, R_OK) < 0) {
+        snprintf(err, n, "--cluster-nkey %s: %s", o->nkey_file, strerror(errno));
+        return -1;
+    }
+    if (nkey_public(o->nkey_file, pub, sizeof pub) < 0) {
+        snprintf(err, n, "--cluster-nkey %s: no public key in it (a line of 56 characters "
+                 "starting with U, as `nk -gen user -pubout` writes after the seed)", o->nkey_file);
+        return -1;
+    }
+    if (natsOptions_SetNKeyFromSeed(opts, pub, o->nkey_file) != NATS_OK) {
+        snprintf(err, n, "--cluster-nkey %s: %s", o->nkey_file, nats_GetLastError(NULL));
+        return -1;
+    }
+    return 0;
+}
+
 /* Credentials and TLS, each only when its flag was given. */
 int cluster__auth(natsOptions *opts, const struct cluster_opts *o, char *err, size_t n)
 {
     char tok[4096];
+    if (o->nkey_file && auth_nkey(opts, o, err, n) < 0)
+        return -1;
     if (o->token_file && (read_secret(o->token_file, tok, sizeof tok) < 0 ||
                           natsOptions_SetToken(opts, tok) != NATS_OK)) {
         snprintf(err, n, "--cluster-token-file: cannot read a token from %s", o->token_file);

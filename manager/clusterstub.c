@@ -31,6 +31,14 @@ int cluster_publish(const char *subject, const char *reply, json_t *msg, char *e
     return -1;
 }
 
+int cluster_publish_raw(const char *subject, const char *reply, const char *data, size_t len,
+                        char *err, size_t n)
+{
+    (void)subject; (void)reply; (void)data; (void)len;
+    snprintf(err, n, "cluster unavailable");
+    return -1;
+}
+
 int cluster_subscribe(const char *subject, const char *queue, cluster_handler h, void *arg)
 {
     (void)subject; (void)queue; (void)h; (void)arg;
@@ -41,3 +49,4 @@ int cluster_defer(cluster_fn work, cluster_fn done, void *arg) { (void)work; (vo
 struct __kvStore *cluster_kv(void) { return NULL; }
 int cluster_on_state(cluster_state_fn fn, void *arg) { (void)fn; (void)arg; return 0; }
 void cluster_on_error(cluster_state_fn fn, void *arg) { (void)fn; (void)arg; }
+void cluster_on_drained(void (*fn)(void)) { (void)fn; }

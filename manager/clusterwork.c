@@ -130,15 +130,35 @@ static int connect_once(natsStatus *st)
     return s == NATS_INVALID_ARG || s == NATS_NO_MEMORY ? -1 : 0;
 }
 
+/* nats.c's status alone says "SSL Error" or "Protocol Error"; its error
+ * text (this thread's) names the cause: a certificate that does not
+ * verify, a missing client certificate, an authorization violation. Said
+ * once per cause, not per retry. */
+static void say_why(natsStatus st, char *said, size_t n)
+{
+    char why[512];
+    const char *t = nats_GetLastError(NULL), *loc = t && *t == '(' ? strstr(t, "): ") : NULL;
+    if (loc)
+        t = loc + 3;    /* nats.c's "(conn.c:1905): " says where, not why */
+    snprintf(why, sizeof why, "%s)%s%s%s", natsStatus_GetText(st), t && *t ? ": " : "", t ? t : "",
+             st == NATS_PROTOCOL_ERROR && t && strstr(t, "PONG")
+             ? "; the server closed the connection in the handshake: a TLS server that verifies "
+               "clients does that to one without a certificate (--cluster-cert, --cluster-key)" : "");
+    if (strcmp(why, said) == 0)
+        return;
+    snprintf(said, n, "%s", why);
+    fprintf(stderr, "bioxen-manager: cluster: cannot connect to NATS yet (%s; retrying every 250 ms\n",
+            why);
+}
+
 static void connect_work(void *arg)
 {
     (void)arg;
-    int r, said = 0;
+    int r;
+    char said[512] = "";
     natsStatus st;
     while ((r = connect_once(&st)) == 0) {
-        if (!said++)
-            fprintf(stderr, "bioxen-manager: cluster: cannot connect to NATS yet (%s); retrying every 250 ms\n",
-                    natsStatus_GetText(st));
+        say_why(st, said, sizeof said);
         for (int i = 0; i < RETRY_MS / 50 && !stopping(); i++)
             nats_Sleep(50);
         if (stopping())

@@ -61,6 +61,7 @@ static const char flags_help[] =
     "  --host-name NAME     this manager's name in the cluster (default: the host name)\n"
     "  --cluster-name PREFIX  subject prefix and bucket name of the cluster (default bioxen)\n"
     "  --cluster-creds FILE NATS credentials (.creds: user JWT and nkey seed)\n"
+    "  --cluster-nkey FILE  a NATS user nkey: its seed and public key (nk -gen user -pubout)\n"
     "  --cluster-token-file FILE  a NATS token, read from FILE\n"
     "  --cluster-ca FILE    TLS to NATS, trusting this CA\n"
     "  --cluster-cert FILE  client certificate for mutual TLS (with --cluster-key)\n"
@@ -151,7 +152,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         {"no-zygote", 0, 0, 'Z'},
         {"admin", 1, 0, 'A'}, {"socket-mode", 1, 0, 'M'}, {"socket-group", 1, 0, 'G'},
         {"cluster", 1, 0, 'C'}, {"host-name", 1, 0, 'N'}, {"cluster-name", 1, 0, 'X'},
-        {"cluster-creds", 1, 0, 'R'}, {"cluster-token-file", 1, 0, 'T'},
+        {"cluster-creds", 1, 0, 'R'}, {"cluster-token-file", 1, 0, 'T'}, {"cluster-nkey", 1, 0, 'Y'},
         {"cluster-ca", 1, 0, 'Q'}, {"cluster-cert", 1, 0, 'E'}, {"cluster-key", 1, 0, 'K'},
         {0, 0, 0, 0}};
     const char *vmnode = NULL, *token_file = NULL, *module_dir = NULL;
@@ -181,6 +182,7 @@ static void parse_args(struct manager *m, int argc, char **argv)
         case 'X': copts.prefix = optarg; break;
         case 'R': copts.creds = optarg; break;
         case 'T': copts.token_file = optarg; break;
+        case 'Y': copts.nkey_file = optarg; break;
         case 'Q': copts.ca_file = optarg; break;
         case 'E': copts.cert_file = optarg; break;
         case 'K': copts.key_file = optarg; break;

@@ -6,6 +6,12 @@ store in a temp dir, on a free loopback port.
     srv.stop(); srv.start()                  # same port, same store
     srv.kill()                               # SIGKILL, as a crash would
     srv.close()
+    NatsServer(tmpdir, conf='tls { ... }')   # plus a configuration file
+
+``conf`` is the text of a nats-server configuration file (TLS, token,
+nkey or operator authorization: natsauth.py makes them), written to the
+work dir and given with ``-c``; the command line's address, port and
+JetStream store still apply.
 
 ``nats_server`` is a pytest fixture yielding a started one; tests skip when
 the binary is missing (a build without cluster support has no use for it).
@@ -48,7 +54,7 @@ def read_info(port, deadline):
 
 
 class NatsServer:
-    def __init__(self, workdir=None, port=None, extra=()):
+    def __init__(self, workdir=None, port=None, extra=(), conf=None):
         self._own_dir = workdir is None
         self.workdir = str(workdir or tempfile.mkdtemp(prefix="bioxen-nats-"))
         os.makedirs(self.workdir, exist_ok=True)
@@ -57,6 +63,11 @@ class NatsServer:
         self.port = port
         self.extra = list(extra)
         self.proc = None
+        if conf is not None:
+            path = os.path.join(self.workdir, "nats.conf")
+            with open(path, "w") as f:
+                f.write(conf)
+            self.extra += ["-c", path]
 
     @property
     def url(self):

@@ -197,6 +197,7 @@ def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
             ("--cluster-name", "PREFIX", "subject prefix and bucket name (default bioxen)"),
             ("--cluster-creds", "FILE", "NATS credentials (.creds)"),
             ("--cluster-token-file", "FILE", "a NATS token, read from FILE"),
+            ("--cluster-nkey", "FILE", "a NATS user nkey (seed and public key)"),
             ("--cluster-ca", "FILE", "TLS to NATS, trusting this CA"),
             ("--cluster-cert", "FILE", "client certificate for mutual TLS"),
             ("--cluster-key", "FILE", "its private key")):

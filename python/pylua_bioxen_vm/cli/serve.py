@@ -39,7 +39,7 @@ def _cluster_flags(args: argparse.Namespace) -> tuple:
     """--cluster and its companions, as bioxen-manager spells them."""
     return tuple(("--" + dest.replace("_", "-"), getattr(args, dest, None))
                  for dest in ("cluster", "host_name", "cluster_name", "cluster_creds",
-                              "cluster_token_file", "cluster_ca", "cluster_cert",
+                              "cluster_token_file", "cluster_nkey", "cluster_ca", "cluster_cert",
                               "cluster_key"))
 
 
