@@ -141,20 +141,22 @@ static int parse_port(const char *s)
     return (int)p;
 }
 
+/* the long options; "h" is the only short one */
+static const struct option opts[] = {
+    {"socket", 1, 0, 's'}, {"tcp", 1, 0, 't'}, {"token-file", 1, 0, 'k'},
+    {"vmnode", 1, 0, 'v'}, {"exit-with-stdin", 0, 0, 'e'},
+    {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"module-dir", 1, 0, 'm'},
+    {"no-cgroups", 0, 0, 'c'}, {"metrics-port", 1, 0, 'P'},
+    {"metrics-host", 1, 0, 'H'}, {"spares", 1, 0, 'p'}, {"help", 0, 0, 'h'},
+    {"no-zygote", 0, 0, 'Z'},
+    {"admin", 1, 0, 'A'}, {"socket-mode", 1, 0, 'M'}, {"socket-group", 1, 0, 'G'},
+    {"cluster", 1, 0, 'C'}, {"host-name", 1, 0, 'N'}, {"cluster-name", 1, 0, 'X'},
+    {"cluster-creds", 1, 0, 'R'}, {"cluster-token-file", 1, 0, 'T'}, {"cluster-nkey", 1, 0, 'Y'},
+    {"cluster-ca", 1, 0, 'Q'}, {"cluster-cert", 1, 0, 'E'}, {"cluster-key", 1, 0, 'K'},
+    {0, 0, 0, 0}};
+
 static void parse_args(struct manager *m, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"socket", 1, 0, 's'}, {"tcp", 1, 0, 't'}, {"token-file", 1, 0, 'k'},
-        {"vmnode", 1, 0, 'v'}, {"exit-with-stdin", 0, 0, 'e'},
-        {"max-frame", 1, 0, 'f'}, {"grace", 1, 0, 'g'}, {"module-dir", 1, 0, 'm'},
-        {"no-cgroups", 0, 0, 'c'}, {"metrics-port", 1, 0, 'P'},
-        {"metrics-host", 1, 0, 'H'}, {"spares", 1, 0, 'p'}, {"help", 0, 0, 'h'},
-        {"no-zygote", 0, 0, 'Z'},
-        {"admin", 1, 0, 'A'}, {"socket-mode", 1, 0, 'M'}, {"socket-group", 1, 0, 'G'},
-        {"cluster", 1, 0, 'C'}, {"host-name", 1, 0, 'N'}, {"cluster-name", 1, 0, 'X'},
-        {"cluster-creds", 1, 0, 'R'}, {"cluster-token-file", 1, 0, 'T'}, {"cluster-nkey", 1, 0, 'Y'},
-        {"cluster-ca", 1, 0, 'Q'}, {"cluster-cert", 1, 0, 'E'}, {"cluster-key", 1, 0, 'K'},
-        {0, 0, 0, 0}};
     const char *vmnode = NULL, *token_file = NULL, *module_dir = NULL;
     char err[512];
     int c;
