@@ -332,8 +332,8 @@ int mailbox_node_frame(struct vm *vm, json_t *msg, size_t len)
                          json_object_get(msg, "value"), len), 1;
     if ((k = json_object_get(msg, "post")))
         return node_post(vm, k, json_object_get(msg, "value"), len), 1;
-    if (json_object_get(msg, "mail_sync"))
-        return vmreq_ack_sync(vm), 1;
+    if ((k = json_object_get(msg, "mail_sync")))
+        return vmreq_ack_sync(vm, k), 1;
     if (!(k = json_object_get(msg, "mail_pull")))
         return 0;
     struct mailbox *mb = *mb_slot(vm->name);

@@ -62,7 +62,8 @@ struct node {
     /* mail and post acks not yet written (vmreq.c vmreq_ack) */
     json_int_t acks[NODE_ACK_BATCH];
     int nacks;
-    int ack_now;            /* the node said it waits for acks (mail_sync) */
+    int ack_now;            /* the node waits for ack_need more acks (mail_sync) */
+    int ack_need;
 };
 
 enum vm_state { VM_STARTING, VM_READY };
@@ -251,7 +252,7 @@ int vmreq_send(struct vm *vm, json_t *req, uint64_t client_id, json_t *orig_id,
 /* A frame that expects no reply (cb_result, stream_ack, mail answers). */
 void vmreq_send_raw(struct vm *vm, json_t *msg);
 void vmreq_ack(struct vm *vm, json_t *k);      /* a mail/post success ack, batched */
-void vmreq_ack_sync(struct vm *vm);            /* the node waits for its acks */
+void vmreq_ack_sync(struct vm *vm, json_t *need);  /* the node waits for its acks */
 void vmreq_send_items(struct vm *vm, json_t *k, json_t *items);  /* mail_items, by hand */
 /* A validated VM op (router.c): written to the node without a JSON dump. */
 int vmreq_send_op(struct vm *vm, const char *op, json_t *req, int runs,

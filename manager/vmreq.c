@@ -159,6 +159,11 @@ static struct evbuffer *node_out(struct vm *vm)
         flush_mark(vm->node->chan, &vm->node->dirty);
         if (vm->node->nacks)
             acks_write(vm->node, out);
+        /* a waiting node got what it asked for, or an error that changes
+         * its count: until it sends again, each ack goes at once (safe
+         * whatever it still waits for) */
+        if (vm->node->ack_now)
+            vm->node->ack_need = 1;
         return out;
     }
     return vm->restarting ? vm->held : NULL;
@@ -180,7 +185,7 @@ void vmreq_ack(struct vm *vm, json_t *k)
         return;
     }
     n->acks[n->nacks++] = json_integer_value(k);
-    if (n->nacks == NODE_ACK_BATCH || n->ack_now)
+    if (n->nacks == NODE_ACK_BATCH || (n->ack_now && n->nacks >= n->ack_need))
         node_out(vm);
 }
 
@@ -191,12 +196,21 @@ void vmreq_send_items(struct vm *vm, json_t *k, json_t *items)
         jsonw_mail_items(out, k, items);
 }
 
-void vmreq_ack_sync(struct vm *vm)
+/* {"mail_sync":N}: the node blocks until N more of its sends are acked (0:
+ * until one particular ack, so each goes at once). What is gathered goes
+ * now; later acks wait until they make up the rest of N, so a sender held
+ * by a slow target resumes with room for a batch, not for one send. */
+void vmreq_ack_sync(struct vm *vm, json_t *need)
 {
-    if (vm->node && vm->node->chan) {
-        vm->node->ack_now = 1;
-        node_out(vm);
-    }
+    struct node *n = vm->node;
+    if (!n || !n->chan)
+        return;
+    json_int_t k = json_is_integer(need) ? json_integer_value(need) : 0;
+    k = k < 1 ? 1 : k > NODE_ACK_BATCH ? NODE_ACK_BATCH : k;
+    k -= n->nacks;
+    n->ack_now = 1;
+    node_out(vm);
+    n->ack_need = k < 1 ? 1 : (int)k;
 }
 
 void vmreq_send_raw(struct vm *vm, json_t *msg)

@@ -108,13 +108,6 @@ int mailbox_frame(json_t *msg)
 
 /* ---- waiting -------------------------------------------------------------- */
 
-static int want_acks(json_t *msg, void *ud)
-{
-    if (!mailbox_frame(msg))
-        return -1;
-    return mb.unacked <= *(int *)ud && mb.sync_k == 0 ? 1 : 0;
-}
-
 static int want_pull(json_t *msg, void *ud)
 {
     (void)ud;
@@ -123,17 +116,33 @@ static int want_pull(json_t *msg, void *ud)
     return mb.pull_done ? 1 : 0;
 }
 
-/* Waits until at most limit sends are un-acked (and no sync send waits). */
+/* Any mailbox frame (an ack above all) ends a wait round: wait_acks then
+ * judges again. */
+static int want_mail_frame(json_t *msg, void *ud)
+{
+    (void)ud;
+    return mailbox_frame(msg) ? 1 : -1;
+}
+
+/* Waits until at most limit sends are un-acked (and no sync send waits).
+ * A full window waits for half of it to drain, not for one slot: resuming
+ * at each single ack would make every send a frame, a sync and an ack of
+ * its own while the target is slower than we are. The manager gathers acks
+ * until we say how many we wait for (0: each at once, for a send whose own
+ * ack we need). It may count acks already on their way to us as still
+ * owed, so after every frame that comes we tell it again what is left. */
 static void wait_acks(lua_State *L, int limit)
 {
-    if (mb.unacked <= limit && mb.sync_k == 0)
-        return;
-    /* the manager gathers acks until we say we wait for them */
-    json_t *sync = json_pack("{s:i}", "mail_sync", 1);
-    if (!sync || link_send(node_of(L), sync) < 0)
-        _exit(1);   /* the manager is gone */
-    if (link_await(node_of(L), want_acks, &limit) == -2)
-        luaL_error(L, "timeout while a mailbox was full");
+    if (limit == MAILBOX_WINDOW - 1 && mb.unacked > limit)
+        limit = MAILBOX_WINDOW / 2;
+    while (mb.unacked > limit || mb.sync_k != 0) {
+        int need = mb.sync_k ? 0 : mb.unacked - limit;
+        json_t *sync = json_pack("{s:i}", "mail_sync", need);
+        if (!sync || link_send(node_of(L), sync) < 0)
+            _exit(1);   /* the manager is gone */
+        if (link_await(node_of(L), want_mail_frame, NULL) == -2)
+            luaL_error(L, "timeout while a mailbox was full");
+    }
 }
 
 static void raise_pending(lua_State *L)
