@@ -4,7 +4,8 @@ managers m1..mN, each in its own network namespace when this process is
 root and ``ip netns`` works (the only path between managers is NATS), plain
 processes on 127.0.0.1 otherwise. The test says which: a ``UserWarning``
 in pytest's summary names the reason when it is not isolated, and
-``Fix.isolated`` tells a test that needs to know.
+``Fix.isolated`` tells a test that needs to know. ``BIOXEN_CLUSTER_NETNS=0``
+takes the plain-process path on purpose.
 
     with Fix(n=2, tcp=True) as c:
         c.m1.client()              # a VMManager on m1's Unix socket
@@ -169,7 +170,10 @@ class Fix:
 
     def __init__(self, n=2, tcp=False, args=()):
         self.n, self.tcp, self.args = n, tcp, list(args)
-        self.env = Cluster(n=n, manager_args=self._args, verbose=False)
+        # BIOXEN_CLUSTER_NETNS=0: plain processes even as root (the path a
+        # machine without namespaces takes, run on purpose)
+        isolate = False if os.environ.get("BIOXEN_CLUSTER_NETNS") == "0" else None
+        self.env = Cluster(n=n, manager_args=self._args, isolate=isolate, verbose=False)
         self.hosts = []
         self.nats = None
 
