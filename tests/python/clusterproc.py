@@ -84,18 +84,24 @@ def sweep():
         left = [d for d in rec.get("cgroups", []) if not remove_cgroup(d)]
         if str(rec.get("tmp", "")).startswith("/tmp/bxcl-"):
             shutil.rmtree(rec["tmp"], ignore_errors=True)
-        if left:    # kept for the next sweep: its processes are not all reaped yet
-            rec["cgroups"] = left
-            with open(path + ".new", "w") as fh:
-                json.dump(rec, fh)
-            os.replace(path + ".new", path)
+        # other runs (other test sessions) may sweep at the same moment:
+        # a record another one rewrote or removed is theirs now
+        try:
+            if left:    # kept for the next sweep: its processes are not all reaped yet
+                rec["cgroups"] = left
+                tmp = "%s.%d.new" % (path, os.getpid())
+                with open(tmp, "w") as fh:
+                    json.dump(rec, fh)
+                os.replace(tmp, path)
+                continue
+            os.unlink(path)
+        except OSError:
             continue
-        os.unlink(path)
         swept.append(rec.get("run"))
     return swept
 
 
-def remove_cgroup(d, timeout=2.0):
+def remove_cgroup(d, timeout=0.5):
     """rmdir a dead run's cgroup, SIGKILLing what is still in it; True once
     it is gone. A killed process stays in its group until it is reaped, and
     an orphan is reaped by init, which may take its time: then False."""
