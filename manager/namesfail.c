@@ -7,7 +7,11 @@
  * persistent, as if created with persistent=True: it must not vanish for
  * having no live connection; its owner (or an admin) destroys it, or
  * shutdown_all of a connection of that identity. Its state is lost, as on
- * a local restart: the node starts fresh from the init frame. */
+ * a local restart: the node starts fresh from the init frame.
+ *
+ * The VM_RESTART that says so reaches the owner's clients on every host:
+ * here directly, elsewhere through a "failover" relay each manager hands
+ * to its own clients (names_failover_heard). */
 #include "manager.h"
 #include "cluster.h"
 #include "mailbox.h"
