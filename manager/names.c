@@ -83,7 +83,10 @@ static void on_names(const char *subject, const char *reply, json_t *msg, void *
         return;
     if (strcmp(op, "set") == 0)
         replica_set(name, rec, 0);
-    else if (strcmp(op, "del") == 0) {
+    else if (strcmp(op, "failover") == 0) {
+        replica_set(name, rec, 0);      /* before its clients hear it moved */
+        names_failover_heard(msg);
+    } else if (strcmp(op, "del") == 0) {
         json_t *cur = json_object_get(N.replica, name);
         const char *h = json_string_value(json_object_get(cur, "host"));
         if (h && strcmp(h, from) == 0)

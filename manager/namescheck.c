@@ -39,7 +39,39 @@ int namescheck_announce(json_t *msg, const char **op, const char **name, const c
         return -1;
     if (strcmp(*op, "set") == 0)
         return namescheck_record(json_object_get(msg, "record")) ? 0 : -1;
+    if (strcmp(*op, "failover") == 0) {
+        struct failover_msg f;
+        return namescheck_failover(msg, &f);
+    }
     return strcmp(*op, "del") == 0 ? 0 : -1;
+}
+
+/* The owner is compared with client identities ("uid:N", "token:NAME"),
+ * so it must fit where they live and be one: anything else is a record no
+ * socket client could own, dropped rather than delivered to nobody. */
+static int ident_ok(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    return n > 0 && n < NAMES_IDENT_MAX &&
+           (strncmp(id, "uid:", 4) == 0 || strncmp(id, "token:", 6) == 0);
+}
+
+int namescheck_failover(json_t *msg, struct failover_msg *f)
+{
+    json_t *rec = json_object_get(msg, "record"), *pid = json_object_get(msg, "pid");
+    const char *op = json_string_value(json_object_get(msg, "op"));
+    f->name = json_string_value(json_object_get(msg, "name"));
+    f->host = json_string_value(json_object_get(msg, "host"));
+    f->from = json_string_value(json_object_get(msg, "from"));
+    f->owner = json_string_value(json_object_get(rec, "owner"));
+    f->shared = json_is_true(json_object_get(rec, "shared"));
+    f->pid = json_is_integer(pid) ? json_integer_value(pid) : -1;
+    if (!op || strcmp(op, "failover") != 0 || !proto_valid_name(f->name) ||
+        !namescheck_host(f->host) || !namescheck_host(f->from) || !namescheck_record(rec) ||
+        strcmp(json_string_value(json_object_get(rec, "host")), f->host) != 0 ||
+        !ident_ok(f->owner) || f->pid < 0 || f->pid > 0x7fffffff)
+        return -1;
+    return 0;
 }
 
 void namescheck_key_of(const char *name, char *key)

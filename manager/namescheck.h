@@ -26,9 +26,23 @@ int namescheck_beat(json_t *msg, struct beat *b);
 /* A record is believed only with a valid "host". */
 int namescheck_record(json_t *rec);
 
-/* A "<prefix>.names" message: 0 with op ("set" with a good record, or
- * "del"), name, from (borrowed), or -1. */
+/* A "<prefix>.names" message: 0 with op ("set" with a good record, "del",
+ * or "failover" as namescheck_failover takes it), name, from (borrowed),
+ * or -1. */
 int namescheck_announce(json_t *msg, const char **op, const char **name, const char **from);
+
+#define NAMES_IDENT_MAX 80      /* BX_IDENT_MAX, with its NUL */
+
+/* A failover relay: {"op": "failover", "name", "host": NEW, "record": R
+ * (R.host == NEW, R.owner an identity), "from": DEAD, "pid": N}. The new
+ * host tells every host, whose manager tells its own clients (namesfail.c).
+ * 0 and *f filled (strings borrowed), or -1. */
+struct failover_msg {
+    const char *name, *host, *from, *owner;
+    json_int_t pid;
+    int shared;
+};
+int namescheck_failover(json_t *msg, struct failover_msg *f);
 
 /* VM name <-> KV key: ':' and '.' travel as "=3A", "=2E". key_of needs
  * NAMES_KEY_MAX bytes for a valid name; name_of -1 for a key that is not

@@ -7,11 +7,16 @@
  * persistent, as if created with persistent=True: it must not vanish for
  * having no live connection; its owner (or an admin) destroys it, or
  * shutdown_all of a connection of that identity. Its state is lost, as on
- * a local restart: the node starts fresh from the init frame. */
+ * a local restart: the node starts fresh from the init frame.
+ *
+ * The VM_RESTART that says so reaches the owner's clients on every host:
+ * here directly, elsewhere through a "failover" relay each manager hands
+ * to its own clients (names_failover_heard). */
 #include "manager.h"
 #include "cluster.h"
 #include "mailbox.h"
 #include "names.h"
+#include "namescheck.h"
 #include "namesint.h"
 
 #include <stdio.h>
@@ -46,24 +51,58 @@ static struct vm *create_orphan(const char *name, json_t *init, const char *owne
     return vm;
 }
 
-/* VM_RESTART naming the new host. The VM has no owner connection, so the
- * event goes to every connection of its owner's identity on this host (and,
- * as any event, to subscribers who may see the VM). The creator's own
- * connection, if it was on another live host, hears nothing from here. */
-static void restart_event(struct vm *vm, const char *from)
+/* VM_RESTART naming the new host, to the clients of this host that should
+ * hear it: every socket connection of the owner's identity, and the
+ * subscribers who may see the VM (as identity_sees: shared, admin, owner).
+ * Proxies of other hosts' clients are skipped: their own managers hear the
+ * relay and tell them, once. */
+static void deliver(json_t *ev, const char *owner, int shared)
 {
-    json_t *ev = proto_event_new("VM_RESTART", vm->name,
-                                 json_pack("{s:s, s:s, s:s, s:i}", "reason", "HOST_DOWN",
-                                           "host", cluster_self(), "from", from,
-                                           "pid", vm->node ? (int)vm->node->pid : 0));
-    if (!ev)
-        return;
     for (uint32_t i = 0; i < mgr->nslots; i++) {
         struct client *c = mgr->slots[i];
-        if (c && !c->subscribed && !c->closing && strcmp(c->identity, vm->owner) == 0)
+        if (!c || c->closing || c->remote || !c->authed)
+            continue;
+        int mine = strcmp(c->identity, owner) == 0;
+        if (c->subscribed ? mine || shared || c->admin : mine)
             client_send(c, ev);
     }
-    events_emit_json(vm, ev);   /* counts the restart; the subscribers */
+}
+
+static json_t *restart_event(const char *name, const char *host, const char *from, long pid)
+{
+    return proto_event_new("VM_RESTART", name,
+                           json_pack("{s:s, s:s, s:s, s:i}", "reason", "HOST_DOWN",
+                                     "host", host, "from", from, "pid", (int)pid));
+}
+
+/* The creator's connection was on the dead host (gone with it) or on
+ * another live host, which hears nothing of a VM created here: every host
+ * hears the relay on "<prefix>.names", after the "set" of the takeover
+ * (one publisher, one subject: in order), and tells its own clients. Core
+ * NATS, at most once: a lost relay costs the event, not the VM (the next
+ * call by name still finds it). */
+static void relay(struct vm *vm, json_t *record, const char *from)
+{
+    char subj[160], err[128];
+    json_t *m = json_pack("{s:s, s:s, s:s, s:O, s:s, s:i}", "op", "failover",
+                          "name", vm->name, "host", cluster_self(), "record", record,
+                          "from", from, "pid", vm->node ? (int)vm->node->pid : 0);
+    if (m && cluster_up() && cluster_subject(subj, sizeof subj, "names") == 0)
+        cluster_publish(subj, NULL, m, err, sizeof err);
+    json_decref(m);
+}
+
+/* names.c heard another host's relay (checked by namescheck_announce). */
+void names_failover_heard(json_t *msg)
+{
+    struct failover_msg f;
+    if (namescheck_failover(msg, &f) < 0)
+        return;
+    json_t *ev = restart_event(f.name, f.host, f.from, (long)f.pid);
+    if (!ev)
+        return;
+    deliver(ev, f.owner, f.shared);
+    json_decref(ev);
 }
 
 void names_failover(const char *name, json_t *record, const char *from)
@@ -91,5 +130,11 @@ void names_failover(const char *name, json_t *record, const char *from)
         return;
     }
     fprintf(stderr, "bioxen-manager: cluster: '%s' failed over from %s\n", name, from);
-    restart_event(vm, from);
+    json_t *ev = restart_event(vm->name, cluster_self(), from, vm->node ? (long)vm->node->pid : 0);
+    if (ev) {
+        deliver(ev, vm->owner, vm->shared);
+        stats_event(vm, "VM_RESTART");      /* a restart of this host's */
+        json_decref(ev);
+    }
+    relay(vm, record, from);
 }

@@ -40,5 +40,8 @@ int namesjob_submit(struct names_job *j, enum nj_kind kind, void (*done)(struct 
 
 /* namesfail.c: the key is ours, recreate the VM of a dead host. */
 void names_failover(const char *name, json_t *record, const char *from);
+/* ... and another host's failover relay ("op": "failover"): its VM_RESTART
+ * to this host's clients of the owner's identity and its subscribers. */
+void names_failover_heard(json_t *msg);
 
 #endif

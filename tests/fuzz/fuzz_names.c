@@ -1,6 +1,6 @@
 /* fuzz_names.c - what hosts.c and names.c read from NATS and the names
  * bucket (manager/namescheck.c): heartbeats, names announcements, records
- * as JSON, and bucket keys; a valid name must survive key_of/name_of. */
+ * as JSON, failover relays, and bucket keys; a valid name must survive key_of/name_of. */
 #include "namescheck.h"
 #include "proto.h"
 
@@ -16,6 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (namescheck_beat(msg, &b) == 0 && !namescheck_host(b.name))
         abort();
     if (namescheck_announce(msg, &op, &name, &from) == 0 && !proto_valid_name(name))
+        abort();
+    struct failover_msg f;
+    if (namescheck_failover(msg, &f) == 0 &&
+        (!proto_valid_name(f.name) || !namescheck_host(f.host) || !namescheck_host(f.from) ||
+         strlen(f.owner) >= NAMES_IDENT_MAX || f.pid < 0))
         abort();
     namescheck_record(msg);
     json_decref(msg);

@@ -327,8 +327,14 @@ class Cluster:
             self.net.close()
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            left = self.cgroups.leftovers() if self.cgroups else []
             try:
-                os.unlink(os.path.join(OWNERS, self.run + ".json"))
+                if left:    # not removable yet (unreaped processes): sweep() retries
+                    with open(os.path.join(OWNERS, self.run + ".json"), "w") as f:
+                        json.dump({"pid": -1, "run": self.run, "tmp": self.tmp,
+                                   "cgroups": left}, f)
+                else:
+                    os.unlink(os.path.join(OWNERS, self.run + ".json"))
             except OSError:
                 pass
 

@@ -73,23 +73,55 @@ def sweep():
         try:
             with open(path) as fh:
                 rec = json.load(fh)
-            os.kill(int(rec["pid"]), 0)
-            continue                      # its owner lives
+            if int(rec["pid"]) > 0:       # -1: closed, its cgroups left to sweep
+                os.kill(int(rec["pid"]), 0)
+                continue                  # its owner lives
         except ProcessLookupError:
             pass
         except (OSError, ValueError, KeyError, TypeError):
             continue
         clusternet.remove_run(rec.get("run", f[:-5]))
-        for d in rec.get("cgroups", []):
-            try:
-                os.rmdir(d)               # fails, harmlessly, while processes remain
-            except OSError:
-                pass
+        left = [d for d in rec.get("cgroups", []) if not remove_cgroup(d)]
         if str(rec.get("tmp", "")).startswith("/tmp/bxcl-"):
             shutil.rmtree(rec["tmp"], ignore_errors=True)
-        os.unlink(path)
+        # other runs (other test sessions) may sweep at the same moment:
+        # a record another one rewrote or removed is theirs now
+        try:
+            if left:    # kept for the next sweep: its processes are not all reaped yet
+                rec["cgroups"] = left
+                tmp = "%s.%d.new" % (path, os.getpid())
+                with open(tmp, "w") as fh:
+                    json.dump(rec, fh)
+                os.replace(tmp, path)
+                continue
+            os.unlink(path)
+        except OSError:
+            continue
         swept.append(rec.get("run"))
     return swept
+
+
+def remove_cgroup(d, timeout=0.5):
+    """rmdir a dead run's cgroup, SIGKILLing what is still in it; True once
+    it is gone. A killed process stays in its group until it is reaped, and
+    an orphan is reaped by init, which may take its time: then False."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(d)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            pass
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as fh:
+                kill_wait([int(p) for p in fh.read().split()], timeout=1.0)
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def manager_knows_cluster(binary):

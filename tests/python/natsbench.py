@@ -1,9 +1,9 @@
 """Round trips through a real nats-server over its text protocol, to set a
 forwarded call's cost against (test_cluster_forward's measure).
 
-    nats_echo_p50(port, n)     one connection publishing to itself:
+    nats_echo_p50(port, n[, host])     one connection publishing to itself:
                                client -> server -> client
-    nats_request_p50(port, n)  a request another process answers:
+    nats_request_p50(port, n[, host])  a request another process answers:
                                client -> server -> responder -> server ->
                                client, the 2 hops of a forwarded call
 """
@@ -18,7 +18,7 @@ CONNECT = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
 
 RESPONDER = r"""
 import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s = socket.create_connection((sys.argv[2], int(sys.argv[1])))
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 f = s.makefile("rb")
 f.readline()
@@ -48,8 +48,8 @@ def p50(fn, n):
     return statistics.median(times)
 
 
-def _connect(port, subject):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+def _connect(port, subject, host):
+    s = socket.create_connection((host, port), timeout=10)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     f = s.makefile("rb")
     f.readline()    # INFO
@@ -70,20 +70,20 @@ def _one(s, f, pub):
             s.sendall(b"PONG\r\n")
 
 
-def nats_echo_p50(port, n):
-    s, f = _connect(port, b"echo")
+def nats_echo_p50(port, n, host="127.0.0.1"):
+    s, f = _connect(port, b"echo", host)
     try:
         return p50(lambda: _one(s, f, b"PUB echo 2\r\nhi\r\n"), n)
     finally:
         s.close()
 
 
-def nats_request_p50(port, n):
-    resp = subprocess.Popen([sys.executable, "-c", RESPONDER, str(port)],
+def nats_request_p50(port, n, host="127.0.0.1"):
+    resp = subprocess.Popen([sys.executable, "-c", RESPONDER, str(port), host],
                             stdout=subprocess.PIPE)
     try:
         assert resp.stdout.readline() == b"ready\n"
-        s, f = _connect(port, b"echo.rep")
+        s, f = _connect(port, b"echo.rep", host)
         try:
             return p50(lambda: _one(s, f, b"PUB echo.req echo.rep 2\r\nhi\r\n"), n)
         finally:

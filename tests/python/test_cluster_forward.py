@@ -2,113 +2,34 @@
 live on m2 through m1 -- every op, typed errors, identities, host death,
 NATS outage, payload bounds, list_vms(cluster=True).
 
-A real nats-server (natsfix) and real managers as plain processes on this
-machine (no network namespaces here: the only link between the managers
-is still NATS). The setup is the one ``cluster`` fixture below.
+A real nats-server and real managers, each in its own network namespace
+when root, so that NATS is the only path between them (clusterfix.py on
+clusterenv.py; plain processes otherwise, and a warning says why). The
+setup is the one ``cluster`` fixture below.
 """
 
 import asyncio
 import json
-import os
-import signal
 import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import Raw, descendants, wait_gone, wait_until
-from natsfix import have_nats, nats_server  # noqa: F401 (a fixture)
+from clusterenv import cluster_support
+from clusterfix import Fix
+from conftest import wait_until
 from pylua_bioxen_vm import (AsyncVMManager, ExecutionTimeout, InvalidRequest, LuaError, ManagerError,
-                             MemoryLimitExceeded, VMCrashed, VMManager, VMNotFound)
-from pylua_bioxen_vm.embedded import find_manager
+                             MemoryLimitExceeded, VMCrashed, VMNotFound)
 
 from natsbench import nats_echo_p50, nats_request_p50, p50
-from test_cluster_link import needs_cluster
 
-pytestmark = [needs_cluster, pytest.mark.skipif(not have_nats(), reason="no nats-server")]
-
-TOKENS = "alice:tok-alice\nbob:tok-bob\n"
-
-
-class Host:
-    """One bioxen-manager with --cluster, a Unix socket and TCP with tokens."""
-
-    def __init__(self, tmp_path, url, name):
-        self.name = name
-        self.sock = str(tmp_path / ("%s.sock" % name))
-        tok = tmp_path / "tokens"
-        tok.write_text(TOKENS)
-        self.proc = subprocess.Popen(
-            [find_manager(), "--socket", self.sock, "--exit-with-stdin", "--spares", "0",
-             "--tcp", "127.0.0.1:0", "--token-file", str(tok),
-             "--cluster", url, "--host-name", name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=open(str(tmp_path / ("%s.log" % name)), "wb"))
-        line = self.proc.stdout.readline()     # bounded by the autouse deadline
-        assert line == ("READY %s\n" % self.sock).encode(), line
-        self.raw = Raw(self.sock)
-        hello = self.raw.req(op="hello")["result"]
-        self.tcp = "tcp://" + hello["tcp"]
-
-    def connected(self):
-        return self.raw.req(op="hello")["result"]["cluster"]["connected"]
-
-    def client(self, token=None):
-        if token is None:
-            return VMManager(self.sock, start_timeout=20.0)
-        return VMManager(self.tcp, token=token, start_timeout=20.0)
-
-    def kill(self):
-        procs = [self.proc.pid] + descendants(self.proc.pid)
-        for p in procs:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
-        self.proc.wait(timeout=10)
-
-    def close(self):
-        if self.proc.poll() is None:
-            procs = [self.proc.pid] + descendants(self.proc.pid)
-            self.raw.sock.close()
-            self.proc.stdin.close()
-            try:    # a draining manager waits at most 30 s for owed replies
-                self.proc.wait(timeout=45)
-            finally:
-                if self.proc.poll() is None:
-                    self.proc.kill()
-            assert not wait_gone(procs), "processes left"
-            assert self.proc.returncode == 0, "%s exited %r" % (self.name, self.proc.returncode)
-        self.proc.stdout.close()
-
-
-class Cluster:
-    def __init__(self, tmp_path, nats, n):
-        self.nats = nats
-        self.hosts = []
-        for i in range(n):
-            self.hosts.append(Host(tmp_path, nats.url, "m%d" % (i + 1)))
-        assert wait_until(lambda: all(h.connected() for h in self.hosts), 15)
-        assert wait_until(lambda: all(self.all_alive(h) for h in self.hosts), 15)
-        self.m1, self.m2 = self.hosts[0], self.hosts[1]
-
-    def all_alive(self, h):
-        seen = {e["name"]: e["alive"] for e in h.raw.req(op="hosts")["result"]}
-        return all(seen.get(o.name) for o in self.hosts)
-
-    def close(self):
-        for h in self.hosts:
-            h.close()
-
+pytestmark = pytest.mark.skipif(cluster_support() is not None,
+                                reason="no cluster support: %s" % cluster_support())
 
 @pytest.fixture
-def cluster(tmp_path, nats_server):  # noqa: F811 (the fixture)
-    c = Cluster(tmp_path, nats_server, 2)
-    try:
+def cluster():
+    with Fix(n=2, tcp=True) as c:
         yield c
-    finally:
-        c.close()
 
 
 def on_host(client, name, host):
@@ -233,14 +154,14 @@ def test_a_stopped_host_fails_forwarded_calls_then_serves_again(cluster):
     with cluster.m1.client() as a:
         vm = a.create_vm("frozen", host="m2", persistent=True)
         assert vm.execute("return 1") == 1
-        os.kill(cluster.m2.proc.pid, signal.SIGSTOP)
+        cluster.m2.stop()
         try:
             t0 = time.monotonic()
             with pytest.raises(VMCrashed):
                 vm.execute("return 2", timeout=60)
             assert time.monotonic() - t0 < 10
         finally:
-            os.kill(cluster.m2.proc.pid, signal.SIGCONT)
+            cluster.m2.cont()
         assert wait_until(lambda: _try(vm, VMCrashed), 10)
 
 
@@ -300,8 +221,8 @@ def test_bad_input_over_nats_is_checked_there(cluster):
 class RawNats:
     """A bare NATS client (the text protocol) for what no manager would send."""
 
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, host, port):
+        self.s = socket.create_connection((host, port), timeout=10)
         self.f = self.s.makefile("rb")
         self.f.readline()   # INFO
         self.s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n')
@@ -333,7 +254,7 @@ def test_bad_input_arriving_over_nats(cluster):
     """What a peer publishes straight to m2's request subject gets the
     socket's treatment there: unknown ops and bad fields answered (to the
     origin's out subject), non-JSON and bad envelopes dropped, m2 serving on."""
-    raw = RawNats(cluster.nats.port)
+    raw = RawNats(cluster.nats.host, cluster.nats.port)
     try:
         raw.sub("bioxen.h.fake.out", 1)
         raw.flush()
@@ -397,8 +318,8 @@ def test_list_cluster_without_a_cluster_is_the_local_list(manager):
 
 def test_measure_local_vs_remote_exec(cluster, capsys):
     """Prints the p50s for the report; asserts only a generous sanity bound."""
-    hop = nats_echo_p50(cluster.nats.port, 500)
-    req = nats_request_p50(cluster.nats.port, 500)
+    hop = nats_echo_p50(cluster.nats.port, 500, cluster.nats.host)
+    req = nats_request_p50(cluster.nats.port, 500, cluster.nats.host)
     with cluster.m1.client() as a:
         here, far = a.create_vm("here"), a.create_vm("there", host="m2")
         for vm in (here, far):

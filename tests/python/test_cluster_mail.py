@@ -1,43 +1,36 @@
 """Mailboxes across hosts (manager/mailremote.c): two real managers joined by
-one real nats-server (natsfix.py), as plain processes on this machine.
+one real nats-server, each in its own network namespace when root
+(clusterfix.py on clusterenv.py; plain processes otherwise, and a warning
+says why).
 Order per sender, back-pressure that holds the sender's ack while the
 target is full, missing names, a target host SIGKILLed under a blocked
 sender, Python senders, and two senders on two hosts into one box.
 Rates are printed; only sanity bounds are asserted."""
 
-import os
-import signal
 import time
 
 import pytest
 
-from conftest import descendants, wait_gone
-from natsfix import have_nats, nats_server  # noqa: F401 (a fixture)
+from clusterenv import cluster_support
+from clusterfix import Fix
 from pylua_bioxen_vm import BioxenError, ExecutionTimeout, ManagerError, ProtocolError, VMNotFound
-from pylua_bioxen_vm import VMManager
-from test_cluster_link import Mgr, needs_cluster
 
-pytestmark = [pytest.mark.skipif(not have_nats(), reason="nats-server is not installed"),
-              needs_cluster]
+pytestmark = pytest.mark.skipif(cluster_support() is not None,
+                                reason="no cluster support: %s" % cluster_support())
 
 T = 60.0        # every wait's deadline: catches hangs, not slowness
 N = 10_000
 
 
 class Pair:
-    """m1 and m2 on one nats-server, a client on each, both hosts alive to
-    each other (a probe send from m1 to a mailbox on m2 gets through)."""
+    """m1 and m2 on one nats-server (clusterfix.Fix), a client on each, both
+    hosts alive to each other (a probe send from m1 to a mailbox on m2 gets
+    through)."""
 
-    def __init__(self, tmp_path, nats):
-        url = nats.url
-        self.nats = nats
-        self.m1 = Mgr(tmp_path, url, "m1")
-        self.m2 = Mgr(tmp_path, url, "m2")
-        self.killed = set()
-        self.m1.wait_connected(True)    # names (and so mailbox_open) need NATS
-        self.m2.wait_connected(True)
-        self.c1 = VMManager(self.m1.sock)
-        self.c2 = VMManager(self.m2.sock)
+    def __init__(self, fix):
+        self.fix, self.nats = fix, fix.nats
+        self.m1, self.m2 = fix.m1, fix.m2
+        self.c1, self.c2 = self.m1.client(), self.m2.client()
         with self.c2.mailbox("probe") as probe:
             end = time.monotonic() + T
             while True:
@@ -53,34 +46,24 @@ class Pair:
         self.kill("m2")
 
     def kill(self, name):
-        m = getattr(self, name)
-        procs = [m.proc.pid] + descendants(m.proc.pid)
-        for pid in procs:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        assert not wait_gone(procs), "%s's processes survived SIGKILL" % name
-        self.killed.add(name)
+        getattr(self, name).kill()      # the manager and its nodes, waited for
 
     def close(self):
-        for name, c in (("m1", self.c1), ("m2", self.c2)):
-            m = getattr(self, name)
-            if name not in self.killed:
+        for c in (self.c1, self.c2):
+            try:
                 c.close()
-                m.close()
-            else:
-                c.close()
-                m.proc.wait(timeout=10)
+            except Exception:   # noqa: BLE001 - its manager was killed
+                pass
 
 
 @pytest.fixture
-def pair(tmp_path, nats_server):  # noqa: F811 (the fixture)
-    p = Pair(tmp_path, nats_server)
-    try:
-        yield p
-    finally:
-        p.close()
+def pair():
+    with Fix(n=2) as fix:
+        p = Pair(fix)
+        try:
+            yield p
+        finally:
+            p.close()
 
 
 RECV_ALL = """local n, bad, last = %d, 0, 0

@@ -3,9 +3,10 @@ a map through m1 runs on several hosts with its results in order, a host
 SIGKILLed mid-map costs its runs a retry elsewhere (not the map), a Lua
 error raises as on one host, and with NATS away runs stay on this host.
 
-A real nats-server (natsfix) and three real managers as plain processes
-(no network namespaces: the managers still meet only through NATS); the
-setup is the one ``cluster3`` fixture below.
+A real nats-server and three real managers, each in its own network
+namespace when root (clusterfix.py on clusterenv.py; plain processes
+otherwise, and a warning says why); the setup is the one ``cluster3``
+fixture below.
 """
 
 import threading
@@ -13,14 +14,13 @@ import time
 
 import pytest
 
+from clusterenv import cluster_support
+from clusterfix import Fix
 from conftest import wait_until
-from natsfix import have_nats, nats_server  # noqa: F401 (a fixture)
 from pylua_bioxen_vm import InstructionLimitExceeded, LuaError
 
-from test_cluster_forward import Host
-from test_cluster_link import needs_cluster
-
-pytestmark = [needs_cluster, pytest.mark.skipif(not have_nats(), reason="no nats-server")]
+pytestmark = pytest.mark.skipif(cluster_support() is not None,
+                                reason="no cluster support: %s" % cluster_support())
 
 SQUARE = "function(x) return x * x end"
 # a chunk that takes a while (~tens of ms), so a map is still going when a host dies
@@ -31,34 +31,22 @@ SLOW = """function(x)
 end"""
 
 
-class Cluster3:
-    def __init__(self, tmp_path, nats, n=3):
-        self.nats = nats
-        self.hosts = [Host(tmp_path, nats.url, "m%d" % (i + 1)) for i in range(n)]
-        assert wait_until(lambda: all(h.connected() for h in self.hosts), 15)
-        assert wait_until(lambda: all(self.all_alive(h) for h in self.hosts), 15)
+class Cluster3(Fix):
+    """m1, m2, m3 (clusterfix.Fix), with TCP and tokens."""
 
-    def all_alive(self, h):
-        seen = {e["name"]: e["alive"] for e in h.raw.req(op="hosts")["result"]}
-        return all(seen.get(o.name) for o in self.hosts)
+    def __init__(self):
+        super().__init__(n=3, tcp=True)
 
     def executions(self, via=None):
         """Runs and execs served by each host, as m1's hosts() reports them."""
         via = via or self.hosts[0]
         return {e["name"]: e["executions"] for e in via.raw.req(op="hosts")["result"]}
 
-    def close(self):
-        for h in self.hosts:
-            h.close()
-
 
 @pytest.fixture
-def cluster3(tmp_path, nats_server):  # noqa: F811 (the fixture)
-    c = Cluster3(tmp_path, nats_server)
-    try:
+def cluster3():
+    with Cluster3() as c:
         yield c
-    finally:
-        c.close()
 
 
 def work_since(c, before, via=None):
@@ -150,7 +138,7 @@ def test_host_killed_mid_map_is_retried(cluster3):
         assert not t.is_alive()
         assert "e" not in out, out.get("e")
         assert out["r"] == [x * 2 for x in items]
-        log = open(str(m1.sock).replace(".sock", ".log")).read()
+        log = open(m1.log).read()
         assert "retried elsewhere" in log
         assert m.metrics()["runs_retried"] >= 1
 

@@ -1,27 +1,27 @@
 """Hosts and names across the cluster (manager/hosts.c, names.c): a real
-nats-server (natsfix.py) and 2-3 real managers as plain processes (the
-netns harness, clusterenv.py, can take over the ``cluster`` fixture).
+nats-server and 2-3 real managers, each in its own network namespace when
+root (clusterfix.py on clusterenv.py; plain processes otherwise, and a
+warning says why).
 hosts() lists every manager, a SIGKILLed one goes not alive and its names
 free; names are unique (one VMExists of two concurrent creates); destroy
 frees a name; with NATS away a create fails fast and local work goes on;
 an on-crash VM fails over to a live host. Timings are printed; only the
 issue's budgets, with margins, are asserted."""
 
+import json
 import os
-import signal
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import descendants
-from natsfix import NatsServer, have_nats  # noqa: F401
+from clusterenv import cluster_support
+from clusterfix import Fix
 from pylua_bioxen_vm import VMManager
-from pylua_bioxen_vm.embedded import find_manager
 from pylua_bioxen_vm.errors import ManagerError, VMExists
 
-pytestmark = pytest.mark.skipif(not have_nats(), reason="nats-server is not installed")
+pytestmark = pytest.mark.skipif(cluster_support() is not None,
+                                reason="no cluster support: %s" % cluster_support())
 
 
 def wait_for(pred, within, what):
@@ -36,80 +36,13 @@ def wait_for(pred, within, what):
 
 
 def connected(h):
-    return h.m._core.conn.request("hello", {}).result(5)["cluster"]["connected"]
-
-
-class Host:
-    """One bioxen-manager in the cluster, and a client of it."""
-
-    def __init__(self, tmp_path, url, name):
-        self.name = name
-        self.sock = str(tmp_path / ("%s.sock" % name))
-        self.errlog = open(str(tmp_path / ("%s.err" % name)), "wb")
-        self.proc = subprocess.Popen(
-            [find_manager(), "--socket", self.sock, "--exit-with-stdin", "--spares", "0",
-             "--cluster", url, "--host-name", name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errlog)
-        line = self.proc.stdout.readline()
-        assert line == ("READY %s\n" % self.sock).encode(), line
-        self.m = VMManager(self.sock)
-
-    def hosts(self):
-        return {h["name"]: h for h in self.m.hosts()}
-
-    def kill(self):
-        # SIGKILL first: a client closing first would destroy its VMs (and
-        # release their names) cleanly, which is not what a crash does
-        procs = [self.proc.pid] + descendants(self.proc.pid)
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-        try:
-            self.m.close()
-        except Exception:
-            pass
-        for p in procs[1:]:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
-
-    def close(self):
-        if self.proc.poll() is not None:
-            return
-        try:
-            self.m.close()
-        finally:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=20)
-            finally:
-                if self.proc.poll() is None:
-                    self.proc.kill()
-                    self.proc.wait(timeout=10)
-
-
-class Cluster:
-    def __init__(self, tmp_path, n):
-        self.nats = NatsServer(tmp_path / "nats")
-        self.nats.start()
-        self.hosts = [Host(tmp_path, self.nats.url, "m%d" % (i + 1)) for i in range(n)]
-        for h in self.hosts:        # everybody heard everybody
-            wait_for(lambda: sum(x["alive"] for x in h.m.hosts()) == n, 15, "hosts alive")
-
-    def close(self):
-        for h in self.hosts:
-            h.close()
-        self.nats.close()
+    return h.connected()
 
 
 @pytest.fixture
-def cluster(tmp_path, request):
-    n = getattr(request, "param", 2)
-    c = Cluster(tmp_path, n)
-    try:
+def cluster(request):
+    with Fix(n=getattr(request, "param", 2)) as c:
         yield c
-    finally:
-        c.close()
 
 
 def test_hosts_lists_every_manager(cluster):
@@ -328,10 +261,20 @@ def nats_publish(url, msgs):
 
 def test_malformed_heartbeats_and_names_messages_are_dropped(cluster):
     m1, m2 = cluster.hosts
+    restarts = []
+    m1.m.on("VM_RESTART", restarts.append)
+    assert m1.m.identity == "uid:%d" % os.geteuid()     # the owner the bad relays name
     bad = [b"", b"not json", b"[1,2]", b'{"name": 5}', b'{"name": "a.b"}', b'{"name": "x*"}',
            b'{"name": "' + b"h" * 200 + b'"}', b'{"op": "set"}', b'{"op":"set","name":"v",'
            b'"host":"evil","record":{"host":"a.b.>"}}', b'{"op":"del","name":"::"}',
-           b"\xff\xfe", b'{"name": "ghost", "vms": "many", "load": "high"}']
+           b"\xff\xfe", b'{"name": "ghost", "vms": "many", "load": "high"}',
+           # failover relays (namesfail.c) that do not hold together
+           b'{"op":"failover","name":"still-fine","host":"m2","from":"m9","pid":1,'
+           b'"record":{"host":"m7","owner":"uid:0"}}',
+           b'{"op":"failover","name":"still-fine","host":"m2","from":"m9","pid":-1,'
+           b'"record":{"host":"m2","owner":"uid:0"}}',
+           b'{"op":"failover","name":"still-fine","host":"m2","from":"m9","pid":1,'
+           b'"record":{"host":"m2","owner":"root"}}']
     nats_publish(cluster.nats.url, [(s, p) for p in bad for s in ("bioxen.hb", "bioxen.names")])
     vm = m1.m.create_vm("still-fine")
     assert vm.execute("return 1") == 1
@@ -342,6 +285,16 @@ def test_malformed_heartbeats_and_names_messages_are_dropped(cluster):
     assert m1.hosts()["m7"]["vms"] == 1 and m1.hosts()["m7"]["load"] == 0.25
     with pytest.raises(VMExists):
         m2.m.create_vm("still-fine")
+    assert restarts == []           # no malformed relay reached a client
+    # a well-formed one is believed: whoever may publish on the cluster's
+    # subjects is a member, trusted like a manager (docs/security.md)
+    good = json.dumps({"op": "failover", "name": "ghost-vm", "host": "m2", "from": "m9",
+                       "pid": 7, "record": {"host": "m2", "owner": m1.m.identity}})
+    nats_publish(cluster.nats.url, [("bioxen.names", good.encode())])
+    wait_for(lambda: restarts, 5, "a well-formed relay delivered")
+    assert restarts[0]["vm"] == "ghost-vm" and restarts[0]["detail"] == {
+        "reason": "HOST_DOWN", "host": "m2", "from": "m9", "pid": 7}
+    assert len(restarts) == 1
 
 
 def test_hosts_has_an_asyncio_twin(cluster):
