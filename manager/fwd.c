@@ -13,7 +13,6 @@
 #include "manager.h"
 #include "cluster.h"
 #include "hosts.h"
-#include "names.h"
 #include "ops.h"
 #include "remote.h"
 #include "spread.h"
