@@ -62,7 +62,8 @@ case "${1:-}" in
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$sanlog/ubsan \
             run_tests build-asan
         if [ -n "$(ls -A "$sanlog")" ]; then
-            echo "== sanitizer reports:"; cat "$sanlog"/*; exit 1
+            # ls too: a file left empty still names the pid that began a report
+            echo "== sanitizer reports:"; ls -l "$sanlog"; cat "$sanlog"/*; exit 1
         fi
         rm -rf "$sanlog"
         echo "== fuzzing every parser the outside world reaches"

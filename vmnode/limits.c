@@ -296,9 +296,16 @@ int limits_apply_rlimits(const bx_limits *lim, int networked, char *err, size_t 
     /* The hard limit leaves room for the host to turn networking on later
      * (net_enable); the script itself can never call setrlimit. */
     rlim_t files = networked ? BX_NET_FILES : 64;
+#ifdef BX_ASAN
+    /* a sanitizer's report must reach its log file (dev.sh's log_path):
+     * with FSIZE 0 it would be an empty file, the report lost */
+    rlim_t fsize = RLIM_INFINITY;
+#else
+    rlim_t fsize = 0;
+#endif
     if (set_limit(RLIMIT_NPROC, 0, 0, "NPROC", err, errlen) < 0 ||
         set_limit(RLIMIT_NOFILE, files, BX_NET_FILES, "NOFILE", err, errlen) < 0 ||
-        set_limit(RLIMIT_FSIZE, 0, 0, "FSIZE", err, errlen) < 0 ||
+        set_limit(RLIMIT_FSIZE, fsize, fsize, "FSIZE", err, errlen) < 0 ||
         set_limit(RLIMIT_CORE, 0, 0, "CORE", err, errlen) < 0)
         return -1;
     if (lim->cpu_limit > 0 &&
