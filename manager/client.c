@@ -308,8 +308,14 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     struct client *c = arg;
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !peer_gone(c))
         return client_half_close(c);
-    /* An error (or a peer gone both ways) means nobody will read what we owe. */
-    evbuffer_drain(bufferevent_get_output(c->bev), (size_t)-1);
+    /* An error (or a peer gone both ways) means nobody will read what we
+     * owe. A socket bufferevent freezes its output's start, where a plain
+     * drain fails silently: the reaper then waited on bytes no write could
+     * ever take (a client leaving mid-map lingered ~30 s with its pool). */
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_unfreeze(out, 1);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    evbuffer_freeze(out, 1);
     client_close_soon(c);
 }
 
