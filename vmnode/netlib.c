@@ -265,6 +265,7 @@ static int call_internal(bx_node *n, const char *fname, int nres, int limited)
 int netlib_idle_read(bx_node *n, char **line, size_t *len)
 {
     static struct pollfd pf[NET_FDS_MAX];
+    int more = 0;   /* the last pump stopped at its line budget: poll without waiting */
     for (;;) {
         reach_flush(n);     /* listeners the collector closed */
         if (!n->L)
@@ -279,13 +280,13 @@ int netlib_idle_read(bx_node *n, char **line, size_t *len)
             return link_read(n, line, len, 0);
         n->xfds = pf;
         n->nxfds = k;
-        n->xdeadline = -1;
+        n->xdeadline = more ? 0 : -1;
         int r = link_read(n, line, len, 1);
         n->xfds = NULL;
         n->nxfds = 0;
         if (r != -3 && r != -2)
             return r;
-        call_internal(n, "pump", 0, 1);
+        more = call_internal(n, "pump", 1, 1) == 0 && lua_toboolean(n->L, -1);
         lua_settop(n->L, top);
     }
 }
